@@ -1,0 +1,34 @@
+# mammosynth: two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mammosynth-installed
+DEMO_OUT ?= demo_out
+
+.PHONY: env demo test bench clean
+
+env: $(STAMP)
+
+# torch is pinned to the CPU build shipped on this machine's disk (a bare `torch`
+# pulls a multi-GB CUDA build). pyradiomics (for frd-score) must be built without
+# build isolation after numpy and versioneer are present.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q numpy versioneer
+	$(BIN)/python -m pip install -q --no-build-isolation pyradiomics
+	$(BIN)/python -m pip install -q -e '.[metrics,dicom,dist,c2pa,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mammosynth demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	MAMMOSYNTH_NO_PROGRESS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info src/*.egg-info

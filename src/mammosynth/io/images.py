@@ -1,0 +1,168 @@
+"""Raster image readers and writers (PNG, JPEG, TIFF, PGM/PNM) for grayscale mammograms.
+
+Images travel as 2-D numpy arrays: ``uint8`` or ``uint16``. :func:`read_image` returns
+the array and a metadata dict (``bit_depth``, ``format``, and for DICOM the windowing
+applied). Every failure raises :class:`ImageReadError` naming the file and the reason.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".pnm", ".ppm", ".bmp"}
+DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+WRITE_FORMATS = ("png16", "png8", "tiff")
+
+
+class ImageReadError(ValueError):
+    """An image could not be read; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        rgb = arr[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+            raise ImageReadError(path, "colour image; mammograms must be grayscale")
+        arr = rgb[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"expected a 2-D grayscale image, got shape {arr.shape}")
+    return arr
+
+
+def _bit_depth(arr: np.ndarray, path: Path) -> int:
+    if arr.dtype == np.uint8:
+        return 8
+    if arr.dtype == np.uint16:
+        return 16
+    if arr.dtype == bool:
+        raise ImageReadError(path, "1-bit image; expected 8 or 16 bit grayscale")
+    raise ImageReadError(path, f"unsupported pixel type {arr.dtype}; expected 8 or 16 bit grayscale")
+
+
+def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a PNG/JPEG/TIFF/PGM file as a 2-D uint8/uint16 array."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file")
+    suffix = path.suffix.lower()
+    meta: dict[str, Any] = {"format": suffix.lstrip(".")}
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+                meta["text"] = dict(getattr(im, "text", {}) or {})
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr = np.asarray(im, dtype=np.int64)
+                    if arr.min() < 0 or arr.max() > 65535:
+                        raise ImageReadError(path, "pixel values outside 16-bit range")
+                    arr = arr.astype(np.uint16)
+                elif im.mode in ("L", "RGB", "RGBA", "LA"):
+                    arr = np.asarray(im.convert("L") if im.mode == "LA" else im)
+                elif im.mode == "1":
+                    raise ImageReadError(path, "1-bit image; expected 8 or 16 bit grayscale")
+                else:
+                    raise ImageReadError(path, f"unsupported image mode {im.mode}")
+    except ImageReadError:
+        raise
+    except Exception as exc:  # PIL/tifffile raise many types for corrupt or truncated data
+        raise ImageReadError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from exc
+    arr = _to_gray(np.asarray(arr), path)
+    meta["bit_depth"] = _bit_depth(arr, path)
+    return np.ascontiguousarray(arr), meta
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read any supported image (raster or DICOM) as a 2-D uint8/uint16 array plus metadata."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in RASTER_SUFFIXES:
+        return read_raster(path)
+    from .dicom import read_dicom
+
+    return read_dicom(path)
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def write_image(
+    path: str | os.PathLike,
+    arr: np.ndarray,
+    fmt: str = "png16",
+    text: dict[str, str] | None = None,
+) -> Path:
+    """Write a grayscale image atomically (temporary file, then rename).
+
+    ``fmt``: ``png16`` (uint16 PNG), ``png8`` (uint8 PNG) or ``tiff`` (uint16 TIFF).
+    ``text`` goes into PNG tEXt chunks / the TIFF ImageDescription (as JSON).
+    uint16 input is scaled to 8 bit for ``png8``; uint8 input is scaled up for 16-bit formats.
+    """
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"format must be one of {WRITE_FORMATS}, got {fmt!r}")
+    path = Path(path)
+    arr = np.asarray(arr)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-D grayscale array, got shape {arr.shape}")
+    if arr.dtype == np.uint8 and fmt != "png8":
+        arr = arr.astype(np.uint16) * 257
+    elif arr.dtype == np.uint16 and fmt == "png8":
+        arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {arr.dtype}")
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        if fmt == "tiff":
+            import json
+
+            import tifffile
+
+            tifffile.imwrite(tmp, arr, description=json.dumps(text or {}), metadata=None)
+        else:
+            from PIL import Image, PngImagePlugin
+
+            info = PngImagePlugin.PngInfo()
+            for k, v in (text or {}).items():
+                info.add_itxt(str(k), str(v))
+            Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info, compress_level=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def to_uint16(arr: np.ndarray) -> np.ndarray:
+    """Scale a uint8/uint16/float-in-[0,1] image to the full uint16 range."""
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint16:
+        return arr
+    if arr.dtype == np.uint8:
+        return arr.astype(np.uint16) * 257
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ValueError("image contains NaN or inf")
+        return np.clip(np.rint(arr * 65535.0), 0, 65535).astype(np.uint16)
+    raise ValueError(f"cannot convert {arr.dtype} image to uint16")

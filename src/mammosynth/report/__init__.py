@@ -1,0 +1,1 @@
+"""mammosynth.report"""

@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from mammosynth.data.prepared import DatasetWriter, PreparedDataset, parse_dataset_spec, split_for_patient
+from mammosynth.data.schema import Finding, ImageRecord, parse_proportions
+
+
+def test_round_trip(tiny_dataset):
+    ds = PreparedDataset(tiny_dataset)
+    assert len(ds) == 12
+    img = ds.image(0)
+    assert img.dtype == np.uint16 and img.shape == (64, 40)
+    info = json.loads((tiny_dataset / "dataset.json").read_text())
+    assert set(info["files"]) == {r.file for r in ds}
+    assert info["counts"]["images"]["total"] == 12
+
+
+def test_split_filter_and_no_patient_in_two_splits(tiny_dataset):
+    full = PreparedDataset(tiny_dataset)
+    seen = {}
+    for r in full:
+        assert seen.setdefault(r.patient_id, r.split) == r.split
+    train = PreparedDataset(f"{tiny_dataset}:train")
+    assert all(r.split == "train" for r in train)
+    assert parse_dataset_spec("/a/b:test") == (tiny_dataset.__class__("/a/b"), "test")
+
+
+def test_writer_refuses_silent_overwrite_and_resumes(tmp_path):
+    rec = ImageRecord(image_id="a", patient_id="p", laterality="L", view="CC")
+    w = DatasetWriter(tmp_path / "d", kind="real")
+    w.add(rec, np.zeros((4, 4), np.uint16))
+    w.close()
+    w2 = DatasetWriter(tmp_path / "d", kind="real")
+    assert w2.has("a")
+    with pytest.raises(FileExistsError):
+        w2.add(rec, np.zeros((4, 4), np.uint16))
+
+
+def test_schema_rejects_bad_values():
+    with pytest.raises(ValueError, match="laterality"):
+        ImageRecord(image_id="a", patient_id="p", laterality="X", view="CC")
+    with pytest.raises(ValueError, match="box"):
+        Finding(kind="mass", box=(5, 5, 1, 1))
+    with pytest.raises(ValueError, match="sum to 1"):
+        parse_proportions("A:0.5,B:0.1", ("A", "B"), "density")
+
+
+def test_split_is_deterministic():
+    assert split_for_patient("abc") == split_for_patient("abc")
+    splits = [split_for_patient(str(i)) for i in range(2000)]
+    assert 0.6 < splits.count("train") / 2000 < 0.8
