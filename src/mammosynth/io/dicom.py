@@ -66,9 +66,7 @@ def _header_meta(ds: Any) -> dict[str, Any]:
         meta["laterality"] = lat
     view = str(getattr(ds, "ViewPosition", "") or "").strip().upper()
     if view:
-        meta["view"] = _VIEW_CODES.get(view, "MLO" if view in ("ML", "LMO") and False else "other")
-        if view in _VIEW_CODES:
-            meta["view"] = _VIEW_CODES[view]
+        meta["view"] = _VIEW_CODES.get(view, "other")
     age = _age_years(getattr(ds, "PatientAge", None))
     if age is not None:
         meta["age"] = age
@@ -91,7 +89,7 @@ def _window(arr: np.ndarray, ds: Any) -> tuple[np.ndarray, str]:
     voi_seq = getattr(ds, "VOILUTSequence", None)
     if voi_seq:
         item = voi_seq[0]
-        out = apply_voi(arr, ds, index=0).astype(np.float64)
+        out = apply_voi(np.rint(arr).astype(np.int64), ds, index=0).astype(np.float64)
         bits = int(item.LUTDescriptor[2])
         top = float((1 << bits) - 1) if bits > 0 else float(out.max() or 1)
         return np.clip(out / top, 0, 1), "voi_lut"

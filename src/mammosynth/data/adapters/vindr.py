@@ -1,0 +1,134 @@
+"""VinDr-Mammo: ``breast-level_annotations.csv`` + ``finding_annotations.csv``,
+images at ``images/<study_id>/<image_id>.dicom``.
+
+Breast-level rows give laterality, view and density ("DENSITY C"); finding rows give
+``finding_categories`` (a list such as ``['Mass', 'Suspicious Calcification']``) and a
+box ``xmin ymin xmax ymax`` in source pixels. Categories outside the schema (skin
+thickening, nipple retraction, lymph node, ...) are left out of the findings; unknown
+categories reject the row. The study id stands in for
+the patient (one study per woman in VinDr-Mammo). Pathology is unknown (BI-RADS only,
+kept in ``source_codes``).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Iterator
+
+from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files,
+                   laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
+
+NAME = "vindr"
+DATASET = "VinDr-Mammo"
+BREAST_CSV = "breast-level_annotations.csv"
+FINDING_CSV = "finding_annotations.csv"
+CATEGORIES = {
+    "mass": "mass",
+    "suspicious calcification": "calcification",
+    "architectural distortion": "distortion",
+    "asymmetry": "asymmetry",
+    "focal asymmetry": "asymmetry",
+    "global asymmetry": "asymmetry",
+    "no finding": None,
+    # known VinDr categories that the schema has no kind for
+    "skin thickening": None,
+    "nipple retraction": None,
+    "suspicious lymph node": None,
+    "skin retraction": None,
+    "other": None,
+}
+
+
+def _find(source: Path, name: str) -> Path | None:
+    for p in (source / name, *sorted(source.glob(f"*/{name}"))):
+        if p.is_file():
+            return p
+    return None
+
+
+def detect(source: Path) -> bool:
+    return _find(source, BREAST_CSV) is not None or _find(source, FINDING_CSV) is not None
+
+
+def _image_path(source: Path, study: str, image: str) -> Path | None:
+    for base in (source / "images", source):
+        for suffix in (".dicom", ".dcm", ".png"):
+            p = base / study / f"{image}{suffix}"
+            if p.is_file():
+                return p
+    return None
+
+
+def parse_categories(text: str) -> list[str]:
+    t = text.strip()
+    if t.startswith("["):
+        try:
+            vals = ast.literal_eval(t)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"cannot parse finding_categories {text!r}") from None
+    else:
+        vals = [v for v in t.split(",") if v.strip()]
+    return [str(v).strip() for v in vals]
+
+
+def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
+    breast_csv, finding_csv = _find(source, BREAST_CSV), _find(source, FINDING_CSV)
+    if breast_csv is None and finding_csv is None:
+        raise LayoutError(f"{source}: no {BREAST_CSV} or {FINDING_CSV}; not a VinDr-Mammo folder")
+    items: dict[str, SourceItem] = {}
+    bad: dict[str, str] = {}
+    missing: set[str] = set()
+    for csv_path, with_findings in ((breast_csv, False), (finding_csv, True)):
+        if csv_path is None:
+            continue
+        require_columns(csv_path, {"study_id", "image_id", "laterality", "view_position"}, csv_columns(csv_path))
+        for line, row in read_csv(csv_path):
+            where = f"{rel(source, csv_path)}:{line}"
+            key = row["image_id"]
+            try:
+                lat = laterality_code(row["laterality"])
+                view = view_code(row["view_position"])
+                density = acr_density(row.get("breast_density", ""))
+                findings = []
+                if with_findings:
+                    cats = parse_categories(row.get("finding_categories", "") or "['No Finding']")
+                    box = None
+                    coords = [row.get(k, "") for k in ("xmin", "ymin", "xmax", "ymax")]
+                    if any(c and c.lower() != "nan" for c in coords):
+                        box = tuple(parse_float(c, n) for c, n in zip(coords, ("xmin", "ymin", "xmax", "ymax")))
+                        if not (box[2] > box[0] and box[3] > box[1]):
+                            raise ValueError(f"empty box {box}")
+                    for cat in cats:
+                        if cat.lower() not in CATEGORIES:
+                            raise ValueError(f"unknown finding category {cat!r}")
+                        kind = CATEGORIES[cat.lower()]
+                        if kind is not None:
+                            findings.append(RawFinding(kind=kind, box=box, source_codes={
+                                "category": cat, "finding_birads": row.get("finding_birads", "")}))
+            except ValueError as exc:
+                yield LabelReject(where, f"bad label row: {exc}")
+                bad[key] = where
+                continue
+            if key not in items:
+                path = _image_path(source, row["study_id"], key)
+                if path is None:
+                    if key not in missing:
+                        yield LabelReject(f"images/{row['study_id']}/{key}.dicom",
+                                          f"missing file: named by label row {where}")
+                    missing.add(key)
+                    continue
+                items[key] = SourceItem(
+                    image_id=safe_id(f"vindr-{key}"), path=path, source_file=rel(source, path),
+                    patient_raw=row["study_id"], laterality=lat, view=view, density=density,
+                    density_source=row.get("breast_density") or None,
+                )
+            items[key].findings.extend(findings)
+    for key, item in items.items():
+        if key in bad:
+            yield LabelReject(item.source_file, f"labels incomplete: row {bad[key]} was rejected")
+        else:
+            yield item
+    known = {item.path.resolve() for item in items.values()}
+    for path in image_files(source / "images"):
+        if path.resolve() not in known and path.stem not in bad and path.stem not in missing:
+            yield LabelReject(rel(source, path), "unlabelled: no row in the VinDr CSVs")

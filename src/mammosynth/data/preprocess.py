@@ -1,0 +1,393 @@
+"""Mammogram preprocessing with recorded, invertible geometry (MONAI-style metadata).
+
+:func:`preprocess` runs, each step switchable in :class:`PreprocessConfig`:
+
+1. ``segment``: breast mask on a downsampled copy (Otsu threshold scaled down to keep
+   the skin line, largest connected component, morphological opening/closing, holes
+   filled). The pectoral muscle is kept.
+2. ``remove_background``: everything outside the breast mask (film labels, markers,
+   scanner background) is set to 0.
+3. ``normalise_laterality``: flip so the chest wall is on the LEFT edge. The side is
+   read from the image (the chest-wall column of the mask is tall, the nipple side is
+   convex); a laterality label is used when the image is ambiguous and inferred from
+   the image when it is missing (radiological convention: R breast = chest wall left).
+4. ``crop``: to the breast's bounding box.
+5. ``resize``: to ``size`` keeping the aspect ratio; the rest is padded with 0 (the
+   image sits on the left edge, centred vertically). Never stretched.
+
+Every geometric step appends a dict to a transform list (``flip``, ``crop``,
+``resize``, ``pad``); :func:`map_box`, :func:`unmap_box` and :func:`map_mask` replay
+it so boxes and masks follow the image exactly. Box coordinates are continuous pixel
+edges (x1/y1 exclusive), so a flip maps ``x`` to ``W - x`` and a resize scales edges.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+Transform = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Preprocessing settings (the CLI reuses these defaults)."""
+
+    size: tuple[int, int] = (512, 320)  # target (H, W); portrait mammograms
+    bits: int = 16  # 16: keep uint16; 8: quantise to 8-bit
+    segment: bool = True
+    remove_background: bool = True
+    normalise_laterality: bool = True
+    crop: bool = True
+    resize: bool = True
+    work_size: int = 256  # long side of the downsampled copy used for segmentation
+    threshold_scale: float = 0.4  # fraction of the Otsu threshold (keeps the faint skin line)
+    min_breast_fraction: float = 0.02  # a mask smaller than this fraction of the image is a failure
+
+    def __post_init__(self) -> None:
+        size = tuple(int(v) for v in self.size)
+        if len(size) != 2 or min(size) < 8:
+            raise ValueError(f"size must be (H, W) with both >= 8, got {self.size!r}")
+        object.__setattr__(self, "size", size)
+        if self.bits not in (8, 16):
+            raise ValueError(f"bits must be 8 or 16, got {self.bits!r}")
+        if self.work_size < 32:
+            raise ValueError(f"work_size must be >= 32, got {self.work_size}")
+        if not 0 < self.threshold_scale <= 2:
+            raise ValueError(f"threshold_scale must be in (0, 2], got {self.threshold_scale}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+
+@dataclass
+class Preprocessed:
+    """Output of :func:`preprocess`."""
+
+    image: np.ndarray  # uint16 (or uint8 when bits=8)
+    transforms: list[Transform]
+    laterality: str | None  # final L/R (label, or inferred from the image)
+    info: dict[str, Any] = field(default_factory=dict)  # goes to record.preprocessing
+
+
+# -- geometry ---------------------------------------------------------------------------
+
+def map_box(box: Sequence[float], transforms: Sequence[Transform]) -> Box | None:
+    """Map a box ``(x0, y0, x1, y1)`` through recorded transforms; None if cropped away."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    for t in transforms:
+        op = t["op"]
+        if op == "flip":
+            w = float(t["width"])
+            x0, x1 = w - x1, w - x0
+        elif op == "crop":
+            cx0, cy0, cx1, cy1 = (float(v) for v in t["box"])
+            x0, x1 = np.clip([x0 - cx0, x1 - cx0], 0, cx1 - cx0)
+            y0, y1 = np.clip([y0 - cy0, y1 - cy0], 0, cy1 - cy0)
+            if x1 <= x0 or y1 <= y0:
+                return None
+        elif op == "resize":
+            (fh, fw), (th, tw) = t["from"], t["to"]
+            sx, sy = tw / fw, th / fh
+            x0, x1, y0, y1 = x0 * sx, x1 * sx, y0 * sy, y1 * sy
+        elif op == "pad":
+            top, left = t["offset"]
+            x0, x1, y0, y1 = x0 + left, x1 + left, y0 + top, y1 + top
+        else:
+            raise ValueError(f"unknown transform {op!r}")
+    return (float(x0), float(y0), float(x1), float(y1))
+
+
+def unmap_box(box: Sequence[float], transforms: Sequence[Transform]) -> Box:
+    """Inverse of :func:`map_box`: a box in the output image back to source pixels."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    for t in reversed(transforms):
+        op = t["op"]
+        if op == "flip":
+            w = float(t["width"])
+            x0, x1 = w - x1, w - x0
+        elif op == "crop":
+            cx0, cy0 = float(t["box"][0]), float(t["box"][1])
+            x0, x1, y0, y1 = x0 + cx0, x1 + cx0, y0 + cy0, y1 + cy0
+        elif op == "resize":
+            (fh, fw), (th, tw) = t["from"], t["to"]
+            sx, sy = tw / fw, th / fh
+            x0, x1, y0, y1 = x0 / sx, x1 / sx, y0 / sy, y1 / sy
+        elif op == "pad":
+            top, left = t["offset"]
+            x0, x1, y0, y1 = x0 - left, x1 - left, y0 - top, y1 - top
+        else:
+            raise ValueError(f"unknown transform {op!r}")
+    return (x0, y0, x1, y1)
+
+
+def _resize_float(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Antialiased resize of a float32 array to ``(h, w)`` (PIL triangle filter)."""
+    from PIL import Image
+
+    h, w = hw
+    if arr.shape == (h, w):
+        return arr.astype(np.float32, copy=False)
+    im = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
+    return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def apply_transforms(arr: np.ndarray, transforms: Sequence[Transform]) -> np.ndarray:
+    """Replay transforms on an array (float32 result; padding is 0)."""
+    out = np.asarray(arr)  # flips and crops are views; convert to float only when needed
+    for t in transforms:
+        op = t["op"]
+        if op == "flip":
+            out = out[:, ::-1]
+        elif op == "crop":
+            x0, y0, x1, y1 = (int(v) for v in t["box"])
+            out = out[y0:y1, x0:x1]
+        elif op == "resize":
+            out = _resize_float(out, tuple(t["to"]))
+        elif op == "pad":
+            top, left = t["offset"]
+            h, w = t["size"]
+            canvas = np.zeros((h, w), np.float32)
+            canvas[top:top + out.shape[0], left:left + out.shape[1]] = out
+            out = canvas
+        else:
+            raise ValueError(f"unknown transform {op!r}")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def map_mask(mask: np.ndarray, transforms: Sequence[Transform]) -> np.ndarray:
+    """Map a boolean lesion mask through the transforms (pixels >= 50 % covered; a lesion
+    smaller than one output pixel keeps its most-covered pixels rather than vanishing)."""
+    m = np.asarray(mask).astype(bool)
+    frac = apply_transforms(m.astype(np.float32), transforms)
+    out = frac >= 0.5
+    if not out.any() and m.any():  # lesion smaller than an output pixel: keep its best pixels
+        out = frac >= 0.5 * float(frac.max())
+    return out
+
+
+# -- segmentation and side --------------------------------------------------------------
+
+def downsample(image: np.ndarray, work_size: int) -> tuple[np.ndarray, int]:
+    """Block-mean downsample by an integer factor so the long side is about ``work_size``."""
+    h, w = image.shape
+    f = max(1, int(np.ceil(max(h, w) / work_size)))
+    if f == 1:
+        return image.astype(np.float32), 1
+    hh, ww = h // f, w // f
+    if hh == 0 or ww == 0:
+        return image.astype(np.float32), 1
+    from PIL import Image
+
+    part = np.ascontiguousarray(image[: hh * f, : ww * f])
+    im = Image.fromarray(part) if part.dtype == np.uint8 else Image.fromarray(part.astype(np.float32), mode="F")
+    return np.asarray(im.reduce(f), dtype=np.float32), f
+
+
+def segment_breast(small: np.ndarray, threshold_scale: float = 0.4) -> np.ndarray:
+    """Breast mask of a (downsampled) image: scaled Otsu, largest component, cleanup."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    top = float(small.max())
+    if top <= 0:
+        return np.zeros(small.shape, bool)
+    values = small[small > 0.02 * top]
+    if values.size < 16 or float(values.min()) == float(values.max()):
+        return small > 0.5 * top
+    t = threshold_otsu(values) * threshold_scale
+    raw = (small > t).astype(np.uint8)
+    # opening (5x5, separable min/max filters): cuts thin bridges to labels and film edges
+    m = ndi.maximum_filter(ndi.minimum_filter(raw, size=5, mode="nearest"), size=5, mode="nearest")
+    lab, n = ndi.label(m)
+    if n == 0:
+        return m.astype(bool)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    m = (lab == (1 + int(np.argmax(sizes)))).astype(np.uint8)
+    # the outline follows the threshold itself (not the blocky opening) near the component
+    near = ndi.maximum_filter(m, size=5, mode="constant")
+    return ndi.binary_fill_holes((raw & near) | m)
+
+
+def chest_wall_side(mask: np.ndarray) -> tuple[str, float]:
+    """('left'|'right', confidence in [0, 1]) from the mask's column coverage at each end."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    if cols.size == 0:
+        return "left", 0.0
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    cov = mask[:, x0:x1].mean(axis=0)
+    k = max(1, (x1 - x0) // 10)
+    left, right = float(cov[:k].mean()), float(cov[-k:].mean())
+    return ("left" if left >= right else "right"), abs(left - right)
+
+
+def _side_from_intensity(image: np.ndarray) -> tuple[str, float]:
+    h, w = image.shape
+    left = float(image[:, : w // 2].mean())
+    right = float(image[:, w - w // 2:].mean())
+    total = left + right
+    return ("left" if left >= right else "right"), (abs(left - right) / total if total else 0.0)
+
+
+# -- the pipeline -----------------------------------------------------------------------
+
+def preprocess(image: np.ndarray, laterality: str | None = None,
+               config: PreprocessConfig = PreprocessConfig()) -> Preprocessed:
+    """Run the configured steps on a 2-D uint8/uint16 image.
+
+    ``laterality``: 'L', 'R' or None (inferred from the image). Raises ValueError when
+    no breast is found. Returns the image (uint16, or uint8 for ``bits=8``), the
+    transform list, the final laterality and an ``info`` dict for ``record.preprocessing``.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {image.dtype}")
+    if laterality not in (None, "L", "R"):
+        raise ValueError(f"laterality must be 'L', 'R' or None, got {laterality!r}")
+    h, w = image.shape
+    scale16 = 257.0 if image.dtype == np.uint8 else 1.0
+    info: dict[str, Any] = {"steps": [], "source_size": [h, w]}
+    transforms: list[Transform] = []
+
+    # 1. segmentation on a small copy
+    mask_small, f = None, 1
+    if config.segment:
+        small, f = downsample(image, config.work_size)
+        mask_small = segment_breast(small, config.threshold_scale)
+        frac = float(mask_small.mean())
+        if frac < config.min_breast_fraction:
+            raise ValueError(f"no breast found (mask covers {frac:.1%} of the image)")
+        info["steps"].append("segment")
+        info["breast_fraction"] = round(frac, 4)
+
+    # 2. which side is the chest wall on?
+    side, conf = chest_wall_side(mask_small) if mask_small is not None else _side_from_intensity(image)
+    expected = None if laterality is None else ("left" if laterality == "R" else "right")
+    if expected is not None and conf < 0.15:
+        side_used, source = expected, "label"
+    else:
+        side_used, source = side, "image"
+    if expected is not None and conf >= 0.15 and side != expected:
+        info["laterality_conflict"] = True  # label disagrees with the image; the image decides the flip
+    final_lat = laterality or ("R" if side_used == "left" else "L")
+    info["chest_wall_side"] = side_used
+    info["side_confidence"] = round(conf, 3)
+    info["laterality_source"] = "label" if laterality is not None else "image"
+    info["side_source"] = source
+
+    flip = bool(config.normalise_laterality and side_used == "right")
+    if flip:
+        transforms.append({"op": "flip", "width": w})
+        info["steps"].append("flip")
+    info["flipped"] = flip
+
+    # 3. crop to the breast's bounding box (in full-resolution, post-flip coordinates)
+    if config.crop and mask_small is not None:
+        rows = np.flatnonzero(mask_small.any(axis=1))
+        cols = np.flatnonzero(mask_small.any(axis=0))
+        y0, y1 = int(rows[0]) * f, (int(rows[-1]) + 1) * f
+        x0, x1 = int(cols[0]) * f, (int(cols[-1]) + 1) * f
+        if y1 >= (h // f) * f:
+            y1 = h
+        if x1 >= (w // f) * f:
+            x1 = w
+        if flip:
+            x0, x1 = w - x1, w - x0
+        transforms.append({"op": "crop", "box": [x0, y0, x1, y1]})
+        info["steps"].append("crop")
+        info["crop"] = [x0, y0, x1, y1]
+
+    # 4. resize keeping the aspect ratio, pad to the target
+    geo = list(transforms)
+    out = apply_transforms(image, geo)
+    ch, cw = out.shape
+    if config.resize:
+        th, tw = config.size
+        s = min(th / ch, tw / cw)
+        nh, nw = min(th, max(1, round(ch * s))), min(tw, max(1, round(cw * s)))
+        resize_t = {"op": "resize", "from": [ch, cw], "to": [nh, nw]}
+        pad_t = {"op": "pad", "offset": [(th - nh) // 2, 0], "size": [th, tw]}
+        out = apply_transforms(out, [resize_t, pad_t])
+        transforms += [resize_t, pad_t]
+        info["steps"] += ["resize", "pad"]
+        info["scale"] = [nh / ch, nw / cw]
+        info["pad"] = pad_t["offset"]
+
+    # 5. background removal: breast mask mapped to the output geometry
+    if config.remove_background and mask_small is not None:
+        breast = _mask_on_output(mask_small, f, transforms, out.shape)
+        out = np.where(breast, out, 0.0)
+        info["steps"].append("remove_background")
+    out = np.clip(out * scale16, 0, 65535)
+    result = np.rint(out).astype(np.uint16)
+    if config.bits == 8:
+        result = ((result.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    info["transforms"] = transforms
+    info["output_size"] = list(result.shape)
+    return Preprocessed(image=result, transforms=transforms, laterality=final_lat, info=info)
+
+
+def source_coordinates(transforms: Sequence[Transform], out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Source-image coordinates of the output pixel centres, per row and per column
+    (NaN where the output is padding). The transforms are axis-aligned, so separable."""
+    ys = np.arange(out_shape[0], dtype=np.float64) + 0.5
+    xs = np.arange(out_shape[1], dtype=np.float64) + 0.5
+    for t in reversed(transforms):
+        op = t["op"]
+        if op == "pad":
+            top, left = t["offset"]
+            ys, xs = ys - top, xs - left
+        elif op == "resize":
+            (fh, fw), (th, tw) = t["from"], t["to"]
+            ys = np.where((ys >= 0) & (ys <= th), ys * fh / th, np.nan)
+            xs = np.where((xs >= 0) & (xs <= tw), xs * fw / tw, np.nan)
+        elif op == "crop":
+            x0, y0, x1, y1 = (float(v) for v in t["box"])
+            ys = np.where((ys >= 0) & (ys <= y1 - y0), ys + y0, np.nan)
+            xs = np.where((xs >= 0) & (xs <= x1 - x0), xs + x0, np.nan)
+        elif op == "flip":
+            xs = float(t["width"]) - xs
+        else:
+            raise ValueError(f"unknown transform {op!r}")
+    return ys, xs
+
+
+def _mask_on_output(mask_small: np.ndarray, f: int, transforms: Sequence[Transform],
+                    out_shape: tuple[int, int]) -> np.ndarray:
+    """The low-resolution breast mask resampled (bilinear, smoothed) onto the output grid."""
+    from scipy import ndimage as ndi
+
+    soft = ndi.gaussian_filter(mask_small.astype(np.float32), 0.7)  # round off the block edges
+    ys, xs = source_coordinates(transforms, out_shape)
+    valid = np.isfinite(ys)[:, None] & np.isfinite(xs)[None, :]
+
+    def weights(c: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = np.clip(np.nan_to_num(c / f - 0.5), 0, n - 1)
+        i0 = np.minimum(np.floor(c).astype(np.intp), n - 1)
+        i1 = np.minimum(i0 + 1, n - 1)
+        return i0, i1, (c - i0).astype(np.float32)
+
+    y0, y1, wy = weights(ys, soft.shape[0])
+    x0, x1, wx = weights(xs, soft.shape[1])
+    rows = soft[y0] * (1 - wy)[:, None] + soft[y1] * wy[:, None]  # separable bilinear
+    vals = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    return valid & (vals >= 0.5)
+
+
+def scaled_spacing(spacing_mm: Sequence[float] | None, transforms: Sequence[Transform]) -> tuple[float, float] | None:
+    """Pixel spacing (row, col) in mm after the recorded resizes."""
+    if spacing_mm is None:
+        return None
+    sy, sx = float(spacing_mm[0]), float(spacing_mm[1])
+    for t in transforms:
+        if t["op"] == "resize":
+            (fh, fw), (th, tw) = t["from"], t["to"]
+            sy, sx = sy * fh / th, sx * fw / tw
+    return (round(sy, 6), round(sx, 6))
