@@ -40,6 +40,14 @@ def write_tiny_dataset(root, n: int = 12, size: tuple[int, int] = (64, 40), kind
     return root
 
 
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Keys and feature caches go to a per-session temporary folder, never the user's home."""
+    home = tmp_path_factory.getbasetemp() / "mammosynth-home"
+    monkeypatch.setenv("MAMMOSYNTH_HOME", str(home))
+    monkeypatch.setenv("MAMMOSYNTH_CACHE", str(home / "cache"))
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path):
     """Path to a 12-image prepared dataset (64x40, 16-bit PNG)."""

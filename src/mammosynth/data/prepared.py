@@ -323,9 +323,7 @@ class DatasetWriter:
         )
         self._records[stored.image_id] = stored
         with open(self.root / MANIFEST, "a", encoding="utf-8") as f:
-            f.write(json.dumps(stored.to_dict()) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(json.dumps(stored.to_dict()) + "\n")  # appended only after the image is on disk
         return stored
 
     def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:

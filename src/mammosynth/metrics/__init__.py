@@ -1,1 +1,69 @@
-"""mammosynth.metrics"""
+"""mammosynth.metrics: image-level fidelity, diversity and memorisation metrics.
+
+One module per metric (torch-fidelity / clean-fid style):
+
+* :mod:`.features`     the weight-free "mammo-texture" descriptor and per-set extraction (+ cache)
+* :mod:`.frechet`      Fréchet distance and KID on any feature matrix
+* :mod:`.prdc`         precision / recall / density / coverage (Naeem et al. 2020)
+* :mod:`.frd`          Fréchet Radiomics Distance (frd-score, v1 pipeline, cached real features)
+* :mod:`.inception`    InceptionV3 features from a LOCAL TorchScript file (FID/KID)
+* :mod:`.intensity`    intensity moments and histogram distances over breast pixels
+* :mod:`.texture`      GLCM statistics
+* :mod:`.labels`       label-distribution comparison
+* :mod:`.diversity`    SSIM / MS-SSIM and intra-set diversity (mode-collapse warning)
+* :mod:`.memorization` nearest-training-image search and near-copy flags
+* :mod:`.fidelity`     :func:`compute_image_metrics`, the orchestrator
+* :mod:`.cache`        the on-disk feature cache
+
+A metric that cannot be computed is reported as ``{"value": None, "available": False,
+"reason": "..."}``; no metric returns NaN or infinity.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any
+
+
+class MetricUnavailable(Exception):
+    """A metric cannot be computed here (missing package, weights, too few images...).
+
+    ``reason`` is a short human-readable explanation that goes into the result dict.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = str(reason)
+        super().__init__(self.reason)
+
+
+def metric_value(value: float, **extra: Any) -> dict[str, Any]:
+    """The record of a computed metric; refuses NaN/inf (raise instead of hiding it)."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"metric value is not finite ({v})")
+    return {"value": v, "available": True, "reason": None, **extra}
+
+
+def metric_unavailable(reason: str, **extra: Any) -> dict[str, Any]:
+    """The record of a metric that was not computed, with why."""
+    return {"value": None, "available": False, "reason": str(reason), **extra}
+
+
+_EXPORTS = {
+    "compute_image_metrics": "mammosynth.metrics.fidelity",
+    "ImageMetricsConfig": "mammosynth.metrics.fidelity",
+    "frechet_distance": "mammosynth.metrics.frechet",
+    "kernel_inception_distance": "mammosynth.metrics.frechet",
+    "prdc": "mammosynth.metrics.prdc",
+    "ms_ssim": "mammosynth.metrics.diversity",
+    "ssim": "mammosynth.metrics.diversity",
+    "describe_image": "mammosynth.metrics.features",
+}
+
+__all__ = ["MetricUnavailable", "metric_value", "metric_unavailable", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mammosynth.metrics' has no attribute {name!r}")

@@ -1,0 +1,158 @@
+"""Fréchet Radiomics Distance (FRD v1, Konz, Osuala et al. 2026) via the ``frd-score`` package.
+
+``frd_score.compute_frd([real, synthetic])`` extracts radiomics features from both sets on
+every call. To let a second evaluation against the same real set skip the real images,
+this wrapper runs the package's own two stages separately and caches the first:
+
+1. radiomics features per image with the package's v1 extractor
+   (``get_feature_extractor(frd_version="v1")`` + ``compute_features``: Original, LoG and
+   wavelet images; firstorder, GLCM, GLRLM, GLSZM, NGTDM; whole-image mask), on 16-bit
+   PNGs of the prepared images resized to ``size`` (written to a temporary folder: resizing
+   here, not with frd-score's ``resize_size``, whose mask resampling fails with "No labels
+   found in this mask" when it downsamples, in frd-score 1.0.1); cached per set;
+2. the package's v1 statistics: drop images with NaN features, z-score both sets with the
+   real set's mean and SD, drop feature columns that became NaN/inf, Fréchet distance
+   (``calculate_frechet_distance``), FRD = log(d^2).
+
+A test checks that the result equals ``frd_score.compute_frd`` on the same files. When
+the package (or pyradiomics) is missing or fails, :class:`MetricUnavailable` says why.
+An FRD of identical statistics (d = 0) is undefined (log 0) and is reported as such.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import MetricUnavailable
+from .cache import FeatureCache, cache_key
+from .features import select_indices
+
+FRD_VERSION = "v1"
+
+
+def _frd_module() -> Any:
+    try:
+        import frd_score
+        from frd_score import frd as frd_mod
+    except ImportError as exc:
+        raise MetricUnavailable(f"frd-score is not installed ({exc}); pip install frd-score") from exc
+    try:
+        frd_mod._ensure_radiomics()
+    except ImportError as exc:
+        raise MetricUnavailable(f"frd-score needs pyradiomics, which failed to import ({exc})") from exc
+    for name in ("get_feature_extractor", "compute_features", "calculate_frechet_distance"):
+        if not hasattr(frd_mod, name):
+            raise MetricUnavailable(f"frd-score {getattr(frd_score, '__version__', '?')} lacks {name}(); "
+                                    "this wrapper was written for frd-score 1.0")
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    frd_mod.setVerbosity(60)
+    return frd_mod
+
+
+def frd_version_string() -> str:
+    """``frd-score <version> <FRD version>`` (part of the cache key)."""
+    import frd_score
+
+    return f"frd-score {getattr(frd_score, '__version__', '?')} {FRD_VERSION}"
+
+
+def radiomics_features(files: list[str], num_workers: int = 1, chunk: int = 64,
+                       desc: str = "radiomics") -> np.ndarray:
+    """FRD-v1 radiomics features ``[N, F]`` of image files (used at their stored size)."""
+    from ..utils import progress
+
+    fm = _frd_module()
+    extractor = fm.get_feature_extractor(frd_version=FRD_VERSION, image_dim=2)
+    rows = []
+    for s in progress(range(0, len(files), chunk), total=(len(files) + chunk - 1) // chunk, desc=desc, unit="chunk"):
+        try:
+            arr, _, _ = fm.compute_features(files[s:s + chunk], extractor, masks=None, resize_size=None,
+                                            num_workers=num_workers, frd_version=FRD_VERSION)
+        except Exception as exc:  # pyradiomics raises many types
+            raise MetricUnavailable(f"radiomics extraction failed on {files[s]} (or the next files): "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        rows.append(np.asarray(arr, dtype=np.float64))
+    return np.concatenate(rows)
+
+
+def frd_from_features(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """FRD v1 from raw radiomics features (real first), exactly as frd-score computes it."""
+    fm = _frd_module()
+    sets = []
+    for a, name in ((real, "real"), (synthetic, "synthetic")):
+        a = np.asarray(a, dtype=np.float64)
+        a = a[~np.isnan(a).any(axis=1)].astype(np.float32)
+        if len(a) < 2:
+            raise MetricUnavailable(f"FRD: {len(a)} {name} image(s) with valid radiomics; at least 2 needed")
+        sets.append(a)
+    mean = np.nanmean(sets[0], axis=0)
+    std = np.nanstd(sets[0], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normed = [(a - mean) / std for a in sets]
+    bad = np.zeros(normed[0].shape[1], dtype=bool)
+    for a in normed:
+        bad |= ~np.isfinite(a).all(axis=0)
+    normed = [a[:, ~bad] for a in normed]
+    if normed[0].shape[1] == 0:
+        raise MetricUnavailable("FRD: no radiomics feature varies across the real images")
+    mu = [a.mean(axis=0) for a in normed]
+    cov = [np.cov(a, rowvar=False) for a in normed]
+    d2 = float(fm.calculate_frechet_distance(mu[0], cov[0], mu[1], cov[1]))
+    if not np.isfinite(d2):
+        raise MetricUnavailable(f"FRD: Fréchet distance is not finite ({d2})")
+    if d2 <= 0:
+        raise MetricUnavailable("FRD: Fréchet distance of the radiomics features is 0 (identical statistics); "
+                                "log(0) is undefined")
+    return float(np.log(d2))
+
+
+def _png_files(ds: Any, indices: np.ndarray, size: tuple[int, int], tmpdir: Path) -> list[str]:
+    """The selected images resized to ``size`` and written as 16-bit PNGs in ``tmpdir``."""
+    from ..io.images import write_image
+    from .features import resize01
+
+    files = []
+    for n, i in enumerate(indices):
+        out = tmpdir / f"{n:06d}.png"
+        img = resize01(ds.image(int(i)), size)
+        write_image(out, np.rint(img * 65535.0).astype(np.uint16), fmt="png16")
+        files.append(str(out))
+    return files
+
+
+def set_radiomics(ds: Any, size: tuple[int, int], max_images: int | None = None, seed: int = 0,
+                  cache: FeatureCache | None = None, num_workers: int = 1, desc: str = "radiomics") -> np.ndarray:
+    """Radiomics features of a prepared dataset (cached by content, selection and settings)."""
+    _frd_module()
+    idx = select_indices(len(ds), max_images, seed)
+    key = cache_key(kind="frd-radiomics", version=frd_version_string(), size=list(size), resize="pil-bilinear",
+                    content=ds.content_hash,
+                    indices=hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()[:16])
+    if cache is not None:
+        hit = cache.load(key)
+        if hit is not None:
+            return hit["features"]
+    with tempfile.TemporaryDirectory(prefix="mammosynth-frd-") as tmp:
+        feats = radiomics_features(_png_files(ds, idx, size, Path(tmp)), num_workers=num_workers, desc=desc)
+    if cache is not None:
+        cache.save(key, {"features": feats})
+    return feats
+
+
+def compute_frd(real: Any, synthetic: Any, size: tuple[int, int] = (256, 160), max_images: int | None = None,
+                seed: int = 0, cache: FeatureCache | None = None, num_workers: int | None = None) -> float:
+    """FRD v1 between two prepared datasets (real first); MetricUnavailable when it cannot be computed."""
+    from ..utils import num_workers as _nw
+
+    nw = _nw(num_workers)
+    r = set_radiomics(real, size, max_images, seed, cache, nw, desc="radiomics real")
+    s = set_radiomics(synthetic, size, max_images, seed, cache, nw, desc="radiomics synthetic")
+    return frd_from_features(r, s)
+
+
+__all__ = ["compute_frd", "frd_from_features", "radiomics_features", "set_radiomics", "FRD_VERSION"]
