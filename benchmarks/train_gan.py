@@ -1,0 +1,162 @@
+"""Benchmark: fastgan vs dcgan on mini-MIAS at 128x128 under fixed CPU-time budgets.
+
+For each family and budget (minutes): train from scratch on two thirds of the films,
+generate as many images as the real set, and report training img/s, generation img/s
+and FRD (frd-score, v1) against the held-back third, next to the FRD between two real
+halves (the floor). Saves one sample grid per run.
+
+    python benchmarks/train_gan.py --data ../shared/data/mias-dev --budgets 2,5,10 \
+        --families dcgan,fastgan --out /tmp/bench_train_gan
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def prepare(data: Path, work: Path, size: int) -> Path:
+    """Ingest mini-MIAS at size x size and re-split it: 2/3 train, 1/3 test (held back)."""
+    from mammosynth.data.ingest import IngestConfig, ingest
+    from mammosynth.data.prepared import DatasetWriter, PreparedDataset
+    from mammosynth.data.preprocess import PreprocessConfig
+
+    raw = work / "ingested"
+    if not (raw / "dataset.json").is_file():
+        ingest(data, out=raw, config=IngestConfig(preprocess=PreprocessConfig(size=(size, size)), workers=2))
+    split = work / "split"
+    if not (split / "dataset.json").is_file():
+        ds = PreparedDataset(raw)
+        order = np.random.default_rng(0).permutation(len(ds))
+        held = set(order[: len(ds) // 3].tolist())
+        with DatasetWriter(split, kind="real", source={"name": "mias-dev 2/3 train, 1/3 test"}) as wr:
+            for i, rec in enumerate(ds.records):
+                wr.add(rec.replace(split="test" if i in held else "train", file=None, sha256=None), ds.image(i))
+    return split
+
+
+def export_pngs(images: torch.Tensor, out: Path) -> Path:
+    """[N, 1, H, W] in [-1, 1] -> 8-bit PNGs."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    arr = ((images[:, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    for i, a in enumerate(arr):
+        Image.fromarray(a).save(out / f"{i:05d}.png")
+    return out
+
+
+def real_pngs(ds_spec: str, out: Path, size: tuple[int, int]) -> Path:
+    from mammosynth.training.data import load_training_data
+
+    return export_pngs(load_training_data(ds_spec, size, (), show_progress=False).images.float(), out)
+
+
+def frd(a: Path, b: Path) -> float:
+    """FRD v1 (frd-score defaults), real set first; NaN when feature extraction fails
+    (e.g. a collapsed generator producing constant images)."""
+    from frd_score.frd import compute_frd
+
+    try:
+        return float(compute_frd([str(a), str(b)], num_workers=2))
+    except Exception as exc:  # pyradiomics fails on constant images
+        print(f"FRD failed for {b}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return float("nan")
+
+
+def generate(run_dir: Path, n: int, out: Path) -> float:
+    """Generate ``n`` images from the run's best checkpoint; returns img/s (generation only)."""
+    from mammosynth.models import build_generator
+    from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
+
+    ck = load_checkpoint(find_checkpoint(run_dir, "best"))
+    G = build_generator(ck["config"]["model"])
+    G.load_state_dict(ck["G_ema"])
+    G.eval()
+    g = torch.Generator().manual_seed(123)
+    z = torch.randn(n, G.z_dim, generator=g)
+    with torch.no_grad():
+        G(z[:8], {})
+        t = time.time()
+        imgs = torch.cat([G(z[i:i + 64], {}) for i in range(0, n, 64)])
+        rate = n / (time.time() - t)
+    export_pngs(imgs, out)
+    return rate
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mias-dev"))
+    ap.add_argument("--out", default="/tmp/bench_train_gan")
+    ap.add_argument("--budgets", default="2,5,10", help="CPU minutes per run, comma-separated")
+    ap.add_argument("--families", default="dcgan,fastgan")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1 is fastest on a heavily shared machine)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
+    from mammosynth.models import ModelConfig
+    from mammosynth.training import TrainConfig, train
+
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    size = (args.size, args.size)
+    split = prepare(Path(args.data), work, args.size)
+    n_real = 0
+    from mammosynth.data.prepared import PreparedDataset
+
+    n_real = len(PreparedDataset(split))
+    test_dir = real_pngs(f"{split}:test", work / "png" / "test", size)
+    train_dir = real_pngs(f"{split}:train", work / "png" / "train", size)
+    all_imgs = sorted((work / "png" / "test").glob("*.png")) + sorted((work / "png" / "train").glob("*.png"))
+    half_a, half_b = work / "png" / "half_a", work / "png" / "half_b"
+    for d in (half_a, half_b):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    order = np.random.default_rng(1).permutation(len(all_imgs))
+    for k, i in enumerate(order):
+        shutil.copy(all_imgs[i], (half_a if k % 2 == 0 else half_b) / f"{k:05d}.png")
+    print(f"data: {n_real} films, train {len(list(train_dir.glob('*.png')))}, held back {len(list(test_dir.glob('*.png')))}; "
+          f"torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
+    floor = frd(half_a, half_b)
+    floor_th = frd(test_dir, train_dir)
+    print(f"FRD floor (two real halves): {floor:.3f}; held-back third vs training two thirds: {floor_th:.3f}", flush=True)
+    rows = []
+    for fam in args.families.split(","):
+        for minutes in [float(b) for b in args.budgets.split(",")]:
+            cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
+                              snapshot_minutes=max(1.0, minutes / 3), name=f"{fam}-{minutes:g}min")
+            t = time.time()
+            run = train(f"{split}:train", work / "runs", cfg)
+            wall = time.time() - t
+            stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+            end = [s for s in stats if s["event"] == "end"][-1]
+            train_rate = end["kimg"] * 1000 / end["time_s"]
+            gen_dir = work / "png" / run.name
+            shutil.rmtree(gen_dir, ignore_errors=True)
+            gen_rate = generate(run, n_real, gen_dir)
+            score = frd(test_dir, gen_dir)
+            grids = sorted((run / "samples").glob("grid-*.png"))
+            rows.append((fam, minutes, end["kimg"], train_rate, gen_rate, score, grids[-1] if grids else None))
+            print(f"{fam:8s} {minutes:5.1f} min  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
+                  f"gen {gen_rate:7.1f} img/s  FRD {score:7.3f}  (floor {floor:.3f})  wall {wall:.0f}s  "
+                  f"load {os.getloadavg()[0]:.1f}  grid {rows[-1][-1]}",
+                  flush=True)
+    print("\n| family | budget (min) | kimg | train img/s | gen img/s | FRD vs held-back | FRD floor |")
+    print("|---|---|---|---|---|---|---|")
+    for fam, m, k, tr, gr, s, _ in rows:
+        print(f"| {fam} | {m:g} | {k:.2f} | {tr:.1f} | {gr:.1f} | {s:.3f} | {floor:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""``mammosynth train``: train a GAN on a prepared dataset (resumable, multi-process)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..models.config import FAMILIES, ModelConfig
+    from ..training.config import TrainConfig
+
+    p = subparsers.add_parser(
+        "train", help="train a GAN (fastgan or dcgan) on a prepared dataset",
+        description="Train a GAN on PREPARED[:split] (default: the train split when the dataset has splits). "
+                    "Runs under torchrun / accelerate launch unchanged (one process per GPU, gloo on CPU).",
+    )
+    p.add_argument("prepared", metavar="PREPARED", help="prepared dataset, PATH[:split]")
+    p.add_argument("--out", required=True, metavar="RUNS", help="runs directory (a numbered run dir is created inside)")
+    p.add_argument("--model", default=ModelConfig.family, choices=FAMILIES, help="model family (default: %(default)s)")
+    p.add_argument("--resolution", nargs=2, type=int, metavar=("H", "W"), default=list(ModelConfig.resolution),
+                   help="training size; H a power of two >= 16, W a multiple of H/8 (default: %(default)s)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=None,
+                        help=f"training minutes in this session (default: {TrainConfig.minutes:g})")
+    budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
+    p.add_argument("--condition", default="", metavar="AXES",
+                   help="comma-separated label axes to condition on: density,finding,view (default: none)")
+    p.add_argument("--resume", default=None, metavar="latest|PATH",
+                   help="continue the newest run in RUNS ('latest'), a run directory or a checkpoint file")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved plan and create nothing")
+    p.add_argument("--batch", type=int, default=TrainConfig.batch, help="global batch size (default: family default)")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed (default: %(default)s)")
+    p.add_argument("--name", default=TrainConfig.name, help="run name (default: FAMILY-HxW[-axes])")
+    p.add_argument("--snapshot-minutes", type=float, default=TrainConfig.snapshot_minutes,
+                   help="minutes between sample grids / checkpoints (default: %(default)s)")
+    p.add_argument("--device", default=TrainConfig.device, choices=("auto", "cpu", "cuda"),
+                   help="device (default: %(default)s)")
+    p.set_defaults(func=handler)
+
+
+def build_config(args: argparse.Namespace) -> "TrainConfig":
+    from ..models.config import ModelConfig
+    from ..training.config import TrainConfig
+
+    minutes, kimg = args.minutes, args.kimg
+    if minutes is None and kimg is None:
+        minutes = TrainConfig.minutes
+    model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition)
+    return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
+                       snapshot_minutes=args.snapshot_minutes, device=args.device)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..training import plan, train
+
+    config = build_config(args)
+    if args.dry_run:
+        info = plan(args.prepared, args.out, config, resume=args.resume)
+        print(json.dumps(info, indent=2))
+        print(f"dry run: would {'resume' if args.resume else 'create'} {info['run_dir']}; nothing was written",
+              file=sys.stderr)
+        return 0
+    run_dir = train(args.prepared, args.out, config, resume=args.resume)
+    print(run_dir)
+    return 0

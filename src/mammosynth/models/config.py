@@ -1,0 +1,128 @@
+"""Model configuration shared by every GAN family (one frozen dataclass, JSON round-trip).
+
+Resolution rule (both families): the generator starts from an 8-row base map and doubles
+``n`` times, so ``H`` must be a power of two >= 16 and ``W`` a multiple of ``H / 8``.
+128x80, 256x160, 512x320, 1024x640 (mammogram aspect 1.6) and 128x128 all qualify.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..data.schema import CONDITION_AXES
+
+FAMILIES = ("fastgan", "dcgan")
+BASE_ROWS = 8
+
+#: Per-family architecture defaults (``g_channels``/``d_channels``: channels of the
+#: highest-resolution hidden feature map, doubling per halving up to ``max_channels``).
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # FastGAN-lite: narrow high-resolution layers so 128 px trains on 2 CPU cores.
+    "fastgan": dict(z_dim=128, g_channels=4, d_channels=4, max_channels=64, embed_dim=32),
+    # DCGAN (Radford et al. 2016): ngf = ndf = 64 at H/2, doubling to 512, z of 100.
+    "dcgan": dict(z_dim=100, g_channels=64, d_channels=64, max_channels=512, embed_dim=0),
+}
+
+
+def check_resolution(resolution: tuple[int, int] | list[int]) -> tuple[int, int]:
+    """Validate ``(H, W)`` against the resolution rule; return it as a tuple of ints."""
+    try:
+        h, w = (int(v) for v in resolution)
+    except (TypeError, ValueError):
+        raise ValueError(f"resolution must be two integers H W, got {resolution!r}") from None
+    if h < 16 or h & (h - 1):
+        raise ValueError(f"resolution {h}x{w}: height must be a power of two >= 16 (e.g. 128x80, 256x160)")
+    step = h // BASE_ROWS
+    if w < step or w % step:
+        raise ValueError(
+            f"resolution {h}x{w}: width must be a positive multiple of height/8 = {step} "
+            f"(e.g. {h}x{step * 5} for the mammogram aspect, or {h}x{h})"
+        )
+    return h, w
+
+
+def check_condition(condition: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """Parse ``"density,finding"`` (or a sequence) into known condition axes, schema order."""
+    if condition is None:
+        return ()
+    items = [c.strip() for c in condition.split(",")] if isinstance(condition, str) else [str(c) for c in condition]
+    items = [c for c in items if c]
+    for c in items:
+        if c not in CONDITION_AXES:
+            raise ValueError(f"unknown condition axis {c!r}; expected some of {tuple(CONDITION_AXES)}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"condition axis given twice in {items}")
+    return tuple(a for a in CONDITION_AXES if a in items)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a generator/discriminator pair. Build with :meth:`for_family`."""
+
+    family: str = "fastgan"
+    resolution: tuple[int, int] = (128, 80)
+    condition: tuple[str, ...] = ()
+    z_dim: int = 128
+    g_channels: int = 4
+    d_channels: int = 4
+    max_channels: int = 64
+    embed_dim: int = 32  # class-embedding width (fastgan); dcgan uses one-hot concatenation
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+        object.__setattr__(self, "resolution", check_resolution(self.resolution))
+        object.__setattr__(self, "condition", check_condition(self.condition))
+        for name in ("z_dim", "g_channels", "d_channels", "max_channels"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
+        if self.family == "fastgan" and self.condition and self.embed_dim < 1:
+            raise ValueError("fastgan with conditioning needs embed_dim >= 1")
+
+    @classmethod
+    def for_family(cls, family: str = "fastgan", **overrides: Any) -> "ModelConfig":
+        """The family's default architecture with ``overrides`` applied (None values ignored)."""
+        if family not in FAMILY_DEFAULTS:
+            raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+        kw = dict(FAMILY_DEFAULTS[family])
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(family=family, **kw)
+
+    @property
+    def label_axes(self) -> dict[str, tuple[str, ...]]:
+        """Conditioned axis -> class names (a subset of :data:`CONDITION_AXES`)."""
+        return {a: CONDITION_AXES[a] for a in self.condition}
+
+    @property
+    def levels(self) -> int:
+        """Number of x2 upsamplings from the 8-row base to the full resolution."""
+        return (self.resolution[0] // BASE_ROWS).bit_length() - 1
+
+    @property
+    def base_size(self) -> tuple[int, int]:
+        h, w = self.resolution
+        return BASE_ROWS, w * BASE_ROWS // h
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["resolution"] = list(self.resolution)
+        d["condition"] = list(self.condition)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config fields {sorted(unknown)}")
+        kw = dict(d)
+        if "resolution" in kw:
+            kw["resolution"] = tuple(kw["resolution"])
+        if "condition" in kw:
+            kw["condition"] = tuple(kw["condition"])
+        return cls(**kw)
+
+
+def as_model_config(cfg: "dict[str, Any] | ModelConfig") -> ModelConfig:
+    return cfg if isinstance(cfg, ModelConfig) else ModelConfig.from_dict(cfg)

@@ -1,0 +1,207 @@
+"""FastGAN-lite (Liu et al. 2021, "Towards faster and stabilized GAN training for
+high-fidelity few-shot image synthesis"), grayscale, non-square, label-conditioned.
+
+Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsample,
+3x3 conv, conditional BatchNorm, GLU) -> 1-channel tanh image. Skip-layer excitation
+(SLE) gates a high-resolution map with channel weights computed from a map 4 levels
+lower (8 -> 128 px, 16 -> 256 px, ...). Deterministic: no noise injection, so the
+output is a pure function of ``(z, labels)``.
+
+Discriminator: residual down-blocks to the 8-row map, then a projection head
+(Miyato & Koyama 2018): ``logit = w . phi(x) + sum_axis <embed_axis(y), phi(x)>``.
+Self-supervision: small decoders reconstruct the whole (down-sampled) real image from
+the final map and a random quarter of it from the 16-row map; their MSE is added to
+the discriminator loss on reals (FastGAN uses LPIPS; MSE needs no pretrained weights).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BASE_ROWS, ModelConfig
+from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights
+
+
+class UpBlock(nn.Module):
+    """x2 nearest upsample, then ``convs`` x (3x3 conv -> cond BN -> GLU)."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        for i in range(convs):
+            self.convs.append(nn.Conv2d(cin if i == 0 else cout, 2 * cout, 3, 1, 1, bias=False))
+            self.norms.append(CondBatchNorm2d(2 * cout, cond_dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.glu(norm(conv(x), c), dim=1)
+        return x
+
+
+class SLE(nn.Module):
+    """Skip-layer excitation: channel gates for ``big`` computed from ``small``."""
+
+    def __init__(self, c_small: int, c_big: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_small, c_big, 4, 1, 0, bias=False), nn.SiLU(),
+            nn.Conv2d(c_big, c_big, 1, 1, 0, bias=False), nn.Sigmoid(),
+        )
+
+    def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+        return big * self.net(small)
+
+
+def sle_pairs(levels: int) -> list[tuple[int, int]]:
+    """(source, target) levels joined by SLE: 4 levels apart, or base -> top when shallower."""
+    pairs = [(i, i + 4) for i in range(0, levels - 3)]
+    if not pairs and levels >= 2:
+        pairs = [(0, levels)]
+    return pairs
+
+
+class FastGANGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.z_dim = cfg.z_dim
+        self.resolution = cfg.resolution
+        self.label_axes = cfg.label_axes
+        n = cfg.levels
+        ch = [channels_at(i, n, cfg.g_channels, cfg.max_channels) for i in range(n + 1)]
+        cond_dim = cfg.embed_dim if self.label_axes else 0
+        self.embed = LabelEmbedding(self.label_axes, cond_dim) if cond_dim else None
+        self.base_hw = cfg.base_size
+        self.init = nn.Linear(cfg.z_dim + cond_dim, 2 * ch[0] * self.base_hw[0] * self.base_hw[1], bias=False)
+        self.init_norm = CondBatchNorm2d(2 * ch[0], cond_dim)
+        # two convs per block at low resolution (rows <= 32), one above: FastGAN's
+        # UpBlockComp / UpBlock split, cheap at the top.
+        self.blocks = nn.ModuleList(
+            UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1) for i in range(1, n + 1)
+        )
+        self.pairs = sle_pairs(n)
+        self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
+        self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
+        c = None
+        if self.embed is not None:
+            c = self.embed(check_labels(labels, self.label_axes, z.shape[0]), z.device).to(z.dtype)
+            z = torch.cat([z, c], 1)
+        x = self.init(z).view(z.shape[0], -1, *self.base_hw)
+        x = F.glu(self.init_norm(x, c), dim=1)
+        feats = [x]
+        gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x, c)
+            if i in gates:
+                a, m = gates[i]
+                x = m(feats[a], x)
+            feats.append(x)
+        return torch.tanh(self.to_img(x))
+
+
+class DownBlock(nn.Module):
+    """FastGAN DownBlockComp: (4x4 s2 conv, BN, lrelu, 3x3 conv, BN, lrelu) averaged with
+    (avgpool, 1x1 conv, BN, lrelu)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
+        )
+        self.direct = nn.Sequential(
+            nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.main(x) + self.direct(x)) / 2
+
+
+class Decoder(nn.Module):
+    """Small decoder for the self-supervised reconstruction: ``ups`` x (upsample, conv,
+    BN, GLU), then a 1-channel tanh image."""
+
+    def __init__(self, cin: int, ups: int, width: int = 16):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = cin
+        for i in range(ups):
+            cout = max(8, width // 2 ** i)
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, 2 * cout, 3, 1, 1, bias=False),
+                       nn.BatchNorm2d(2 * cout), nn.GLU(dim=1)]
+            c = cout
+        layers += [nn.Conv2d(c, 1, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FastGANDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.label_axes = cfg.label_axes
+        n = cfg.levels
+        ch = [channels_at(i, n, cfg.d_channels, cfg.max_channels) for i in range(n + 1)]
+        # level n: full resolution; the first conv halves it (no norm), then down-blocks.
+        self.stem = nn.Sequential(nn.Conv2d(1, ch[n - 1], 4, 2, 1), nn.LeakyReLU(0.2))
+        self.blocks = nn.ModuleList(DownBlock(ch[i], ch[i - 1]) for i in range(n - 1, 0, -1))
+        c_out = ch[0]
+        self.head = nn.Linear(c_out, 1)
+        self.proj = nn.ModuleDict({a: nn.Embedding(len(c), c_out) for a, c in self.label_axes.items()})
+        # reconstruction targets: whole image from the final map, a quarter from the
+        # 16-row map (when the image has >= 32 rows)
+        self.rec_rows = min(cfg.resolution[0], 64)
+        self.recon_max = 8  # reconstruct at most this many reals per batch (cost)
+        self.dec_big = Decoder(c_out, (self.rec_rows // BASE_ROWS).bit_length() - 1)
+        self.dec_part = Decoder(ch[1], (self.rec_rows // BASE_ROWS).bit_length() - 1) if n >= 2 else None
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor, labels: dict[str, torch.Tensor] | None = None, recon_n: int = 0,
+                gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B] and the reconstruction loss on the first ``recon_n`` images (0 if none).
+
+        Labels use -1 for unknown classes: those axes add no projection term.
+        ``gen`` (CPU generator) picks the reconstructed quarter.
+        """
+        labels = check_labels(labels, self.label_axes, x.shape[0], allow_unknown=True)
+        h = self.stem(x)
+        feats = [h]
+        for block in self.blocks:
+            h = block(h)
+            feats.append(h)
+        phi = F.leaky_relu(h, 0.2).mean(dim=(2, 3))
+        out = self.head(phi).squeeze(1)
+        for a, table in self.proj.items():
+            y = labels[a].to(x.device)
+            e = table(y.clamp(min=0)) * (y >= 0).unsqueeze(1).to(phi.dtype)
+            out = out + (e * phi).sum(1)
+        rec = out.new_zeros(())
+        if recon_n > 0:
+            k = min(recon_n, self.recon_max)
+            rec = self._recon_loss(x[:k], h[:k], feats[-2][:k] if len(feats) >= 2 else None, gen)
+        return out, rec
+
+    def _recon_loss(self, x: torch.Tensor, f8: torch.Tensor, f16: torch.Tensor | None,
+                    gen: torch.Generator | None) -> torch.Tensor:
+        big = self.dec_big(f8)
+        target = F.interpolate(x.float(), size=big.shape[-2:], mode="area")
+        loss = F.mse_loss(big.float(), target)
+        if self.dec_part is not None and f16 is not None:
+            q = int(torch.randint(0, 4, (1,), generator=gen))
+            fh, fw = f16.shape[-2] // 2, f16.shape[-1] // 2
+            r, c = divmod(q, 2)
+            part = self.dec_part(f16[:, :, r * fh:(r + 1) * fh, c * fw:(c + 1) * fw])
+            xh, xw = x.shape[-2] // 2, x.shape[-1] // 2
+            crop = x[:, :, r * xh:(r + 1) * xh, c * xw:(c + 1) * xw].float()
+            loss = loss + F.mse_loss(part.float(), F.interpolate(crop, size=part.shape[-2:], mode="area"))
+        return loss

@@ -1,0 +1,98 @@
+"""Building blocks shared by the GAN families: channel schedule, label handling, init."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def channels_at(level: int, levels: int, top: int, cap: int) -> int:
+    """Channels at ``level`` (0 = 8-row base, ``levels`` = full resolution): ``top`` at the
+    top level, doubling per halving, capped at ``cap``."""
+    return int(min(cap, top * 2 ** (levels - level)))
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv/linear weights N(0, 0.02), norm gains N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+
+def check_labels(labels: dict[str, torch.Tensor] | None, label_axes: dict[str, tuple[str, ...]],
+                 batch: int, allow_unknown: bool = False) -> dict[str, torch.Tensor]:
+    """Validate class-index tensors for every conditioned axis (-1 = unknown when allowed)."""
+    if not label_axes:
+        return {}
+    if labels is None:
+        raise ValueError(f"this model is conditioned on {tuple(label_axes)}; labels are required")
+    out = {}
+    for axis, classes in label_axes.items():
+        if axis not in labels:
+            raise ValueError(f"missing labels for condition axis {axis!r} (model axes: {tuple(label_axes)})")
+        y = torch.as_tensor(labels[axis]).long().reshape(-1)
+        if y.numel() != batch:
+            raise ValueError(f"labels[{axis!r}] has {y.numel()} entries for a batch of {batch}")
+        lo = -1 if allow_unknown else 0
+        if y.numel() and (int(y.min()) < lo or int(y.max()) >= len(classes)):
+            raise ValueError(f"labels[{axis!r}] out of range: class indices must be in [0, {len(classes)}) for {classes}")
+        out[axis] = y
+    return out
+
+
+def one_hot_labels(labels: dict[str, torch.Tensor], label_axes: dict[str, tuple[str, ...]],
+                   device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Concatenated one-hot codes of every axis ([B, sum classes]); unknown (-1) -> zeros."""
+    parts = []
+    for axis, classes in label_axes.items():
+        y = labels[axis].to(device)
+        parts.append(F.one_hot(y.clamp(min=0), len(classes)).to(dtype) * (y >= 0).unsqueeze(1).to(dtype))
+    return torch.cat(parts, 1)
+
+
+class LabelEmbedding(nn.Module):
+    """Sum of per-axis class embeddings; unknown labels (-1) contribute nothing."""
+
+    def __init__(self, label_axes: dict[str, tuple[str, ...]], dim: int):
+        super().__init__()
+        self.axes = tuple(label_axes)
+        self.tables = nn.ModuleDict({a: nn.Embedding(len(c), dim) for a, c in label_axes.items()})
+
+    def forward(self, labels: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+        out = 0
+        for a in self.axes:
+            y = labels[a].to(device)
+            out = out + self.tables[a](y.clamp(min=0)) * (y >= 0).unsqueeze(1).to(self.tables[a].weight.dtype)
+        return out
+
+
+class CondBatchNorm2d(nn.Module):
+    """BatchNorm whose gain and bias come from a class code (BigGAN-style); plain BN when
+    ``cond_dim`` is 0."""
+
+    def __init__(self, channels: int, cond_dim: int = 0):
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.bn = nn.BatchNorm2d(channels, affine=cond_dim == 0)
+        if cond_dim:
+            self.gain = nn.Linear(cond_dim, channels)
+            self.bias = nn.Linear(cond_dim, channels)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        x = self.bn(x)
+        if not self.cond_dim:
+            return x
+        g = 1 + self.gain(c).unsqueeze(-1).unsqueeze(-1)
+        b = self.bias(c).unsqueeze(-1).unsqueeze(-1)
+        return x * g + b
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

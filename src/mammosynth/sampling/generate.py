@@ -1,0 +1,217 @@
+"""``generate``: write a labelled synthetic set in the prepared-dataset format.
+
+The set is resumable and index-reproducible:
+
+* image ``i`` is ``syn-<seed>-<i:06d>``; its latent and labels depend only on
+  ``(checkpoint, seed, i)`` (see :mod:`mammosynth.sampling.pipeline` and
+  :mod:`mammosynth.sampling.mix`), not on ``n``, nor on the batch size beyond float
+  rounding (a few uint16 steps);
+* a rerun skips finished images (``DatasetWriter.has``). Batches are aligned to multiples
+  of ``batch`` and a batch with a missing image is recomputed whole, so an interrupted run
+  completed by a rerun is bit-identical to an uninterrupted run with the same ``batch``;
+* ``dataset.json`` is written (``complete: false``) before the first image so a rerun with
+  other settings (model, seed, mix, format) is refused even when the first run was cut off;
+* every image goes through :func:`mammosynth.provenance.mark_image` before it is written,
+  and the finished set is signed with :func:`mammosynth.provenance.finalize_synthetic_set`.
+
+Records: ``synthetic=True``, ``split=None``, ``patient_id = "synthetic-<hash(seed, i)>"``,
+labels = the conditions used (``finding`` -> one ``Finding(kind, "unknown", box=None)``),
+``laterality`` from the ``laterality`` mix (default ``R``; every image is stored chest wall
+left, ``preprocessing.flipped`` is True for ``L`` as for a normalised real L image). Axes
+the model was not conditioned on are recorded as unknown (density ``unknown``, view
+``other``; finding: no findings) and are absent from ``generation.conditions``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .. import __version__
+from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, DatasetWriter
+from ..data.schema import Finding, ImageRecord
+from .mix import describe
+from .pipeline import GanPipeline
+
+CHECKPOINT_CHOICES = ("best", "latest")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Settings of one ``generate`` run (the CLI's defaults)."""
+
+    mix: Mapping[str, str | Mapping[str, float]] = field(default_factory=dict)  # axis -> "A:0.5,B:0.5"
+    seed: int = 0
+    fmt: str = "png16"  # png16 | png8 | tiff | dicom
+    batch: int = 16
+    checkpoint: str = "best"  # best | latest | path to a checkpoint file
+    key: str | None = None  # provenance signing key (directory or private key file)
+    overwrite: bool = False
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:1 ...
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMAT_SUFFIX:
+            raise ValueError(f"format must be one of {tuple(FORMAT_SUFFIX)}, got {self.fmt!r}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+
+def image_id(seed: int, index: int) -> str:
+    return f"syn-{int(seed)}-{int(index):06d}"
+
+
+def synthetic_patient_id(seed: int, index: int) -> str:
+    return "synthetic-" + hashlib.sha256(f"{int(seed)}\x00{int(index)}".encode()).hexdigest()[:16]
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, str]) -> ImageRecord:
+    """The manifest record of image ``index`` with ``labels`` (file fields filled by the writer)."""
+    axes = pipe.label_axes
+    conditions = {a: labels[a] for a in axes}
+    findings = ()
+    if conditions.get("finding", "none") != "none":
+        findings = (Finding(kind=conditions["finding"], pathology="unknown", box=None),)
+    laterality = labels.get("laterality", "R")
+    h, w = pipe.resolution
+    generation = {
+        "seed": int(seed),
+        "index": int(index),
+        "conditions": conditions,
+        "checkpoint_sha256": pipe.checkpoint_sha256,
+        "run": pipe.provenance.get("run"),
+        "step": pipe.provenance.get("step"),
+        "kimg": pipe.provenance.get("kimg"),
+        "mammosynth_version": __version__,
+    }
+    return ImageRecord(
+        image_id=image_id(seed, index),
+        patient_id=synthetic_patient_id(seed, index),
+        laterality=laterality,
+        view=conditions.get("view", "other"),
+        density=conditions.get("density", "unknown"),
+        findings=findings,
+        source_dataset="mammosynth-synthetic",
+        bit_depth=16,
+        preprocessing={"orientation": "chest_wall_left", "flipped": laterality == "L", "size": [h, w]},
+        split=None,
+        synthetic=True,
+        generation=generation,
+    )
+
+
+def _settings(pipe: GanPipeline, config: GenerateConfig, mix) -> dict[str, Any]:
+    """What identifies a set: a rerun with other settings into the same directory is refused."""
+    prov = pipe.provenance
+    return {
+        "generator": {
+            "checkpoint_sha256": pipe.checkpoint_sha256,
+            "run": prov.get("run"),
+            "step": prov.get("step"),
+            "kimg": prov.get("kimg"),
+            "resolution": list(pipe.resolution),
+            "label_axes": {a: list(c) for a, c in pipe.label_axes.items()},
+        },
+        "seed": config.seed,
+        "mix": describe(mix),
+        "format": config.fmt,
+        "latent_scheme": "sha256(seed,index)->torch.Generator.randn",
+    }
+
+
+def _clear_output(out: Path) -> None:
+    """Remove a previous synthetic set for --overwrite; refuse anything else."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    info = out / DATASET_JSON
+    if info.is_file():
+        try:
+            kind = json.loads(info.read_text(encoding="utf-8")).get("kind")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{info}: not valid JSON ({exc}); refusing to overwrite {out}") from exc
+        if kind != "synthetic":
+            raise ValueError(f"{out}: holds a {kind!r} dataset; --overwrite only replaces synthetic sets")
+    elif not (out / MANIFEST).is_file():
+        raise ValueError(f"{out}: not empty and not a synthetic set; refusing to overwrite it")
+    shutil.rmtree(out)
+
+
+def generate(
+    run: str | os.PathLike,
+    n: int,
+    out: str | os.PathLike,
+    config: GenerateConfig = GenerateConfig(),
+    *,
+    pipe: GanPipeline | None = None,
+    callback: Callable[[int, ImageRecord], None] | None = None,
+) -> Path:
+    """Generate ``n`` labelled images from ``run`` into the prepared dataset ``out``.
+
+    ``run``: a run directory, a checkpoint file or a ``save_pretrained`` directory
+    (ignored when an already loaded ``pipe`` is given). ``callback(index, record)`` runs
+    after each stored image. Returns ``out``.
+    """
+    from .. import provenance
+    from ..utils import progress
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out = Path(out)
+    if pipe is None:
+        pipe = GanPipeline.from_pretrained(run, checkpoint=config.checkpoint)
+    pipe.to(resolve_device(config.device))
+    mix = pipe.resolve_mix(config.mix)
+    settings = _settings(pipe, config, mix)
+    if config.overwrite:
+        _clear_output(out)
+    writer = DatasetWriter(out, kind="synthetic", source={"generator": settings["generator"],
+                                                          "provenance": pipe.provenance},
+                           settings=settings, fmt=config.fmt)
+    wanted = {image_id(config.seed, i) for i in range(n)}
+    extra_ids = sorted(r.image_id for r in writer.records if r.image_id not in wanted)
+    if extra_ids:
+        raise ValueError(f"{out}: already holds {len(extra_ids)} images beyond the {n} requested "
+                         f"(e.g. {extra_ids[0]}); use a new output directory or --overwrite")
+    extra = {"complete": False, "n": n, "batch": config.batch}
+    if not (out / DATASET_JSON).is_file():
+        writer.close(extra=extra)  # pins the settings before the first image
+    file_writer = provenance.write_synthetic_dicom if config.fmt == "dicom" else None
+    todo = [i for i in range(n) if not writer.has(image_id(config.seed, i))]
+    starts = sorted({(i // config.batch) * config.batch for i in todo})
+    todo_set = set(todo)
+    bar = progress(range(len(todo)), total=len(todo), desc=f"generate {out.name}")
+    for b0 in starts:
+        count = min(config.batch, n - b0)
+        result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch)
+        for image, labels, i in zip(result.images, result.labels, result.indices):
+            if i not in todo_set:
+                continue
+            record = make_record(pipe, config.seed, i, labels)
+            marked, text = provenance.mark_image(image, record, record.generation)
+            stored = writer.add(record, marked, text=text, file_writer=file_writer)
+            next(bar, None)
+            if callback is not None:
+                callback(i, stored)
+    for _ in bar:  # closes the progress bar
+        pass
+    writer.close(extra={**extra, "complete": True})
+    provenance.finalize_synthetic_set(out, key=config.key)
+    return out
+

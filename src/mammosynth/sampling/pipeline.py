@@ -1,0 +1,333 @@
+"""``GanPipeline``: a trained conditional generator behind a diffusers-style API.
+
+>>> pipe = GanPipeline.from_pretrained("runs/00003-phantom", checkpoint="best")  # doctest: +SKIP
+>>> out = pipe(n=16, density="D", finding="mass", view="MLO", seed=0)            # doctest: +SKIP
+>>> out.images.shape, out.labels[0]                                               # doctest: +SKIP
+((16, 128, 80), {'density': 'D', 'finding': 'mass', 'view': 'MLO', 'laterality': 'R'})
+>>> pipe.save_pretrained("my-model")                                              # doctest: +SKIP
+
+Reproducibility: image ``i`` of seed ``s`` depends only on the weights and ``(s, i)``.
+Its latent comes from a ``torch.Generator`` (CPU) seeded with a hash of ``(s, i)``, its
+labels from :func:`mammosynth.sampling.mix.labels_for`; so ``pipe(n=1, seed=0, start=5)``
+is image 5 of ``pipe(n=16, seed=0)``. Batches of a different size can differ by float
+rounding inside the network (BLAS/conv kernels sum in a batch-dependent order: a few
+uint16 steps, invisible); the same batch size on the same device gives bit-identical
+images.
+
+A pretrained directory (``save_pretrained``) holds ``config.json`` (model config, label
+axes, training label frequencies, training provenance) and ``model.safetensors`` (the
+EMA generator weights).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from .. import __version__
+from ..data.prepared import atomic_write_text, sha256_file
+from .mix import Mix, labels_for, resolve_mix
+
+if TYPE_CHECKING:
+    import torch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PRETRAINED_FORMAT = 1
+
+
+@dataclass
+class GanPipelineOutput:
+    """Result of :meth:`GanPipeline.__call__`."""
+
+    images: np.ndarray  # [N, H, W] uint16, chest wall left
+    labels: list[dict[str, str]]  # per image: conditioned axes + laterality
+    indices: list[int] = field(default_factory=list)  # image indices (start .. start+n-1)
+    seed: int = 0
+
+
+def latent_seed(seed: int, index: int) -> int:
+    """The 63-bit torch seed of image ``index``'s latent (a hash of seed and index)."""
+    if index < 0:
+        raise ValueError(f"image index must be >= 0, got {index}")
+    digest = hashlib.sha256(f"mammosynth-latent\x00{int(seed)}\x00{int(index)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _build_generator(model_config: dict[str, Any]):
+    from ..models import build_generator
+
+    return build_generator(model_config)
+
+
+def _state_dict_sha256(module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes, bytes): a weights id."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class GanPipeline:
+    """Sample labelled synthetic mammograms from a conditional generator.
+
+    ``generator`` follows the models contract: attributes ``z_dim``, ``resolution``
+    ``(H, W)``, ``label_axes`` ``{axis: classes}``, and ``forward(z, labels)`` returning
+    ``[B, 1, H, W]`` in [-1, 1]. ``model_config`` (needed by :meth:`save_pretrained`)
+    rebuilds it with ``mammosynth.models.build_generator``.
+    """
+
+    def __init__(
+        self,
+        generator,
+        model_config: Mapping[str, Any] | None = None,
+        label_freq: Mapping[str, Mapping[str, float]] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ):
+        for attr in ("z_dim", "resolution", "label_axes"):
+            if not hasattr(generator, attr):
+                raise ValueError(f"generator lacks the {attr!r} attribute required by the models contract")
+        self.generator = generator.eval()
+        for p in self.generator.parameters():
+            p.requires_grad_(False)
+        self.model_config = dict(model_config) if model_config is not None else None
+        self.label_freq = {a: dict(f) for a, f in (label_freq or {}).items()}
+        self.provenance = dict(provenance or {})
+
+    # -- properties -----------------------------------------------------------------
+    @property
+    def label_axes(self) -> dict[str, tuple[str, ...]]:
+        return {a: tuple(c) for a, c in self.generator.label_axes.items()}
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.generator.z_dim)
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        h, w = self.generator.resolution
+        return int(h), int(w)
+
+    @property
+    def device(self):
+        import torch
+
+        for t in self.generator.parameters():
+            return t.device
+        return torch.device("cpu")
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """SHA-256 of the training checkpoint the weights came from (or of the weights)."""
+        if "checkpoint_sha256" not in self.provenance:
+            self.provenance["checkpoint_sha256"] = _state_dict_sha256(self.generator)
+        return self.provenance["checkpoint_sha256"]
+
+    def to(self, device: Any) -> "GanPipeline":
+        """Move the generator to ``device`` (``"cuda"``, ``"cpu"``...); returns self."""
+        self.generator.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"GanPipeline(resolution={self.resolution}, z_dim={self.z_dim}, "
+                f"label_axes={self.label_axes}, run={self.provenance.get('run')!r})")
+
+    # -- loading and saving ---------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, checkpoint: str | os.PathLike = "best",
+                        device: Any = None) -> "GanPipeline":
+        """Load a run directory, a checkpoint file, or a :meth:`save_pretrained` directory.
+
+        ``checkpoint``: ``"best"`` or ``"latest"`` (for a run directory), or a checkpoint
+        file path. Raises FileNotFoundError / ValueError naming the file.
+        """
+        path = Path(path)
+        if path.is_dir() and (path / WEIGHTS_NAME).is_file():
+            pipe = cls._from_saved(path)
+        elif path.is_dir() or path.is_file():
+            pipe = cls._from_checkpoint(path, checkpoint)
+        else:
+            raise FileNotFoundError(f"{path}: not found (expected a run directory, a checkpoint "
+                                    f"or a directory written by GanPipeline.save_pretrained)")
+        return pipe.to(device) if device is not None else pipe
+
+    @classmethod
+    def _from_checkpoint(cls, path: Path, checkpoint: str | os.PathLike) -> "GanPipeline":
+        from ..training.checkpoint import find_checkpoint, load_checkpoint
+
+        if path.is_file():
+            ckpt_path = path
+        elif str(checkpoint) in ("best", "latest"):
+            ckpt_path = Path(find_checkpoint(path, which=str(checkpoint)))
+        else:
+            ckpt_path = Path(checkpoint)
+            if not ckpt_path.is_file():
+                raise FileNotFoundError(f"{ckpt_path}: checkpoint file not found")
+        ckpt = load_checkpoint(ckpt_path)
+        try:
+            model_config = dict(ckpt["config"]["model"])
+            state = ckpt["G_ema"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{ckpt_path}: checkpoint lacks the model config or G_ema weights ({exc})") from exc
+        generator = _build_generator(model_config)
+        try:
+            generator.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{ckpt_path}: G_ema weights do not fit the model config ({exc})") from exc
+        run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+        provenance = {
+            "run": run_dir.name,
+            "run_dir": str(run_dir),
+            "checkpoint": str(ckpt_path),
+            "checkpoint_sha256": sha256_file(ckpt_path),
+            "step": ckpt.get("step"),
+            "kimg": ckpt.get("kimg"),
+            "dataset": ckpt.get("dataset"),
+            "train_config": ckpt.get("config"),
+        }
+        return cls(generator, model_config=model_config, label_freq=ckpt.get("label_freq"), provenance=provenance)
+
+    @classmethod
+    def _from_saved(cls, directory: Path) -> "GanPipeline":
+        from safetensors.torch import load_file
+
+        cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{cfg_path}: missing; {directory} is not a saved GanPipeline")
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            model_config = dict(cfg["model"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{cfg_path}: not a GanPipeline config ({type(exc).__name__}: {exc})") from exc
+        if cfg.get("format_version") != PRETRAINED_FORMAT:
+            raise ValueError(f"{cfg_path}: format_version {cfg.get('format_version')!r} not supported")
+        try:
+            state = load_file(str(w_path))
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"{w_path}: cannot read weights ({type(exc).__name__}: {exc})") from exc
+        generator = _build_generator(model_config)
+        try:
+            generator.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{w_path}: weights do not fit the model config in {cfg_path} ({exc})") from exc
+        saved_axes = {a: tuple(c) for a, c in (cfg.get("label_axes") or {}).items()}
+        if saved_axes and saved_axes != {a: tuple(c) for a, c in generator.label_axes.items()}:
+            raise ValueError(f"{cfg_path}: label_axes {saved_axes} differ from the model's {generator.label_axes}")
+        provenance = dict(cfg.get("provenance") or {})
+        provenance.setdefault("pretrained_dir", str(directory))
+        return cls(generator, model_config=model_config, label_freq=cfg.get("label_freq"), provenance=provenance)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` to ``directory``; returns it."""
+        from safetensors.torch import save_file
+
+        if self.model_config is None:
+            raise ValueError("save_pretrained needs the model config (build the pipeline with model_config=...)")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in self.generator.state_dict().items()}
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(state, tmp, metadata={"format": "pt", "mammosynth_version": __version__})
+            os.replace(tmp, directory / WEIGHTS_NAME)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        provenance = dict(self.provenance)
+        provenance.setdefault("checkpoint_sha256", self.checkpoint_sha256)
+        provenance.pop("pretrained_dir", None)
+        cfg = {
+            "_class_name": type(self).__name__,
+            "format_version": PRETRAINED_FORMAT,
+            "mammosynth_version": __version__,
+            "model": self.model_config,
+            "z_dim": self.z_dim,
+            "resolution": list(self.resolution),
+            "label_axes": {a: list(c) for a, c in self.label_axes.items()},
+            "label_freq": self.label_freq,
+            "provenance": provenance,
+        }
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(cfg, indent=2, default=str) + "\n")
+        return directory
+
+    # -- sampling -------------------------------------------------------------------
+    def resolve_mix(self, mix: Mapping[str, Any] | None = None, **fixed: str) -> Mix:
+        """Proportions for every axis: ``mix`` plus fixed labels (``density="D"``), the rest
+        following the training label frequencies. See :func:`mammosynth.sampling.mix.resolve_mix`."""
+        mix = dict(mix or {})
+        for axis, value in fixed.items():
+            if value is None:
+                continue
+            if axis in mix:
+                raise ValueError(f"{axis!r} given both as a fixed label and in mix")
+            mix[axis] = {str(value): 1.0}
+        return resolve_mix(mix, self.label_axes, self.label_freq)
+
+    def latents(self, seed: int, indices: list[int] | range) -> "torch.Tensor":
+        """``[len(indices), z_dim]`` standard-normal latents, one per image index (on CPU)."""
+        import torch
+
+        out = torch.empty(len(indices), self.z_dim)
+        for row, i in enumerate(indices):
+            g = torch.Generator().manual_seed(latent_seed(seed, i))
+            out[row] = torch.randn(self.z_dim, generator=g)
+        return out
+
+    def __call__(
+        self,
+        n: int = 1,
+        *,
+        seed: int = 0,
+        start: int = 0,
+        mix: Mapping[str, Any] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        **labels: str,
+    ) -> GanPipelineOutput:
+        """Generate images ``start .. start+n-1`` of ``seed``.
+
+        ``labels`` fix an axis for every image (``density="D"``, ``finding="mass"``,
+        ``view="MLO"``, ``laterality="L"``); ``mix`` gives proportions
+        (``{"density": "A:0.5,B:0.5"}``); other axes follow the training frequencies.
+        """
+        import torch
+
+        from ..utils import progress as progress_bar
+
+        if n < 0 or start < 0 or batch_size < 1:
+            raise ValueError(f"need n >= 0, start >= 0 and batch_size >= 1, got n={n}, start={start}, "
+                             f"batch_size={batch_size}")
+        resolved = self.resolve_mix(mix, **labels)
+        indices = list(range(start, start + n))
+        all_labels = [labels_for(seed, i, resolved) for i in indices]
+        h, w = self.resolution
+        images = np.empty((n, h, w), dtype=np.uint16)
+        device = self.device
+        batches = range(0, n, batch_size)
+        with torch.no_grad():
+            for b in progress_bar(batches, total=len(batches), desc="generate", unit="batch", disable=not progress):
+                idx = indices[b:b + batch_size]
+                z = self.latents(seed, idx).to(device)
+                cond = {
+                    axis: torch.tensor([classes.index(lab[axis]) for lab in all_labels[b:b + batch_size]],
+                                       dtype=torch.long, device=device)
+                    for axis, classes in self.label_axes.items()
+                }
+                x = self.generator(z, cond).float()
+                if x.shape[1:] != (1, h, w):
+                    raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
+                x = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * (65535.0 / 2.0)).round()
+                images[b:b + len(idx)] = x.to(torch.int32).cpu().numpy().astype(np.uint16)
+        return GanPipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed))

@@ -1,0 +1,113 @@
+"""Training configuration: one frozen dataclass; ``None`` fields take the family default.
+
+:meth:`TrainConfig.resolved` fills every ``None`` from :data:`TRAIN_DEFAULTS` (and the
+R1 heuristic), so the ``config.json`` of a run and the ``config`` of its checkpoints
+hold concrete numbers only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models.augment import parse_ops
+from ..models.config import ModelConfig
+
+LOSSES = ("hinge", "bce")
+
+#: Family defaults for the optimisation. fastgan: hinge loss, DiffAugment with ADA p,
+#: lazy R1, EMA. dcgan: the 2016 recipe (non-saturating BCE, Adam 2e-4, beta1 0.5,
+#: no augmentation, no regularisation, no EMA).
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fastgan": dict(batch=8, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.99, loss="hinge",
+                    augment="translation,scale,brightness,contrast,cutout", ada_target=0.6, ada_kimg=5.0,
+                    ada_interval=4, r1_gamma=None, r1_interval=16, ema_kimg=10.0, recon_weight=1.0),
+    "dcgan": dict(batch=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, loss="bce", augment="",
+                  ada_target=0.0, ada_kimg=5.0, ada_interval=4, r1_gamma=0.0, r1_interval=16, ema_kimg=0.0,
+                  recon_weight=0.0),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Stops at ``kimg`` thousand images or after
+    ``minutes`` of training in this session, whichever comes first (at least one is set).
+    ``batch`` is the global batch (split over ranks)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    minutes: float | None = 10.0
+    kimg: float | None = None
+    batch: int | None = None
+    seed: int = 0
+    name: str | None = None
+    lr_g: float | None = None
+    lr_d: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    loss: str | None = None
+    augment: str | None = None  # comma-separated subset of models.augment.AUGMENT_OPS
+    ada_target: float | None = None  # 0 disables the adaptive p (p stays at ada_p0)
+    ada_p0: float = 0.0
+    ada_kimg: float | None = None
+    ada_interval: int | None = None
+    r1_gamma: float | None = None  # None: 0.0002 * H * W / batch (StyleGAN2-ADA heuristic)
+    r1_interval: int | None = None
+    ema_kimg: float | None = None  # 0: G_ema is a plain copy of G
+    recon_weight: float | None = None
+    snapshot_minutes: float = 2.0  # grid + quality score + checkpoint, and at the end
+    keep: int = 3  # periodic checkpoints kept (best.pt is kept apart)
+    grid_cols: int = 8
+    quality_n: int = 128  # images per side for the quality score
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # bf16/fp16 autocast on CUDA (ignored on CPU)
+
+    def __post_init__(self) -> None:
+        if self.minutes is None and self.kimg is None:
+            raise ValueError("set a training budget: minutes or kimg")
+        for name in ("minutes", "kimg"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+        if self.batch is not None and self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.augment is not None:
+            parse_ops(self.augment)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.keep < 1:
+            raise ValueError(f"keep must be >= 1, got {self.keep}")
+        if not 0.0 <= self.ada_p0 <= 1.0:
+            raise ValueError(f"ada_p0 must be in [0, 1], got {self.ada_p0}")
+        if self.snapshot_minutes <= 0:
+            raise ValueError(f"snapshot_minutes must be > 0, got {self.snapshot_minutes}")
+        if self.quality_n < 2:
+            raise ValueError(f"quality_n must be >= 2, got {self.quality_n}")
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every ``None`` replaced by the family default."""
+        defaults = TRAIN_DEFAULTS[self.model.family]
+        kw = {k: (defaults[k] if getattr(self, k) is None else getattr(self, k)) for k in defaults}
+        if kw["r1_gamma"] is None:
+            h, w = self.model.resolution
+            kw["r1_gamma"] = round(0.0002 * h * w / kw["batch"], 6)
+        return dataclasses.replace(self, **kw)
+
+    def with_budget(self, minutes: float | None, kimg: float | None) -> "TrainConfig":
+        return dataclasses.replace(self, minutes=minutes, kimg=kimg)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown train config fields {sorted(unknown)}")
+        kw = dict(d)
+        kw["model"] = ModelConfig.from_dict(kw.get("model", {}))
+        return cls(**kw)

@@ -1,0 +1,153 @@
+"""The training set in memory: images at the training resolution plus label tensors.
+
+Images are resized once at load (aspect preserved, chest wall kept at the left edge,
+vertically centred, black padding) and kept as float16 in [-1, 1].
+
+Unknown labels (e.g. density ``unknown``) are stored as -1 and *masked*: the
+discriminator's projection term ignores that axis for that image. Labels for fakes
+are drawn from the empirical joint distribution (the label vector of a random training
+image), with unknown entries drawn from that axis's marginal frequencies.
+
+The batch order is a pure function of ``(seed, step, rank)``: epoch ``e`` visits the
+images in ``randperm(N, seed=hash(seed, e))`` order and rank ``r`` takes its slice of
+each global batch, so a resumed run sees exactly the same batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.prepared import PreparedDataset
+from ..data.schema import condition_value
+
+
+def open_training_set(spec: str) -> PreparedDataset:
+    """``PATH[:split]``; without a split, the ``train`` split when the dataset has splits."""
+    ds = PreparedDataset(spec)
+    if ds.split is None and any(r.split is not None for r in ds.records):
+        ds = PreparedDataset(spec, split="train")
+        if len(ds) == 0:
+            raise ValueError(f"{ds.root}: has splits but no 'train' images; name a split as PATH:SPLIT")
+    if len(ds) == 0:
+        raise ValueError(f"{spec}: no images to train on")
+    return ds
+
+
+def fit_image(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint16 HxW -> float [1, H, W] in [-1, 1] at ``size``: aspect kept, chest wall left,
+    centred vertically, black padding."""
+    h, w = size
+    x = torch.from_numpy(img.astype(np.float32) / 65535.0)[None, None]
+    s = min(h / img.shape[0], w / img.shape[1])
+    nh, nw = max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    out = torch.zeros(1, 1, h, w)
+    top = (h - nh) // 2
+    out[:, :, top:top + nh, :nw] = x
+    return out[0] * 2 - 1
+
+
+def _mix(*parts: int) -> int:
+    """Deterministic 63-bit seed from integers (SplitMix-style)."""
+    v = 0x9E3779B97F4A7C15
+    for p in parts:
+        v = (v ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        v ^= v >> 31
+    return v & 0x7FFFFFFFFFFFFFFF
+
+
+def step_generator(seed: int, step: int, rank: int, stream: int = 0) -> torch.Generator:
+    """The CPU generator for one training step of one rank (latents, augmentation, labels)."""
+    return torch.Generator().manual_seed(_mix(seed, step, rank, stream))
+
+
+@dataclass
+class TrainingData:
+    images: torch.Tensor  # [N, 1, H, W] float16 in [-1, 1]
+    labels: dict[str, torch.Tensor]  # axis -> [N] long, -1 = unknown
+    label_axes: dict[str, tuple[str, ...]]
+    label_freq: dict[str, dict[str, float]]
+    info: dict[str, Any] = field(default_factory=dict)
+    _perms: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def batch_indices(self, seed: int, step: int, rank: int, world: int, batch: int) -> torch.Tensor:
+        """Indices of this rank's share of global batch ``step`` (``batch`` per rank)."""
+        n = len(self)
+        start = (step * world + rank) * batch
+        out = []
+        for k in range(start, start + batch):
+            epoch, pos = divmod(k, n)
+            if epoch not in self._perms:
+                if len(self._perms) > 4:
+                    self._perms.pop(min(self._perms))
+                self._perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, epoch, 77)))
+            out.append(int(self._perms[epoch][pos]))
+        return torch.tensor(out, dtype=torch.long)
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.images[idx].float(), {a: y[idx] for a, y in self.labels.items()}
+
+    def sample_labels(self, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """Labels for ``n`` fakes: joint empirical draw, unknowns from the marginals."""
+        if not self.label_axes:
+            return {}
+        idx = torch.randint(0, len(self), (n,), generator=gen)
+        out = {}
+        for a, classes in self.label_axes.items():
+            y = self.labels[a][idx].clone()
+            probs = torch.tensor([self.label_freq[a][c] for c in classes], dtype=torch.float64)
+            fill = torch.multinomial(probs, n, replacement=True, generator=gen)
+            out[a] = torch.where(y >= 0, y, fill)
+        return out
+
+
+def label_frequencies(ds: PreparedDataset) -> dict[str, dict[str, float]]:
+    """Class frequencies among known labels, for every condition axis with any known label
+    (conditioned or not: sampling uses them to label or mix generated images)."""
+    from ..data.schema import CONDITION_AXES
+
+    freq = {}
+    for a, classes in CONDITION_AXES.items():
+        vals = [condition_value(r, a) for r in ds.records]
+        known = [v for v in vals if v is not None]
+        if known:
+            freq[a] = {c: known.count(c) / len(known) for c in classes}
+    return freq
+
+
+def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[str, ...],
+                       show_progress: bool = True) -> TrainingData:
+    """Load ``PATH[:split]`` fully into memory at ``resolution`` with label tensors."""
+    from ..utils import progress
+
+    ds = open_training_set(spec)
+    label_axes = {}
+    from ..data.schema import CONDITION_AXES
+
+    for a in condition:
+        if a not in CONDITION_AXES:
+            raise ValueError(f"unknown condition axis {a!r}; expected some of {tuple(CONDITION_AXES)}")
+        label_axes[a] = CONDITION_AXES[a]
+    imgs = torch.empty(len(ds), 1, *resolution, dtype=torch.float16)
+    labels = {a: torch.full((len(ds),), -1, dtype=torch.long) for a in label_axes}
+    it = progress(range(len(ds)), total=len(ds), desc="load", disable=None if show_progress else True)
+    for i in it:
+        imgs[i] = fit_image(ds.image(i), resolution).half()
+        for a, classes in label_axes.items():
+            v = condition_value(ds.records[i], a)
+            if v is not None:
+                labels[a][i] = classes.index(v)
+    freq = label_frequencies(ds)
+    for a in label_axes:
+        if a not in freq:
+            raise ValueError(f"{ds.root}: cannot condition on {a!r}: no training image has a known {a} label")
+    info = {"path": str(ds.root), "split": ds.split, "content_hash": ds.content_hash,
+            "manifest_sha256": ds.info.get("manifest_sha256"), "images": len(ds)}
+    return TrainingData(imgs, labels, label_axes, freq, info)

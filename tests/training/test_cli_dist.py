@@ -1,0 +1,60 @@
+"""`mammosynth train` CLI: dry run, argument errors, and a 2-process gloo run under torchrun."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mammosynth.cli import main
+
+
+def test_dry_run_creates_nothing(tiny_dataset, tmp_path, capsys):
+    before = sorted(p.name for p in tiny_dataset.rglob("*"))
+    runs = tmp_path / "runs"
+    rc = main(["train", f"{tiny_dataset}", "--out", str(runs), "--resolution", "32", "20",
+               "--condition", "density,finding", "--dry-run"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run_dir"].endswith("00000-fastgan-32x20-density+finding")
+    assert out["dataset"]["split"] == "train" and out["dataset"]["images"] > 0
+    assert out["parameters"]["G"] > 0 and out["config"]["batch"] == 8
+    assert not runs.exists()
+    assert sorted(p.name for p in tiny_dataset.rglob("*")) == before
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--resolution", "48", "30"], "power of two"),
+    (["--resolution", "64", "36"], "multiple of height/8"),
+    (["--condition", "density,birads"], "unknown condition axis 'birads'"),
+    (["--resume", "latest"], "no run with a valid checkpoint"),
+])
+def test_bad_arguments(tiny_dataset, tmp_path, capsys, argv, msg):
+    rc = main(["train", str(tiny_dataset), "--out", str(tmp_path / "runs"), "--dry-run", *argv])
+    assert rc == 1
+    assert msg in capsys.readouterr().err
+
+
+def test_unknown_model_is_usage_error(tiny_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tiny_dataset), "--out", str(tmp_path), "--model", "stylegan9"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'stylegan9'" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_keep_replicas_identical(tiny_dataset, tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "MAMMOSYNTH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--resolution", "16", "16",
+           "--kimg", "0.024", "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs_made = list(runs.iterdir())
+    assert [p.name for p in runs_made] == ["00000-ddp"]  # only rank 0 writes
+    stats = [json.loads(x) for x in (runs_made[0] / "stats.jsonl").read_text().splitlines()]
+    end = stats[-1]
+    assert end["event"] == "end" and end["world"] == 2 and end["step"] == 6
+    assert end["replicas_identical"] is True

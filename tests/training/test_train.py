@@ -1,0 +1,125 @@
+"""Training: one step per family, bit-identical resume, checkpoint validation, interrupts."""
+from __future__ import annotations
+
+import json
+import signal
+import os
+
+import pytest
+import torch
+
+from mammosynth.models import ModelConfig
+from mammosynth.training import TrainConfig, train
+from mammosynth.training import loop as loop_mod
+from mammosynth.training.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
+
+
+def tiny_config(family="fastgan", kimg=0.016, condition=("density", "view"), **kw):
+    model = ModelConfig.for_family(family, resolution=(16, 16), condition=condition, g_channels=4, d_channels=4,
+                                   max_channels=16, z_dim=16)
+    return TrainConfig(model=model, minutes=None, kimg=kimg, batch=4, quality_n=8, grid_cols=4, **kw)
+
+
+@pytest.mark.parametrize("family", ["fastgan", "dcgan"])
+def test_one_step_run_layout(tiny_dataset, tmp_path, family):
+    run = train(str(tiny_dataset), tmp_path / "runs", tiny_config(family, kimg=0.004))
+    assert run.parent == tmp_path / "runs" and run.name.startswith("00000-")
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["family"] == family and cfg["batch"] == 4 and cfg["loss"] in ("hinge", "bce")
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["event"] == "end" and stats[-1]["step"] == 1
+    assert list((run / "samples").glob("grid-*.png")) and (run / "tb").is_dir()
+    path = find_checkpoint(run, "best")
+    # plain torch.load with weights_only works (no pickled classes)
+    torch.load(path, weights_only=True)
+    ck = load_checkpoint(path)
+    assert ck["step"] == 1 and ck["kimg"] == pytest.approx(0.004)
+    assert ck["config"]["model"]["condition"] == ["density", "view"]
+    assert ck["label_axes"] == {"density": ["A", "B", "C", "D"], "view": ["CC", "MLO"]}
+    assert set(ck["dataset"]) >= {"path", "content_hash", "manifest_sha256"}
+    assert abs(sum(ck["label_freq"]["view"].values()) - 1) < 1e-9
+    assert set(ck["label_freq"]) == {"density", "finding", "view"}  # all axes, conditioned or not
+    assert {"G", "D", "G_ema", "opt_G", "opt_D", "rng", "ada_p"} <= set(ck)
+    if family == "dcgan":  # the next run is numbered after it
+        run2 = train(str(tiny_dataset), tmp_path / "runs", tiny_config(family, kimg=0.004, name="again"))
+        assert run2.name == "00001-again"
+
+
+def _weights(ck):
+    return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in ck[m].items()}
+
+
+def test_resume_is_bit_identical(tiny_dataset, tmp_path):
+    straight = train(str(tiny_dataset), tmp_path / "a", tiny_config(kimg=0.024))  # 6 steps (R1 at step 0)
+    half = train(str(tiny_dataset), tmp_path / "b", tiny_config(kimg=0.012))
+    resumed = train(str(tiny_dataset), tmp_path / "b", tiny_config(kimg=0.024), resume="latest")
+    assert resumed == half
+    a = load_checkpoint(find_checkpoint(straight, "latest"))
+    b = load_checkpoint(find_checkpoint(resumed, "latest"))
+    assert a["step"] == b["step"] == 6 and a["ada_p"] == b["ada_p"]
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    for k, v in a["opt_G"]["state"].items():
+        assert torch.equal(v["exp_avg"], b["opt_G"]["state"][k]["exp_avg"])
+
+
+def test_corrupt_checkpoint_refused_and_previous_used(tiny_dataset, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    run = train(str(tiny_dataset), runs, tiny_config(kimg=0.008))
+    train(str(tiny_dataset), runs, tiny_config(kimg=0.016), resume=run)
+    newest, previous = list_checkpoints(run)[:2]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ValueError, match=newest.name):
+        load_checkpoint(newest)
+    assert find_checkpoint(run, "latest") == previous
+    assert "skipping" in capsys.readouterr().err
+    # a flipped byte inside the payload is caught by the SHA-256
+    data = bytearray(previous.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the payload tensor
+    previous.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=previous.name):
+        load_checkpoint(previous)
+    # nothing valid is left to resume from (best.pt is not a periodic checkpoint)
+    with pytest.raises(FileNotFoundError, match="no run with a valid checkpoint"):
+        train(str(tiny_dataset), runs, tiny_config(kimg=0.02), resume="latest")
+
+
+def test_sigterm_writes_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    real = loop_mod.step_generator
+
+    def gen(seed, step, rank, stream=0):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled: sets the stop flag
+        return real(seed, step, rank, stream)
+
+    monkeypatch.setattr(loop_mod, "step_generator", gen)
+    with pytest.raises(KeyboardInterrupt):
+        train(str(tiny_dataset), tmp_path / "runs", tiny_config(kimg=1.0))
+    run = next((tmp_path / "runs").iterdir())
+    ck = load_checkpoint(find_checkpoint(run, "latest"))
+    assert ck["step"] == 4  # the step in flight finished, then the checkpoint
+    stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["event"] == "interrupted"
+
+
+def test_resume_refuses_other_dataset(tiny_dataset_factory, tmp_path):
+    a, b = tiny_dataset_factory(seed=1), tiny_dataset_factory(seed=2)
+    train(str(a), tmp_path / "runs", tiny_config(kimg=0.004))
+    with pytest.raises(ValueError, match="differs from the dataset"):
+        train(str(b), tmp_path / "runs", tiny_config(kimg=0.008), resume="latest")
+
+
+def test_unknown_labels_masked_and_sampled(tiny_dataset):
+    from mammosynth.training.data import load_training_data
+
+    data = load_training_data(str(tiny_dataset), (16, 16), ("density", "finding"), show_progress=False)
+    assert data.images.shape[1:] == (1, 16, 16) and data.images.dtype == torch.float16
+    assert float(data.images.min()) >= -1 and float(data.images.max()) <= 1
+    data.labels["density"][:3] = -1  # unknown
+    lab = data.sample_labels(64, torch.Generator().manual_seed(0))
+    assert int(lab["density"].min()) >= 0 and int(lab["finding"].max()) < 5
+    # the batch order is a function of (seed, step): same indices every time
+    assert torch.equal(data.batch_indices(0, 5, 0, 1, 4), data.batch_indices(0, 5, 0, 1, 4))
