@@ -21,7 +21,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -30,6 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..io.images import read_image, write_image
+from ..utils import atomic_file
 from .schema import SCHEMA_VERSION, SPLITS, ImageRecord
 
 MANIFEST = "manifest.jsonl"
@@ -50,17 +50,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text to a temporary file beside ``path`` then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def parse_dataset_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:

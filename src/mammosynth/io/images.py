@@ -7,11 +7,12 @@ applied). Every failure raises :class:`ImageReadError` naming the file and the r
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..utils import atomic_file
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".pnm", ".ppm", ".bmp"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
@@ -101,11 +102,6 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     return read_dicom(path)
 
 
-def _atomic_target(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-
-
 def write_image(
     path: str | os.PathLike,
     arr: np.ndarray,
@@ -130,9 +126,7 @@ def write_image(
         arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif arr.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected uint8 or uint16 pixels, got {arr.dtype}")
-    fd, tmp = _atomic_target(path)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         if fmt == "tiff":
             import json
 
@@ -146,11 +140,6 @@ def write_image(
             for k, v in (text or {}).items():
                 info.add_itxt(str(k), str(v))
             Image.fromarray(arr).save(tmp, format="PNG", pnginfo=info, compress_level=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
