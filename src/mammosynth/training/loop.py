@@ -115,6 +115,37 @@ def _ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, nimg: int, batch: in
             be.copy_(b)
 
 
+@torch.no_grad()
+def recalibrate_bn(G: torch.nn.Module, data: TrainingData, device: torch.device, seed: int,
+                   batches: int = 8, batch: int = 64) -> None:
+    """Re-estimate the BatchNorm running statistics of ``G`` (in place) for eval-mode use.
+
+    ``_ema_update`` copies G's running stats into G_ema, but those belong to G's weights,
+    not to the averaged ones; eval-mode samples of G_ema then collapse to near-flat
+    images. Here G runs in train mode with a cumulative average (``momentum=None``) over
+    ``batches`` batches of latents and labels from a dedicated fixed-seed generator, so
+    the global RNG stream (and bit-identical resume) is untouched. Leaves ``G`` in eval mode.
+    """
+    bns = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    g = torch.Generator().manual_seed(seed + 3_000_017)
+    G.train()
+    try:
+        for _ in range(batches):
+            z = torch.randn(batch, G.z_dim, generator=g)
+            labels = data.sample_labels(batch, g)
+            G(z.to(device), {a: y.to(device) for a, y in labels.items()})
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        G.eval()
+
+
 def d_loss_fn(loss: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     if loss == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
@@ -334,6 +365,7 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
 
     def do_snapshot() -> None:
         rngs = D_.gather_objects(rng_state(), info)
+        recalibrate_bn(G_ema, data, dev, cfg.seed)  # every rank: replicas stay identical
         if not info.is_main:
             return
         fakes = generate_batches(G_ema, q_z, q_labels, dev)
@@ -386,8 +418,12 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
                 with torch.no_grad():
                     fake = G(z, fake_labels)
                 both = augment(torch.cat([real, fake.to(real.dtype)]), ada_p, ops, gen)
-                labels_both = {a: torch.cat([real_labels[a], fake_labels[a]]) for a in data.label_axes}
-                logits, rec = Dn(both, labels_both, recon_n=per_rank if cfg.recon_weight > 0 else 0, gen=gen)
+                # reals and fakes in separate D passes: D's BatchNorm must see pure batches, as
+                # in the G step (a mixed batch lets D separate them by batch statistics that
+                # G's fake-only pass never reproduces, so G gets no useful gradient)
+                logits_r, rec = Dn(both[:per_rank], real_labels, recon_n=per_rank if cfg.recon_weight > 0 else 0, gen=gen)
+                logits_f, _ = Dn(both[per_rank:], fake_labels)
+                logits = torch.cat([logits_r, logits_f])
                 loss_D = d_loss_fn(cfg.loss, logits[:per_rank].float(), logits[per_rank:].float()) + cfg.recon_weight * rec.float()
             opt_D.zero_grad(set_to_none=True)
             scaler.scale(loss_D).backward()
