@@ -102,3 +102,65 @@ def test_ada_update_direction():
     assert update_p(0.2, 0.1, 0.6, 8, 4, 5.0) < 0.2
     assert update_p(0.0, -1.0, 0.6, 8, 4, 5.0) == 0.0
     assert update_p(1.0, 1.0, 0.6, 8, 4, 5.0) == 1.0
+
+
+def test_upsample_conv3x3_matches_upsample_then_conv():
+    from mammosynth.models.layers import upsample_conv3x3
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 4)
+    w = torch.randn(7, 5, 3, 3)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"), w, padding=1)
+    out = upsample_conv3x3(x, w)
+    assert out.shape == ref.shape == (2, 7, 12, 8)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    # packed phases: channel 4*o + 2*a + b holds output pixel (2i+a, 2j+b) of channel o
+    packed = upsample_conv3x3(x, w, shuffle=False)
+    torch.testing.assert_close(packed[:, 4 * 3 + 2 * 1 + 0], ref[:, 3, 1::2, 0::2], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("condition", [("density", "view"), ()])
+def test_fastgan_inference_path_equals_training_formula(condition, monkeypatch):
+    """Eval mode uses folded norms and low-resolution upsample-convs; it must compute the
+    same function as the training-mode graph with running statistics."""
+    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20), condition=condition)
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        for name, b in G.named_buffers():
+            if name.endswith("running_mean"):
+                b.normal_(0, 0.3)
+            elif name.endswith("running_var"):
+                b.uniform_(0.5, 2.0)
+    G.eval()
+    z = torch.randn(4, G.z_dim)
+    labels = {"density": torch.tensor([0, 1, 2, 3]), "view": torch.tensor([1, 0, 1, 0])} if condition else {}
+    fast = G(z, labels)
+
+    def reference_bn(module, inputs, output):  # BatchNorm2d with running stats, by hand
+        (x,) = inputs
+        m = module
+        y = (x - m.running_mean[None, :, None, None]) / torch.sqrt(m.running_var[None, :, None, None] + m.eps)
+        return y * m.weight[None, :, None, None] + m.bias[None, :, None, None] if m.affine else y
+
+    bns = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.momentum = 0.0  # the train-mode pass must not move the running statistics
+    hooks = [m.register_forward_hook(reference_bn) for m in bns]
+    from mammosynth.models import fastgan
+
+    def reference_upsample_conv(x, weight, shuffle=True):  # the textbook graph
+        assert shuffle
+        return torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"),
+                                          weight, padding=1)
+
+    monkeypatch.setattr(fastgan, "upsample_conv3x3", reference_upsample_conv)
+    try:
+        G.train()  # slow path graph (upsample, conv, norm, affine), BN outputs replaced by the hook
+        slow = G(z, labels)
+    finally:
+        for h in hooks:
+            h.remove()
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)

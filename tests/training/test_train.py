@@ -123,3 +123,48 @@ def test_unknown_labels_masked_and_sampled(tiny_dataset):
     assert int(lab["density"].min()) >= 0 and int(lab["finding"].max()) < 5
     # the batch order is a function of (seed, step): same indices every time
     assert torch.equal(data.batch_indices(0, 5, 0, 1, 4), data.batch_indices(0, 5, 0, 1, 4))
+
+
+def test_recalibrate_bn_fits_eval_mode_to_the_weights(tiny_dataset):
+    """G_ema's BatchNorm running statistics are re-estimated from its own activations
+    (eval output then matches the train-mode output in scale), deterministically, without
+    touching the global RNG stream (bit-identical resume depends on it)."""
+    from mammosynth.models import build_generator
+    from mammosynth.training.data import load_training_data
+    from mammosynth.training.loop import recalibrate_bn
+
+    data = load_training_data(str(tiny_dataset), (16, 16), ("density", "view"), show_progress=False)
+    cfg = tiny_config().model
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        for name, b in G.named_buffers():  # stale statistics that do not fit the weights
+            if name.endswith("running_mean"):
+                b.fill_(5.0)
+            elif name.endswith("running_var"):
+                b.fill_(100.0)
+    z = torch.randn(64, cfg.z_dim)
+    labels = data.sample_labels(64, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        G.train()
+        momenta = [m.momentum for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        for m in G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = 0.0
+        train_std = float(G(z, labels).std())
+        for m, mom in zip([m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)], momenta):
+            m.momentum = mom
+        G.eval()
+        stale_std = float(G(z, labels).std())
+        rng = torch.get_rng_state()
+        recalibrate_bn(G, data, torch.device("cpu"), seed=0)
+        assert torch.equal(rng, torch.get_rng_state())
+        assert not G.training
+        fitted_std = float(G(z, labels).std())
+        snapshot = {k: v.clone() for k, v in G.state_dict().items()}
+        recalibrate_bn(G, data, torch.device("cpu"), seed=0)
+        assert all(torch.equal(v, G.state_dict()[k]) for k, v in snapshot.items())
+    assert abs(fitted_std - train_std) < 0.25 * train_std
+    assert abs(stale_std - train_std) > abs(fitted_std - train_std)

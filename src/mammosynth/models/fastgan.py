@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BASE_ROWS, ModelConfig
-from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights
+from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, upsample_conv3x3
 
 
 class UpBlock(nn.Module):
@@ -35,8 +35,18 @@ class UpBlock(nn.Module):
             self.norms.append(CondBatchNorm2d(2 * cout, cond_dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        for conv, norm in zip(self.convs, self.norms):
+        # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
+        conv, norm = self.convs[0], self.norms[0]
+        if not self.training and norm.cond_dim:
+            # inference: folded norm and GLU on the packed phases, then the pixel shuffle
+            y = upsample_conv3x3(x, conv.weight, shuffle=False)
+            scale, shift = norm.folded(c, y.dtype)
+            y = torch.addcmul(shift.repeat_interleave(4, 1)[:, :, None, None], y,
+                              scale.repeat_interleave(4, 1)[:, :, None, None])
+            x = F.pixel_shuffle(F.glu(y, dim=1), 2)
+        else:
+            x = F.glu(norm(upsample_conv3x3(x, conv.weight), c), dim=1)
+        for conv, norm in zip(self.convs[1:], self.norms[1:]):
             x = F.glu(norm(conv(x), c), dim=1)
         return x
 

@@ -97,7 +97,10 @@ class GanPipeline:
         for attr in ("z_dim", "resolution", "label_axes"):
             if not hasattr(generator, attr):
                 raise ValueError(f"generator lacks the {attr!r} attribute required by the models contract")
-        self.generator = generator.eval()
+        import torch
+
+        # channels-last: faster convolutions on CPUs (oneDNN) and on tensor-core GPUs
+        self.generator = generator.eval().to(memory_format=torch.channels_last)
         for p in self.generator.parameters():
             p.requires_grad_(False)
         self.model_config = dict(model_config) if model_config is not None else None

@@ -18,12 +18,13 @@ import os
 import random
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..utils import atomic_file
 
 FORMAT = "mammosynth.checkpoint/1"
 CKPT_RE = re.compile(r"^ckpt-(\d+\.\d+)\.pt$")
@@ -44,17 +45,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     raw = buf.getvalue()
     outer = {"format": FORMAT, "sha256": hashlib.sha256(raw).hexdigest(),
              "payload": torch.frombuffer(bytearray(raw), dtype=torch.uint8)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(outer, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        torch.save(outer, f)
+        f.flush()
+        os.fsync(f.fileno())  # a checkpoint must survive a power cut, not only a crash
     return path
 
 

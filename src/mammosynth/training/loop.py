@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from .. import __version__
 from ..models import build_discriminator, build_generator, count_parameters
 from ..models.augment import augment, parse_ops, update_p
+from ..utils import atomic_file
 from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
                          rng_state, save_checkpoint, set_rng_state)
@@ -198,10 +199,8 @@ def save_grid(path: Path, images: torch.Tensor, cols: int) -> None:
         r, c = divmod(i, cols)
         canvas[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = (images[i, 0] + 1) / 2
     arr = (canvas.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def _tensorboard(run_dir: Path) -> Any:
