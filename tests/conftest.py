@@ -49,6 +49,17 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tests run beside other jobs on few cores: one torch thread avoids OpenMP oversubscription."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tiny_dataset(tmp_path):
     """Path to a 12-image prepared dataset (64x40, 16-bit PNG)."""
     return write_tiny_dataset(tmp_path / "tiny")

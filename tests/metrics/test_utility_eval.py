@@ -13,14 +13,8 @@ FAST = ClassifierConfig(input_size=(16, 16), epochs=6, batch_size=16, lr=5e-3, c
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tests run beside other jobs on few cores: one torch thread avoids OpenMP oversubscription."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_torch_thread(one_torch_thread):
+    """Every test here trains small CNNs: one torch thread (see tests/conftest.py)."""
 
 
 def _rec(i, density="A", findings=(), **kw):

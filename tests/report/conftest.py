@@ -7,14 +7,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tests run beside other jobs on few cores: one torch thread avoids OpenMP oversubscription."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_torch_thread(one_torch_thread):
+    """Every test here trains small CNNs: one torch thread (see tests/conftest.py)."""
 
 
 def _m(value, **extra):

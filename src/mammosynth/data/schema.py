@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 SCHEMA_VERSION = 1
 
@@ -174,10 +174,7 @@ class ImageRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ImageRecord":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown manifest fields {sorted(unknown)}")
+        check_fields(cls, d, "manifest")
         kw = dict(d)
         kw["findings"] = tuple(Finding.from_dict(f) for f in d.get("findings") or ())
         ps = d.get("pixel_spacing_mm")
@@ -207,11 +204,17 @@ def condition_value(record: ImageRecord, axis: str) -> str | None:
     raise ValueError(f"unknown condition axis {axis!r}; expected one of {tuple(CONDITION_AXES)}")
 
 
-def parse_proportions(text: str, allowed: tuple[str, ...], what: str) -> dict[str, float]:
-    """Parse ``"A:0.1,B:0.4"`` into a dict; keys must be in ``allowed``, values >= 0, sum 1.
+def check_fields(cls: type, d: dict[str, Any], what: str) -> None:
+    """Raise ValueError when ``d`` holds keys that are not fields of the dataclass ``cls``."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} fields {sorted(unknown)}")
 
-    Raises ValueError naming the offending part.
-    """
+
+def proportion_items(text: str, what: str, key: Callable[[str], str]) -> dict[str, float]:
+    """Parse ``"K1:0.1,K2:0.4"`` into ``{key(K1): 0.1, ...}``; ``key`` validates (and may
+    normalise) a raw key, raising ValueError. Each proportion must be a number in [0, 1]
+    and each key appear once; sums are the caller's rule. Errors name ``what`` and the part."""
     out: dict[str, float] = {}
     for part in str(text).split(","):
         part = part.strip()
@@ -219,19 +222,32 @@ def parse_proportions(text: str, allowed: tuple[str, ...], what: str) -> dict[st
             continue
         if ":" not in part:
             raise ValueError(f"{what}: expected KEY:PROPORTION, got {part!r}")
-        key, _, val = part.partition(":")
-        key = key.strip()
-        if key not in allowed:
-            raise ValueError(f"{what}: unknown value {key!r}; expected one of {allowed}")
-        if key in out:
-            raise ValueError(f"{what}: {key!r} given twice")
+        raw, _, val = part.partition(":")
+        k = key(raw.strip())
+        if k in out:
+            raise ValueError(f"{what}: {k!r} given twice")
         try:
             p = float(val)
         except ValueError:
-            raise ValueError(f"{what}: proportion for {key!r} is not a number: {val!r}") from None
+            raise ValueError(f"{what}: proportion for {k!r} is not a number: {val.strip()!r}") from None
         if not (0.0 <= p <= 1.0):
-            raise ValueError(f"{what}: proportion for {key!r} must be in [0, 1], got {p}")
-        out[key] = p
+            raise ValueError(f"{what}: proportion for {k!r} must be in [0, 1], got {p:g}")
+        out[k] = p
+    return out
+
+
+def parse_proportions(text: str, allowed: tuple[str, ...], what: str) -> dict[str, float]:
+    """Parse ``"A:0.1,B:0.4"`` into a dict; keys must be in ``allowed``, values >= 0, sum 1.
+
+    Raises ValueError naming the offending part.
+    """
+
+    def known(k: str) -> str:
+        if k not in allowed:
+            raise ValueError(f"{what}: unknown value {k!r}; expected one of {allowed}")
+        return k
+
+    out = proportion_items(text, what, known)
     if not out:
         raise ValueError(f"{what}: no proportions given")
     total = sum(out.values())

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..data.schema import CONDITION_AXES
+from ..data.schema import CONDITION_AXES, check_fields
 
 FAMILIES = ("fastgan", "dcgan")
 BASE_ROWS = 8
@@ -112,10 +112,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown model config fields {sorted(unknown)}")
+        check_fields(cls, d, "model config")
         kw = dict(d)
         if "resolution" in kw:
             kw["resolution"] = tuple(kw["resolution"])

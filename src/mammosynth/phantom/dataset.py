@@ -34,7 +34,8 @@ import numpy as np
 
 from .. import __version__
 from ..data.prepared import DatasetWriter, split_for_patient
-from ..data.schema import Finding, ImageRecord, hash_patient_id, normalise_finding_kind, parse_proportions
+from ..data.schema import (Finding, ImageRecord, hash_patient_id, normalise_finding_kind, parse_proportions,
+                           proportion_items)
 from ..utils import num_workers, progress
 from .anatomy import Woman, build_anatomy, draw_woman
 from .imaging import MU_20KEV, display_curve, expose, line_integral, to_uint16
@@ -51,29 +52,17 @@ def parse_findings(text: str) -> dict[str, float]:
     Each proportion is in [0, 1] and their sum is <= 1; the remainder is "no finding".
     An empty string means no findings. Aliases (``calc``, ``arch``...) are accepted.
     """
-    out: dict[str, float] = {}
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if ":" not in part:
-            raise ValueError(f"findings: expected KIND:PROPORTION, got {part!r}")
-        key, _, val = part.partition(":")
+
+    def simulated(k: str) -> str:
         try:
-            kind = normalise_finding_kind(key)
+            kind = normalise_finding_kind(k)
         except ValueError:
-            raise ValueError(f"findings: unknown kind {key.strip()!r}; expected one of {SIMULATED_FINDINGS}") from None
+            raise ValueError(f"findings: unknown kind {k!r}; expected one of {SIMULATED_FINDINGS}") from None
         if kind not in SIMULATED_FINDINGS:
             raise ValueError(f"findings: the phantom does not simulate {kind!r}; expected one of {SIMULATED_FINDINGS}")
-        if kind in out:
-            raise ValueError(f"findings: {kind!r} given twice")
-        try:
-            p = float(val)
-        except ValueError:
-            raise ValueError(f"findings: proportion for {kind!r} is not a number: {val.strip()!r}") from None
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"findings: proportion for {kind!r} must be in [0, 1], got {p:g}")
-        out[kind] = p
+        return kind
+
+    out = proportion_items(text, "findings", simulated)
     total = sum(out.values())
     if total > 1.0 + 1e-9:
         raise ValueError(f"findings: proportions are per image and must sum to at most 1 "

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.schema import check_fields
 from ..models.augment import parse_ops
 from ..models.config import ModelConfig
 
@@ -104,10 +105,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown train config fields {sorted(unknown)}")
+        check_fields(cls, d, "train config")
         kw = dict(d)
         kw["model"] = ModelConfig.from_dict(kw.get("model", {}))
         return cls(**kw)

@@ -49,36 +49,29 @@ def init(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local_rank, dev)
 
 
-def all_reduce_grads(params: Iterable[nn.Parameter], info: DistInfo) -> None:
-    """Average the gradients of ``params`` over ranks (one flat all-reduce)."""
-    if not info.enabled:
+def _average(tensors: list[torch.Tensor], info: DistInfo) -> None:
+    """Replace each tensor by its mean over ranks (one flat all-reduce)."""
+    if not info.enabled or not tensors:
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= info.world
     offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def all_reduce_grads(params: Iterable[nn.Parameter], info: DistInfo) -> None:
+    """Average the gradients of ``params`` over ranks (one flat all-reduce)."""
+    if info.enabled:
+        _average([p.grad for p in params if p.grad is not None], info)
 
 
 def sync_buffers(module: nn.Module, info: DistInfo) -> None:
     """Average floating-point buffers (BatchNorm running stats) over ranks."""
-    if not info.enabled:
-        return
-    bufs = [b for b in module.buffers() if b.is_floating_point()]
-    if not bufs:
-        return
-    flat = torch.cat([b.reshape(-1) for b in bufs])
-    dist.all_reduce(flat)
-    flat /= info.world
-    offset = 0
-    for b in bufs:
-        b.copy_(flat[offset:offset + b.numel()].view_as(b))
-        offset += b.numel()
+    if info.enabled:
+        _average([b for b in module.buffers() if b.is_floating_point()], info)
 
 
 def broadcast_module(module: nn.Module, info: DistInfo) -> None:
