@@ -107,3 +107,17 @@ def test_select_indices():
     assert list(F.select_indices(5, None, 0)) == [0, 1, 2, 3, 4]
     sub = F.select_indices(100, 10, seed=3)
     assert len(sub) == 10 and list(sub) == sorted(sub) and (sub == F.select_indices(100, 10, seed=3)).all()
+
+
+def test_pooled_standardisation_keeps_a_near_constant_feature_from_dominating():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((60, 5))
+    real[:, 0] = 1e-6 * rng.standard_normal(60)  # e.g. a layout cell that is background in every real image
+    syn = rng.standard_normal((60, 5))
+    syn[:, 0] = 0.01 * rng.standard_normal(60)
+    by_real = frechet_distance(*F.standardise(real, syn))
+    pooled = frechet_distance(*F.standardise(real, syn, pooled=True))
+    assert by_real > 1e6 and pooled < 5
+    a, b = F.standardise(real, syn, pooled=True)
+    both = np.concatenate([a, b])
+    assert np.allclose(both.mean(0), 0, atol=1e-9) and np.allclose(both.std(0), 1)

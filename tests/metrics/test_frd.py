@@ -26,7 +26,7 @@ def test_matches_frd_score_and_caches(tiny_dataset_factory, tmp_path, monkeypatc
     syn = PreparedDataset(tiny_dataset_factory(n=4, seed=1, size=(96, 60)))
     paths = [[str(d.path_of(i)) for i in range(len(d))] for d in (real, syn)]
     cache = FeatureCache(tmp_path / "cache")
-    extracted: list[np.ndarray] = []
+    extracted: list[tuple[np.ndarray, list[str]]] = []
     original = F.radiomics_features
 
     def recording(*a, **k):
@@ -34,13 +34,17 @@ def test_matches_frd_score_and_caches(tiny_dataset_factory, tmp_path, monkeypatc
         return extracted[-1]
 
     monkeypatch.setattr(F, "radiomics_features", recording)
-    value = F.compute_frd(real, syn, size=(64, 40), cache=cache, num_workers=1)
-    assert len(extracted) == 2 and extracted[0].shape[0] == 4
+    result = F.compute_frd(real, syn, size=(64, 40), cache=cache, num_workers=1)
+    value = result.value
+    assert len(extracted) == 2 and extracted[0][0].shape[0] == 4
+    names = extracted[0][1]
+    assert len(names) == extracted[0][0].shape[1] and any("wavelet" in n for n in names)
+    assert result.top_features and {t["feature"] for t in result.top_features} <= set(names)
 
     def replay(files, feature_extractor, masks=None, resize_size=None, verbose=False, num_workers=None,
                frd_version="v1"):
         assert resize_size is None and frd_version == "v1" and masks is None
-        arr = extracted[len(calls)]  # compute_frd extracts the real set first, then the synthetic
+        arr = extracted[len(calls)][0]  # compute_frd extracts the real set first, then the synthetic
         calls.append(files)
         names = [f"f{i}" for i in range(arr.shape[1])]
         return arr, [dict(zip(names, row)) for row in arr], [None] * len(arr)
@@ -55,7 +59,7 @@ def test_matches_frd_score_and_caches(tiny_dataset_factory, tmp_path, monkeypatc
         raise AssertionError("radiomics recomputed despite the cache")
 
     monkeypatch.setattr(F, "radiomics_features", boom)
-    assert F.compute_frd(real, syn, size=(64, 40), cache=cache, num_workers=1) == value
+    assert F.compute_frd(real, syn, size=(64, 40), cache=cache, num_workers=1) == result
 
 
 def test_degenerate_inputs_are_unavailable():
@@ -68,3 +72,20 @@ def test_degenerate_inputs_are_unavailable():
     with pytest.raises(MetricUnavailable, match="at least 2"):
         F.frd_from_features(x, y)
     assert np.isfinite(F.frd_from_features(x, x + 1.0))
+
+
+def test_feature_terms_name_the_feature_that_carries_the_distance():
+    """A feature that is nearly constant in the real set dominates FRD v1 when the synthetic
+    set moves it (z-scored with the real SD); the terms must name it."""
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((40, 6))
+    real[:, 4] = 1e-9 * rng.standard_normal(40)  # e.g. a wavelet median on a flat background
+    syn = rng.standard_normal((40, 6))
+    syn[:, 4] = 1e-3 * rng.standard_normal(40)
+    names = [f"f{i}" for i in range(6)]
+    terms = F.frd_feature_terms(real, syn, names, top=3)
+    assert terms[0]["feature"] == "f4" and terms[0]["share"] > 0.99
+    assert len(terms) == 3 and terms[0]["term"] >= terms[1]["term"] >= terms[2]["term"]
+    syn[:, 4] = 1e-9 * rng.standard_normal(40)
+    assert F.frd_feature_terms(real, syn, names, top=1)[0]["share"] < 0.9
+    assert F.frd_from_features(real, syn) < 10

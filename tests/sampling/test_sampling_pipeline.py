@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mammosynth.sampling import GanPipeline
 
@@ -78,3 +79,44 @@ def test_save_without_model_config_is_an_error(tiny_pipe, tmp_path):
     with pytest.raises(ValueError, match="model config"):
         bare.save_pretrained(tmp_path / "x")
     assert len(bare.checkpoint_sha256) == 64  # falls back to a hash of the weights
+
+
+class _DiscGenerator(torch.nn.Module):
+    """Models-contract stub: a bright half-disc on the left over a near-black noisy
+    background (what a tanh generator gives), or only a 2x2 speck when ``speck_only``."""
+
+    z_dim, resolution, label_axes = 4, (32, 24), {"density": ("A", "B", "C", "D")}
+
+    def __init__(self, speck_only: bool = False):
+        super().__init__()
+        self.speck_only = speck_only
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z, labels):
+        b, (h, w) = z.shape[0], self.resolution
+        g = torch.Generator().manual_seed(0)
+        if self.speck_only:
+            x = -torch.ones(b, 1, h, w)
+            x[:, :, 10:12, 10:12] = 0.5
+            return self.scale * x
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        disc = ((yy - h / 2) ** 2 + xx ** 2 < (0.4 * h) ** 2).float()
+        background = -1 + 0.01 * torch.rand(b, 1, h, w, generator=g)
+        return self.scale * (disc * 0.4 + (1 - disc) * background)
+
+
+def test_background_outside_the_breast_is_exactly_zero():
+    pipe = GanPipeline(_DiscGenerator())
+    clean = pipe(n=3, seed=0).images
+    raw = pipe(n=3, seed=0, remove_background=False).images
+    assert (raw[:, :, -1] > 0).any()  # the raw background is not flat
+    assert (clean[:, :, -1] == 0).all() and (clean[:, 0, :] == 0).all()
+    inside = raw > 30000
+    assert np.array_equal(clean[inside], raw[inside])  # the breast is untouched
+
+
+def test_image_without_a_breast_is_left_as_generated():
+    pipe = GanPipeline(_DiscGenerator(speck_only=True))
+    out = pipe(n=2, seed=0).images
+    assert np.array_equal(out, pipe(n=2, seed=0, remove_background=False).images)
+    assert (out[:, 10:12, 10:12] > 0).all()

@@ -1,4 +1,5 @@
-"""`mammosynth train` CLI: dry run, argument errors, and a 2-process gloo run under torchrun."""
+"""`mammosynth train` CLI: dry run, argument errors, and 2-process gloo runs under torchrun and
+`accelerate launch`."""
 from __future__ import annotations
 
 import json
@@ -44,11 +45,21 @@ def test_unknown_model_is_usage_error(tiny_dataset, tmp_path, capsys):
     assert "invalid choice: 'stylegan9'" in capsys.readouterr().err
 
 
-def test_torchrun_two_processes_keep_replicas_identical(tiny_dataset, tmp_path):
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # accelerate's multi-process launcher (torch elastic underneath); our code picks gloo on CPU
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path):
+    if launcher == "accelerate":
+        pytest.importorskip("accelerate")
     runs = tmp_path / "runs"
     env = {**os.environ, "MAMMOSYNTH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--resolution", "16", "16",
+    cmd = LAUNCHERS[launcher] + ["-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--resolution", "16", "16",
            "--kimg", "0.024", "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--key", default=d.key, help="provenance signing key: key directory or private key file")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda... (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing synthetic set in --out")
+    p.add_argument("--keep-background", dest="remove_background", action="store_false",
+                   help="keep the generator's raw output outside the breast (by default it is set to 0 "
+                        "with the ingest's breast segmentation, as in the real prepared images)")
     p.set_defaults(func=handler)
 
 
@@ -48,6 +51,7 @@ def handler(args: argparse.Namespace) -> int:
     config = GenerateConfig(
         mix=mix_from_specs(args.mix), seed=args.seed, fmt=args.fmt, batch=args.batch,
         checkpoint=args.checkpoint, key=args.key, overwrite=args.overwrite, device=args.device,
+        remove_background=args.remove_background,
     )
     out = generate(args.run, args.n, args.out, config)
     info = json.loads((Path(out) / "dataset.json").read_text(encoding="utf-8"))

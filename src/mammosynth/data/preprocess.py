@@ -189,29 +189,84 @@ def downsample(image: np.ndarray, work_size: int) -> tuple[np.ndarray, int]:
     return np.asarray(im.reduce(f), dtype=np.float32), f
 
 
-def segment_breast(small: np.ndarray, threshold_scale: float = 0.4) -> np.ndarray:
-    """Breast mask of a (downsampled) image: scaled Otsu, largest component, cleanup."""
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
+def _otsu_thresholds(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                     nbins: int = 256) -> np.ndarray:
+    """Otsu threshold per image of ``x`` [B, H, W] over its ``valid`` values, whose min
+    and max are ``lo`` and ``hi`` [B]: ``nbins`` equal bins between them, threshold at the
+    centre of the bin that maximises the between-class variance (as
+    ``skimage.filters.threshold_otsu``)."""
+    b = x.shape[0]
+    lo, width = lo.astype(np.float64), (hi - lo).astype(np.float64)
+    bins = np.clip(((x - lo[:, None, None]) * (nbins / width)[:, None, None]).astype(np.int64), 0, nbins - 1)
+    bins += (np.arange(b) * nbins)[:, None, None]
+    counts = np.bincount(bins[valid], minlength=b * nbins).reshape(b, nbins).astype(np.float64)
+    centres = lo[:, None] + (np.arange(nbins) + 0.5)[None, :] * (width / nbins)[:, None]
+    w1 = np.cumsum(counts, axis=1)
+    w2 = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1 = np.cumsum(counts * centres, axis=1) / w1
+        m2 = (np.cumsum((counts * centres)[:, ::-1], axis=1) / w2[:, ::-1])[:, ::-1]
+        between = np.nan_to_num(w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2)
+    return centres[np.arange(b), np.argmax(between, axis=1)]
 
-    top = float(small.max())
-    if top <= 0:
-        return np.zeros(small.shape, bool)
-    values = small[small > 0.02 * top]
-    if values.size < 16 or float(values.min()) == float(values.max()):
-        return small > 0.5 * top
-    t = threshold_otsu(values) * threshold_scale
-    raw = (small > t).astype(np.uint8)
+
+def segment_breasts(images: np.ndarray, threshold_scale: float = 0.4) -> np.ndarray:
+    """Breast masks ``[B, H, W]`` of a stack of (downsampled) images: scaled Otsu,
+    opening, largest connected component, holes filled. Vectorised over the stack
+    (one scipy call per step), so it is cheap enough for every generated image."""
+    from scipy import ndimage as ndi
+
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"expected a [B, H, W] stack, got shape {x.shape}")
+    b = x.shape[0]
+    out = np.zeros(x.shape, dtype=bool)
+    if b == 0:
+        return out
+    top = x.reshape(b, -1).max(axis=1)
+    valid = x > (0.02 * top)[:, None, None]
+    n_valid = valid.reshape(b, -1).sum(axis=1)
+    vmin = np.where(valid, x, np.inf).reshape(b, -1).min(axis=1)
+    degenerate = (n_valid < 16) | (vmin == top)  # the max is always a valid value
+    good = np.flatnonzero((top > 0) & ~degenerate)
+    for i in np.flatnonzero((top > 0) & degenerate):
+        out[i] = x[i] > 0.5 * top[i]
+    if good.size == 0:
+        return out
+    xg = x[good]
+    t = _otsu_thresholds(xg, valid[good], vmin[good], top[good]) * threshold_scale
+    raw = (xg > t[:, None, None].astype(np.float32)).astype(np.uint8)
     # opening (5x5, separable min/max filters): cuts thin bridges to labels and film edges
-    m = ndi.maximum_filter(ndi.minimum_filter(raw, size=5, mode="nearest"), size=5, mode="nearest")
-    lab, n = ndi.label(m)
-    if n == 0:
-        return m.astype(bool)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    m = (lab == (1 + int(np.argmax(sizes)))).astype(np.uint8)
+    m = ndi.maximum_filter(ndi.minimum_filter(raw, size=(1, 5, 5), mode="nearest"), size=(1, 5, 5), mode="nearest")
+    plane = np.zeros((3, 3, 3), dtype=bool)
+    plane[1] = ndi.generate_binary_structure(2, 1)  # 2-D connectivity: no links between images
+    lab, n = ndi.label(m, structure=plane)
+    keep = np.zeros(n + 1, dtype=bool)
+    if n:
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        hi = lab.reshape(len(good), -1).max(axis=1)  # labels run in image order
+        lo = np.concatenate([[0], np.maximum.accumulate(hi)[:-1]]) + 1
+        for a, z in zip(lo, hi):
+            if z >= a:
+                keep[a + int(np.argmax(sizes[a:z + 1]))] = True
+    has = lab.reshape(len(good), -1).max(axis=1) > 0
+    m = np.where(has[:, None, None], keep[lab], m.astype(bool))
     # the outline follows the threshold itself (not the blocky opening) near the component
-    near = ndi.maximum_filter(m, size=5, mode="constant")
-    return ndi.binary_fill_holes((raw & near) | m)
+    near = ndi.maximum_filter(m, size=(1, 5, 5), mode="constant")
+    fg = (raw.astype(bool) & near) | m
+    # fill holes: background components that do not touch the image edge
+    blab, bn = ndi.label(~fg, structure=plane)
+    outside = np.zeros(bn + 1, dtype=bool)
+    for edge in (blab[:, 0, :], blab[:, -1, :], blab[:, :, 0], blab[:, :, -1]):
+        outside[np.unique(edge)] = True
+    outside[0] = False
+    out[good] = fg | ((blab > 0) & ~outside[blab])
+    return out
+
+
+def segment_breast(small: np.ndarray, threshold_scale: float = 0.4) -> np.ndarray:
+    """Breast mask of one (downsampled) image; see :func:`segment_breasts`."""
+    return segment_breasts(np.asarray(small)[None], threshold_scale)[0]
 
 
 def chest_wall_side(mask: np.ndarray) -> tuple[str, float]:

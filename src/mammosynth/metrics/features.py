@@ -256,9 +256,14 @@ def extract_set(ds: Any, settings: FeatureSettings = FeatureSettings(), max_imag
     return SetFeatures(ids=ids, indices=idx, features=feats, hist=hist, sums=sums, thumbs=thumbs)
 
 
-def standardise(reference: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """z-score every matrix with the reference's per-feature mean and SD (SD 0 -> 1)."""
-    mu = reference.mean(axis=0)
-    sd = reference.std(axis=0)
+def standardise(reference: np.ndarray, *others: np.ndarray, pooled: bool = False) -> list[np.ndarray]:
+    """z-score every matrix with the reference's per-feature mean and SD (SD 0 -> 1), or
+    with those of all the matrices together (``pooled``). Pooled statistics keep a feature
+    that is (nearly) constant in the reference but not elsewhere (e.g. a layout cell that
+    is background in every real image) from outweighing all the others in a distance
+    between the sets."""
+    basis = np.concatenate([reference, *others]) if pooled else reference
+    mu = basis.mean(axis=0)
+    sd = basis.std(axis=0)
     sd = np.where(sd > 1e-12, sd, 1.0)
     return [(reference - mu) / sd] + [(o - mu) / sd for o in others]

@@ -200,7 +200,7 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
         sf = extract_set(synthetic, settings, config.max_images, config.seed, cache, desc="features synthetic")
 
     with _timed(timings, "texture_space"):
-        rz, sz = standardise(rf.features, sf.features)
+        rz, sz = standardise(rf.features, sf.features, pooled=True)
         fd_tex, kid_tex = _frechet_kid(rz, sz, config)
         prdc_block: dict[str, Any] = {"texture": _prdc(rz, sz, config.k)}
 
@@ -211,8 +211,11 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
             from .frd import compute_frd
 
             fmax = config.frd_max_images if config.frd_max_images is not None else config.max_images
-            frd = _guard(lambda: metric_value(compute_frd(real, synthetic, tuple(config.size), fmax, config.seed,
-                                                          cache, config.num_workers), version="v1"))
+            def _frd() -> dict[str, Any]:
+                res = compute_frd(real, synthetic, tuple(config.size), fmax, config.seed, cache, config.num_workers)
+                return metric_value(res.value, version="v1", top_features=res.top_features, note=res.note())
+
+            frd = _guard(_frd)
 
     with _timed(timings, "inception"):
         fid, kid_inc = _inception(real, synthetic, config, cache, prdc_block)

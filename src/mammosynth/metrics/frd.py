@@ -17,12 +17,21 @@ this wrapper runs the package's own two stages separately and caches the first:
 A test checks that the result equals ``frd_score.compute_frd`` on the same files. When
 the package (or pyradiomics) is missing or fails, :class:`MetricUnavailable` says why.
 An FRD of identical statistics (d = 0) is undefined (log 0) and is reported as such.
+
+Because the features are z-scored with the *real* set's SD, a feature that is (nearly)
+constant across the real images dominates the distance when the synthetic images move
+it at all (e.g. the high-pass wavelet medians are exactly 0 on a flat background).
+:func:`frd_feature_terms` names the features that carry the distance: each feature's
+own 1-D Fréchet term ``(mu_r - mu_s)^2 + (sd_r - sd_s)^2`` in the normalised space, as
+a share of their sum (the covariance coupling is left out, so this ranks rather than
+splits the distance).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,27 +71,30 @@ def frd_version_string() -> str:
 
 
 def radiomics_features(files: list[str], num_workers: int = 1, chunk: int = 64,
-                       desc: str = "radiomics") -> np.ndarray:
-    """FRD-v1 radiomics features ``[N, F]`` of image files (used at their stored size)."""
+                       desc: str = "radiomics") -> tuple[np.ndarray, list[str]]:
+    """FRD-v1 radiomics features ``[N, F]`` of image files (used at their stored size)
+    and the ``F`` feature names."""
     from ..utils import progress
 
     fm = _frd_module()
     extractor = fm.get_feature_extractor(frd_version=FRD_VERSION, image_dim=2)
-    rows = []
+    rows, names = [], []
     for s in progress(range(0, len(files), chunk), total=(len(files) + chunk - 1) // chunk, desc=desc, unit="chunk"):
         try:
-            arr, _, _ = fm.compute_features(files[s:s + chunk], extractor, masks=None, resize_size=None,
-                                            num_workers=num_workers, frd_version=FRD_VERSION)
+            arr, results, _ = fm.compute_features(files[s:s + chunk], extractor, masks=None, resize_size=None,
+                                                  num_workers=num_workers, frd_version=FRD_VERSION)
         except Exception as exc:  # pyradiomics raises many types
             raise MetricUnavailable(f"radiomics extraction failed on {files[s]} (or the next files): "
                                     f"{type(exc).__name__}: {exc}") from exc
         rows.append(np.asarray(arr, dtype=np.float64))
-    return np.concatenate(rows)
+        names = names or [str(k) for k in results[0]]
+    return np.concatenate(rows), names
 
 
-def frd_from_features(real: np.ndarray, synthetic: np.ndarray) -> float:
-    """FRD v1 from raw radiomics features (real first), exactly as frd-score computes it."""
-    fm = _frd_module()
+def _normalised(real: np.ndarray, synthetic: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """frd-score's v1 stage 2 up to the distance: both sets without NaN rows, z-scored
+    with the real mean and SD, feature columns that became NaN/inf dropped; returns the
+    two arrays and the kept-column mask."""
     sets = []
     for a, name in ((real, "real"), (synthetic, "synthetic")):
         a = np.asarray(a, dtype=np.float64)
@@ -97,9 +109,15 @@ def frd_from_features(real: np.ndarray, synthetic: np.ndarray) -> float:
     bad = np.zeros(normed[0].shape[1], dtype=bool)
     for a in normed:
         bad |= ~np.isfinite(a).all(axis=0)
-    normed = [a[:, ~bad] for a in normed]
-    if normed[0].shape[1] == 0:
+    if bad.all():
         raise MetricUnavailable("FRD: no radiomics feature varies across the real images")
+    return [a[:, ~bad] for a in normed], ~bad
+
+
+def frd_from_features(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """FRD v1 from raw radiomics features (real first), exactly as frd-score computes it."""
+    fm = _frd_module()
+    normed, _ = _normalised(real, synthetic)
     mu = [a.mean(axis=0) for a in normed]
     cov = [np.cov(a, rowvar=False) for a in normed]
     d2 = float(fm.calculate_frechet_distance(mu[0], cov[0], mu[1], cov[1]))
@@ -109,6 +127,19 @@ def frd_from_features(real: np.ndarray, synthetic: np.ndarray) -> float:
         raise MetricUnavailable("FRD: Fréchet distance of the radiomics features is 0 (identical statistics); "
                                 "log(0) is undefined")
     return float(np.log(d2))
+
+
+def frd_feature_terms(real: np.ndarray, synthetic: np.ndarray, names: list[str], top: int = 5) -> list[dict[str, Any]]:
+    """The ``top`` features with the largest 1-D Fréchet terms in FRD's normalised space,
+    each ``{"feature", "term", "share"}`` (share of the sum over all kept features)."""
+    normed, kept = _normalised(real, synthetic)
+    kept_names = [n for n, k in zip(names, kept) if k] if len(names) == len(kept) else [f"feature {i}" for i in
+                                                                                           np.flatnonzero(kept)]
+    terms = ((normed[0].mean(0) - normed[1].mean(0)) ** 2 + (normed[0].std(0) - normed[1].std(0)) ** 2).astype(np.float64)
+    total = float(terms.sum())
+    order = np.argsort(-terms)[:top]
+    return [{"feature": kept_names[i], "term": float(terms[i]), "share": float(terms[i] / total) if total > 0 else 0.0}
+            for i in order]
 
 
 def _png_files(ds: Any, indices: np.ndarray, size: tuple[int, int], tmpdir: Path) -> list[str]:
@@ -126,33 +157,50 @@ def _png_files(ds: Any, indices: np.ndarray, size: tuple[int, int], tmpdir: Path
 
 
 def set_radiomics(ds: Any, size: tuple[int, int], max_images: int | None = None, seed: int = 0,
-                  cache: FeatureCache | None = None, num_workers: int = 1, desc: str = "radiomics") -> np.ndarray:
-    """Radiomics features of a prepared dataset (cached by content, selection and settings)."""
+                  cache: FeatureCache | None = None, num_workers: int = 1,
+                  desc: str = "radiomics") -> tuple[np.ndarray, list[str]]:
+    """Radiomics features of a prepared dataset and their names (cached by content,
+    selection and settings)."""
     _frd_module()
     idx = select_indices(len(ds), max_images, seed)
-    key = cache_key(kind="frd-radiomics", version=frd_version_string(), size=list(size), resize="pil-bilinear",
+    key = cache_key(kind="frd-radiomics-named", version=frd_version_string(), size=list(size), resize="pil-bilinear",
                     content=ds.content_hash,
                     indices=hashlib.sha256(idx.astype(np.int64).tobytes()).hexdigest()[:16])
     if cache is not None:
         hit = cache.load(key)
-        if hit is not None:
-            return hit["features"]
+        if hit is not None and "names" in hit:
+            return hit["features"], [str(n) for n in hit["names"]]
     with tempfile.TemporaryDirectory(prefix="mammosynth-frd-") as tmp:
-        feats = radiomics_features(_png_files(ds, idx, size, Path(tmp)), num_workers=num_workers, desc=desc)
+        feats, names = radiomics_features(_png_files(ds, idx, size, Path(tmp)), num_workers=num_workers, desc=desc)
     if cache is not None:
-        cache.save(key, {"features": feats})
-    return feats
+        cache.save(key, {"features": feats, "names": np.asarray(names, dtype=str)})
+    return feats, names
+
+
+@dataclass(frozen=True)
+class FrdResult:
+    """FRD v1 (real first) and the features that carry it (:func:`frd_feature_terms`)."""
+
+    value: float
+    top_features: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self) -> str:
+        """One line for reports: the largest feature terms and their shares."""
+        return "largest feature terms: " + ", ".join(f"{t['feature']} {100 * t['share']:.1f}%"
+                                                     for t in self.top_features)
 
 
 def compute_frd(real: Any, synthetic: Any, size: tuple[int, int] = (256, 160), max_images: int | None = None,
-                seed: int = 0, cache: FeatureCache | None = None, num_workers: int | None = None) -> float:
-    """FRD v1 between two prepared datasets (real first); MetricUnavailable when it cannot be computed."""
+                seed: int = 0, cache: FeatureCache | None = None, num_workers: int | None = None,
+                top: int = 5) -> FrdResult:
+    """FRD v1 between two prepared datasets (real first) with its ``top`` feature terms;
+    MetricUnavailable when it cannot be computed."""
     from ..utils import num_workers as _nw
 
     nw = _nw(num_workers)
-    r = set_radiomics(real, size, max_images, seed, cache, nw, desc="radiomics real")
-    s = set_radiomics(synthetic, size, max_images, seed, cache, nw, desc="radiomics synthetic")
-    return frd_from_features(r, s)
+    r, names = set_radiomics(real, size, max_images, seed, cache, nw, desc="radiomics real")
+    s, _ = set_radiomics(synthetic, size, max_images, seed, cache, nw, desc="radiomics synthetic")
+    return FrdResult(frd_from_features(r, s), frd_feature_terms(r, s, names, top))
 
 
-__all__ = ["compute_frd", "frd_from_features", "radiomics_features", "set_radiomics", "FRD_VERSION"]
+__all__ = ["FrdResult", "compute_frd", "frd_feature_terms", "frd_from_features", "radiomics_features", "set_radiomics", "FRD_VERSION"]

@@ -37,7 +37,7 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
         conv, norm = self.convs[0], self.norms[0]
-        if not self.training and norm.cond_dim:
+        if norm.foldable:
             # inference: folded norm and GLU on the packed phases, then the pixel shuffle
             y = upsample_conv3x3(x, conv.weight, shuffle=False)
             scale, shift = norm.folded(c, y.dtype)

@@ -85,22 +85,32 @@ class CondBatchNorm2d(nn.Module):
             self.gain = nn.Linear(cond_dim, channels)
             self.bias = nn.Linear(cond_dim, channels)
 
+    @property
+    def foldable(self) -> bool:
+        """Eval mode with running statistics: :meth:`folded` gives the whole layer."""
+        return not self.training and self.bn.track_running_stats and self.bn.running_var is not None
+
     def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if not self.cond_dim:
-            return self.bn(x)
-        if not self.training and self.bn.track_running_stats and self.bn.running_var is not None:
-            # eval: running-stat normalisation and the class affine in one pass
+        if self.foldable:
+            # eval: running-stat normalisation and the (class) affine in one pass
             scale, shift = self.folded(c, x.dtype)
             return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+        if not self.cond_dim:
+            return self.bn(x)
         g = 1 + self.gain(c)
         b = self.bias(c)
         return self.bn(x) * g[:, :, None, None] + b[:, :, None, None]
 
-    def folded(self, c: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eval-mode per-sample ``(scale, shift)`` [B, C] with ``forward(x) = x * scale + shift``."""
+    def folded(self, c: torch.Tensor | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode ``(scale, shift)`` with ``forward(x) = x * scale + shift``: [B, C] per
+        sample when conditional, [1, C] otherwise."""
         inv = torch.rsqrt(self.bn.running_var + self.bn.eps)
-        scale = (1 + self.gain(c)) * inv
-        shift = self.bias(c) - self.bn.running_mean * scale
+        if self.cond_dim:
+            scale = (1 + self.gain(c)) * inv
+            shift = self.bias(c) - self.bn.running_mean * scale
+        else:
+            scale = (self.bn.weight * inv)[None]
+            shift = (self.bn.bias - self.bn.running_mean * self.bn.weight * inv)[None]
         return scale.to(dtype), shift.to(dtype)
 
 

@@ -52,6 +52,7 @@ class GenerateConfig:
     key: str | None = None  # provenance signing key (directory or private key file)
     overwrite: bool = False
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:1 ...
+    remove_background: bool = True  # outside the breast exactly 0, as the ingest does for real images
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMAT_SUFFIX:
@@ -78,7 +79,8 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, str]) -> ImageRecord:
+def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, str],
+                remove_background: bool = True) -> ImageRecord:
     """The manifest record of image ``index`` with ``labels`` (file fields filled by the writer)."""
     axes = pipe.label_axes
     conditions = {a: labels[a] for a in axes}
@@ -106,7 +108,8 @@ def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, s
         findings=findings,
         source_dataset="mammosynth-synthetic",
         bit_depth=16,
-        preprocessing={"orientation": "chest_wall_left", "flipped": laterality == "L", "size": [h, w]},
+        preprocessing={"orientation": "chest_wall_left", "flipped": laterality == "L", "size": [h, w],
+                       "steps": ["remove_background"] if remove_background else []},
         split=None,
         synthetic=True,
         generation=generation,
@@ -128,6 +131,7 @@ def _settings(pipe: GanPipeline, config: GenerateConfig, mix) -> dict[str, Any]:
         "seed": config.seed,
         "mix": describe(mix),
         "format": config.fmt,
+        "remove_background": config.remove_background,
         "latent_scheme": "sha256(seed,index)->torch.Generator.randn",
     }
 
@@ -199,11 +203,12 @@ def generate(
     bar = progress(range(len(todo)), total=len(todo), desc=f"generate {out.name}")
     for b0 in starts:
         count = min(config.batch, n - b0)
-        result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch)
+        result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
+                      remove_background=config.remove_background)
         for image, labels, i in zip(result.images, result.labels, result.indices):
             if i not in todo_set:
                 continue
-            record = make_record(pipe, config.seed, i, labels)
+            record = make_record(pipe, config.seed, i, labels, config.remove_background)
             marked, text = provenance.mark_image(image, record, record.generation)
             stored = writer.add(record, marked, text=text, file_writer=file_writer)
             next(bar, None)

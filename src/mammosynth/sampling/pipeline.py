@@ -296,6 +296,7 @@ class GanPipeline:
         start: int = 0,
         mix: Mapping[str, Any] | None = None,
         batch_size: int = 16,
+        remove_background: bool = True,
         progress: bool = False,
         **labels: str,
     ) -> GanPipelineOutput:
@@ -304,9 +305,15 @@ class GanPipeline:
         ``labels`` fix an axis for every image (``density="D"``, ``finding="mass"``,
         ``view="MLO"``, ``laterality="L"``); ``mix`` gives proportions
         (``{"density": "A:0.5,B:0.5"}``); other axes follow the training frequencies.
+        ``remove_background``: set everything outside the breast to exactly 0, with the
+        same segmentation the ingest applies to real images
+        (:func:`mammosynth.data.preprocess.segment_breasts`), so synthetic images share
+        the real prepared images' exactly flat background (a tanh output only nears it);
+        an image in which no breast is found is left as generated.
         """
         import torch
 
+        from ..data.preprocess import PreprocessConfig, segment_breasts
         from ..utils import progress as progress_bar
 
         if n < 0 or start < 0 or batch_size < 1:
@@ -331,6 +338,10 @@ class GanPipeline:
                 x = self.generator(z, cond).float()
                 if x.shape[1:] != (1, h, w):
                     raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
-                x = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * (65535.0 / 2.0)).round()
-                images[b:b + len(idx)] = x.to(torch.int32).cpu().numpy().astype(np.uint16)
+                unit = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5).cpu().numpy()
+                if remove_background:
+                    breast = segment_breasts(unit, PreprocessConfig.threshold_scale)
+                    found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
+                    unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
+                images[b:b + len(idx)] = np.rint(unit * 65535.0).astype(np.uint16)
         return GanPipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed))
