@@ -35,6 +35,7 @@ def test_stack_equals_one_image_at_a_time_including_degenerate_images():
     imgs = [_breast(seed=s, hole=s % 2 == 0, speck=s % 3 == 0) for s in range(6)]
     imgs += [np.zeros((64, 48), np.float32), np.full((64, 48), 0.3, np.float32)]
     stack = segment_breasts(np.stack(imgs))
+    assert np.array_equal(segment_breasts(np.stack(imgs), workers=3), stack)  # threads: same masks
     for img, m in zip(imgs, stack):
         assert np.array_equal(segment_breast(img), m)
     assert not stack[6].any()  # all black: nothing

@@ -340,7 +340,7 @@ class GanPipeline:
                     raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
                 unit = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5).cpu().numpy()
                 if remove_background:
-                    breast = segment_breasts(unit, PreprocessConfig.threshold_scale)
+                    breast = segment_breasts(unit, PreprocessConfig.threshold_scale, torch.get_num_threads())
                     found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
                     unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
                 images[b:b + len(idx)] = np.rint(unit * 65535.0).astype(np.uint16)
