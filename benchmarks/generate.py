@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=64, help="images per measurement (default %(default)s)")
-    ap.add_argument("--batch", type=int, default=16, help="batch size (default %(default)s)")
+    ap.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--run", default=None, help="a trained run (or saved pipeline) instead of random weights")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")

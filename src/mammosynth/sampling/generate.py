@@ -47,7 +47,7 @@ class GenerateConfig:
     mix: Mapping[str, str | Mapping[str, float]] = field(default_factory=dict)  # axis -> "A:0.5,B:0.5"
     seed: int = 0
     fmt: str = "png16"  # png16 | png8 | tiff | dicom
-    batch: int = 16
+    batch: int = 32  # 32 was fastest on 2 CPU cores (16: -5 to -10 %, 64: -15 %); raise it on a GPU
     checkpoint: str = "best"  # best | latest | path to a checkpoint file
     key: str | None = None  # provenance signing key (directory or private key file)
     overwrite: bool = False

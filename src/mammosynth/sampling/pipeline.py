@@ -295,7 +295,7 @@ class GanPipeline:
         seed: int = 0,
         start: int = 0,
         mix: Mapping[str, Any] | None = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
         remove_background: bool = True,
         progress: bool = False,
         **labels: str,
