@@ -52,3 +52,14 @@ def test_overall_is_worst_and_not_computed_downgrades_pass():
     assert V.verdict(m)["overall"] == "fail"
     gov["model"]["checkpoint_sha256"] = None
     assert V.governance_step(gov)["status"] == "warn"
+
+
+def test_fidelity_distance_carried_by_one_feature_is_flagged():
+    def frd(share):
+        return {"value": 25.8, "available": True, "reason": None,
+                "top_features": [{"feature": "wavelet-HH_firstorder_Median", "term": 1e9, "share": share}]}
+
+    flagged = V.population_step({"fidelity": {"frd": frd(0.9997)}})["details"]
+    assert any("99.97% of it comes from one feature, wavelet-HH_firstorder_Median" in d for d in flagged)
+    plain = V.population_step({"fidelity": {"frd": frd(0.2)}})["details"]
+    assert plain == ["frd: 25.8 (reported, no threshold: compare with real-vs-real)"]

@@ -186,7 +186,7 @@ class FrdResult:
 
     def note(self) -> str:
         """One line for reports: the largest feature terms and their shares."""
-        return "largest feature terms: " + ", ".join(f"{t['feature']} {100 * t['share']:.1f}%"
+        return "largest feature terms: " + ", ".join(f"{t['feature']} {100 * t['share']:.2f}%"
                                                      for t in self.top_features)
 
 

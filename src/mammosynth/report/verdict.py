@@ -13,6 +13,8 @@ STATUSES = ("pass", "warn", "fail", "not computed")
 TV_PASS, TV_WARN = 0.10, 0.25
 #: Kolmogorov-Smirnov statistic between real and synthetic pixel-intensity distributions
 KS_PASS, KS_WARN = 0.10, 0.25
+#: share of a fidelity distance carried by one feature above which the verdict says so
+DOMINANT_SHARE = 0.5
 #: significance level of the paired tests; smallest AUC drop worth a warning
 ALPHA, AUC_DROP_WARN = 0.05, 0.02
 
@@ -60,7 +62,12 @@ def population_step(image: dict[str, Any]) -> dict[str, Any]:
         details.append(f"pixel intensity distribution: Kolmogorov-Smirnov statistic {ks:.3f} ({s})")
     for key, m in ((image.get("fidelity") or {}).items()):
         if isinstance(m, dict) and m.get("available") and m.get("value") is not None:
-            details.append(f"{key}: {m['value']:.4g} (reported, no threshold: compare with real-vs-real)")
+            line = f"{key}: {m['value']:.4g} (reported, no threshold: compare with real-vs-real)"
+            top = (m.get("top_features") or [None])[0]
+            if top and top.get("share", 0.0) >= DOMINANT_SHARE:
+                line += (f"; {100 * top['share']:.2f}% of it comes from one feature, {top['feature']}, which is "
+                         "nearly constant in the real images: the value mostly measures that feature, not texture")
+            details.append(line)
     if not statuses:
         return _step(name, "not computed", "no label or intensity comparison available", details)
     status = _worst(statuses)
