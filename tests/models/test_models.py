@@ -62,6 +62,7 @@ def test_bad_labels_rejected():
     (dict(resolution=(100, 64)), "power of two"),
     (dict(resolution=(128, 84)), "multiple of height/8"),
     (dict(condition="density,age"), "unknown condition axis 'age'"),
+    (dict(upsample="bicubic"), "upsample must be one of"),
 ])
 def test_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -80,6 +81,11 @@ def test_config_roundtrip():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown model config fields"):
         ModelConfig.from_dict({**cfg.to_dict(), "depth": 3})
+    # configs saved before the upsample field existed were nearest, the default
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "upsample"}
+    assert ModelConfig.from_dict(old).upsample == "nearest"
+    bil = ModelConfig.for_family("fastgan", resolution=(32, 20), upsample="bilinear")
+    assert ModelConfig.from_dict(bil.to_dict()).upsample == "bilinear"
 
 
 def test_augment_identity_at_p0_and_differentiable():
@@ -119,11 +125,30 @@ def test_upsample_conv3x3_matches_upsample_then_conv():
     torch.testing.assert_close(packed[:, 4 * 3 + 2 * 1 + 0], ref[:, 3, 1::2, 0::2], rtol=1e-5, atol=1e-5)
 
 
+def test_smooth_upsample_conv_is_bilinear_then_conv():
+    """smooth=True: a 5x5 conv (the 3x3 kernel blurred by [1,2,1]^2/16) of the nearest-upsampled
+    map, which inside the image equals bilinear upsampling followed by the 3x3 conv."""
+    from mammosynth.models.layers import upsample_conv3x3
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 4, dtype=torch.float64)
+    w = torch.randn(7, 5, 3, 3, dtype=torch.float64)
+    F = torch.nn.functional
+    out = upsample_conv3x3(x, w, smooth=True)
+    b = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+    k5 = F.conv2d(w.reshape(35, 1, 3, 3), (torch.outer(b, b) / 16)[None, None], padding=2).reshape(7, 5, 5, 5)
+    torch.testing.assert_close(out, F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), k5, padding=2))
+    bilinear = F.conv2d(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False), w, padding=1)
+    torch.testing.assert_close(out[..., 2:-2, 2:-2], bilinear[..., 2:-2, 2:-2])
+    assert not torch.allclose(out, upsample_conv3x3(x, w))
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
 @pytest.mark.parametrize("condition", [("density", "view"), ()])
-def test_fastgan_inference_path_equals_training_formula(condition, monkeypatch):
+def test_fastgan_inference_path_equals_training_formula(condition, upsample, monkeypatch):
     """Eval mode uses folded norms and low-resolution upsample-convs; it must compute the
     same function as the training-mode graph with running statistics."""
-    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20), condition=condition)
+    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20), condition=condition, upsample=upsample)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():
@@ -151,10 +176,16 @@ def test_fastgan_inference_path_equals_training_formula(condition, monkeypatch):
     hooks = [m.register_forward_hook(reference_bn) for m in bns]
     from mammosynth.models import fastgan
 
-    def reference_upsample_conv(x, weight, shuffle=True):  # the textbook graph
+    def reference_upsample_conv(x, weight, shuffle=True, smooth=False):  # the textbook graph
         assert shuffle
-        return torch.nn.functional.conv2d(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"),
-                                          weight, padding=1)
+        F = torch.nn.functional
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if smooth:  # the 3x3 kernel blurred by [1, 2, 1]^2 / 16 into 5x5
+            o, i = weight.shape[:2]
+            b = torch.tensor([1.0, 2.0, 1.0], dtype=weight.dtype)
+            k5 = F.conv2d(weight.reshape(o * i, 1, 3, 3), (torch.outer(b, b) / 16)[None, None], padding=2)
+            return F.conv2d(up, k5.reshape(o, i, 5, 5), padding=2)
+        return F.conv2d(up, weight, padding=1)
 
     monkeypatch.setattr(fastgan, "upsample_conv3x3", reference_upsample_conv)
     try:

@@ -69,3 +69,9 @@ def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path)
     end = stats[-1]
     assert end["event"] == "end" and end["world"] == 2 and end["step"] == 6
     assert end["replicas_identical"] is True
+
+
+def test_upsample_option_reaches_the_model_config(tiny_dataset, tmp_path, capsys):
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
+                 "--upsample", "bilinear", "--dry-run"]) == 0
+    assert '"upsample": "bilinear"' in capsys.readouterr().out

@@ -7,7 +7,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..models.config import FAMILIES, ModelConfig
+    from ..models.config import FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..training.config import TrainConfig
 
     p = subparsers.add_parser(
@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, default=None,
                         help=f"training minutes in this session (default: {TrainConfig.minutes:g})")
     budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
+    p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
+                   help="fastgan up-blocks: nearest (FastGAN's) or bilinear (no period-2 pattern; default: %(default)s)")
     p.add_argument("--condition", default="", metavar="AXES",
                    help="comma-separated label axes to condition on: density,finding,view (default: none)")
     p.add_argument("--resume", default=None, metavar="latest|PATH",
@@ -46,7 +48,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     minutes, kimg = args.minutes, args.kimg
     if minutes is None and kimg is None:
         minutes = TrainConfig.minutes
-    model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition)
+    model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition,
+                                   upsample=args.upsample)
     return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
                        snapshot_minutes=args.snapshot_minutes, device=args.device)
 

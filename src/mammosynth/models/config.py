@@ -56,6 +56,9 @@ def check_condition(condition: str | tuple[str, ...] | list[str] | None) -> tupl
     return tuple(a for a in CONDITION_AXES if a in items)
 
 
+UPSAMPLE_MODES = ("bilinear", "nearest")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a generator/discriminator pair. Build with :meth:`for_family`."""
@@ -68,10 +71,16 @@ class ModelConfig:
     d_channels: int = 4
     max_channels: int = 64
     embed_dim: int = 32  # class-embedding width (fastgan); dcgan uses one-hot concatenation
+    #: fastgan up-blocks: "nearest" (FastGAN's original) or "bilinear" (the conv sees a
+    #: bilinearly upsampled map: no period-2 pattern, cleaner outlines, but even smoother
+    #: tissue in a 10-minute mini-MIAS run; same cost)
+    upsample: str = "nearest"
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         object.__setattr__(self, "resolution", check_resolution(self.resolution))
         object.__setattr__(self, "condition", check_condition(self.condition))
         for name in ("z_dim", "g_channels", "d_channels", "max_channels"):

@@ -2,8 +2,9 @@
 high-fidelity few-shot image synthesis"), grayscale, non-square, label-conditioned.
 
 Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsample,
-3x3 conv, conditional BatchNorm, GLU) -> 1-channel tanh image. Skip-layer excitation
-(SLE) gates a high-resolution map with channel weights computed from a map 4 levels
+or bilinear with ``ModelConfig.upsample``; 3x3 conv, conditional BatchNorm, GLU) ->
+1-channel tanh image.
+Skip-layer excitation (SLE) gates a high-resolution map with channel weights computed from a map 4 levels
 lower (8 -> 128 px, 16 -> 256 px, ...). Deterministic: no noise injection, so the
 output is a pure function of ``(z, labels)``.
 
@@ -24,10 +25,11 @@ from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, 
 
 
 class UpBlock(nn.Module):
-    """x2 nearest upsample, then ``convs`` x (3x3 conv -> cond BN -> GLU)."""
+    """x2 upsample (nearest, or bilinear), then ``convs`` x (3x3 conv -> cond BN -> GLU)."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1):
+    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1, smooth: bool = False):
         super().__init__()
+        self.smooth = smooth  # bilinear rather than nearest upsampling (layers.upsample_conv3x3)
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         for i in range(convs):
@@ -39,13 +41,13 @@ class UpBlock(nn.Module):
         conv, norm = self.convs[0], self.norms[0]
         if norm.foldable:
             # inference: folded norm and GLU on the packed phases, then the pixel shuffle
-            y = upsample_conv3x3(x, conv.weight, shuffle=False)
+            y = upsample_conv3x3(x, conv.weight, shuffle=False, smooth=self.smooth)
             scale, shift = norm.folded(c, y.dtype)
             y = torch.addcmul(shift.repeat_interleave(4, 1)[:, :, None, None], y,
                               scale.repeat_interleave(4, 1)[:, :, None, None])
             x = F.pixel_shuffle(F.glu(y, dim=1), 2)
         else:
-            x = F.glu(norm(upsample_conv3x3(x, conv.weight), c), dim=1)
+            x = F.glu(norm(upsample_conv3x3(x, conv.weight, smooth=self.smooth), c), dim=1)
         for conv, norm in zip(self.convs[1:], self.norms[1:]):
             x = F.glu(norm(conv(x), c), dim=1)
         return x
@@ -90,7 +92,8 @@ class FastGANGenerator(nn.Module):
         # two convs per block at low resolution (rows <= 32), one above: FastGAN's
         # UpBlockComp / UpBlock split, cheap at the top.
         self.blocks = nn.ModuleList(
-            UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1) for i in range(1, n + 1)
+            UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1,
+                    smooth=cfg.upsample == "bilinear") for i in range(1, n + 1)
         )
         self.pairs = sle_pairs(n)
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)

@@ -114,25 +114,38 @@ class CondBatchNorm2d(nn.Module):
         return scale.to(dtype), shift.to(dtype)
 
 
-def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, shuffle: bool = True) -> torch.Tensor:
+#: [1, 2, 1] x [1, 2, 1] / 16: the low-pass that turns nearest upsampling into bilinear
+_BLUR = torch.tensor([1.0, 2.0, 1.0])
+
+
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, shuffle: bool = True, smooth: bool = False) -> torch.Tensor:
     """``conv3x3(nearest_upsample_x2(x), weight)`` (padding 1, no bias) computed on the
-    low-resolution map: each of the four output phases is a 2x2 conv of ``x`` whose taps
-    are sums of the 3x3 taps; the phases are packed into one 3x3 conv with ``4 * O``
+    low-resolution map; with ``smooth`` the 3x3 kernel is first smoothed by
+    ``[1, 2, 1]^2 / 16`` into a 5x5 kernel (padding 2), i.e. the conv sees a bilinearly
+    upsampled map, which removes the period-2 "phase" pattern nearest upsampling leaves.
+
+    Each of the four output phases is a 3-tap-per-axis conv of ``x`` whose taps are sums
+    of the high-resolution taps; the phases are packed into one 3x3 conv with ``4 * O``
     outputs (channel ``4 * o + 2 * row_phase + col_phase``) and interleaved by
     ``pixel_shuffle`` (``shuffle=False`` returns them packed, so that per-channel and
-    pointwise ops can run before the shuffle). Exact up to float rounding, and faster on
-    CPUs (no upsampled intermediate, wider conv): about 15 % faster training and 2x faster
-    inference for the FastGAN generator."""
+    pointwise ops can run before the shuffle). Exact up to float rounding, the same cost
+    with or without ``smooth``, and faster on CPUs than upsampling first (no upsampled
+    intermediate, wider conv): about 15 % faster training, 2x faster inference."""
     o, i = weight.shape[:2]
+    if smooth:
+        b = torch.outer(_BLUR, _BLUR).to(weight) / 16.0
+        k5 = F.conv2d(weight.reshape(o * i, 1, 3, 3), b[None, None], padding=2).reshape(o, i, 5, 5)
+    else:
+        k5 = F.pad(weight, (1, 1, 1, 1))
 
     def split(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # taps along the last axis at low-res offsets (-1, 0, +1) for output phases 0 and 1
-        zero = torch.zeros_like(w[..., 0])
-        return (torch.stack([w[..., 0], w[..., 1] + w[..., 2], zero], -1),
-                torch.stack([zero, w[..., 0] + w[..., 1], w[..., 2]], -1))
+        # 5 high-res taps (offsets -2..2) along the last axis -> 3 low-res taps (-1, 0, +1)
+        # for output phase 0 and phase 1: offset d of phase a reads low-res (a + d) // 2
+        return (torch.stack([w[..., 0] + w[..., 1], w[..., 2] + w[..., 3], w[..., 4]], -1),
+                torch.stack([w[..., 0], w[..., 1] + w[..., 2], w[..., 3] + w[..., 4]], -1))
 
     kernels = []
-    for wr in split(weight.transpose(2, 3)):  # rows
+    for wr in split(k5.transpose(2, 3)):  # rows (5 taps -> 3), columns still 5
         kernels.extend(split(wr.transpose(2, 3)))  # then columns: phases (a, b) in order
     k = torch.stack(kernels, 1).reshape(4 * o, i, 3, 3)
     y = F.conv2d(x, k.to(x.dtype), padding=1)
