@@ -193,3 +193,12 @@ def test_cli_generate_from_a_pretrained_dir(tiny_pipe, tmp_path, capsys):
     assert "unknown value 'XX'" in capsys.readouterr().err
     rc = main(["generate", str(tmp_path / "missing"), "--n", "1", "--out", str(tmp_path / "o")])
     assert rc == 1 and "missing" in capsys.readouterr().err
+
+
+def test_manifest_records_the_background_step_per_image(tiny_pipe, tmp_path):
+    ds = PreparedDataset(generate(None, 6, tmp_path / "d", GenerateConfig(), pipe=tiny_pipe))
+    removed = tiny_pipe(n=6, seed=0).background_removed
+    assert [("remove_background" in r.preprocessing["steps"]) for r in ds.records] == removed
+    kept = PreparedDataset(generate(None, 2, tmp_path / "k", GenerateConfig(remove_background=False), pipe=tiny_pipe))
+    assert all(r.preprocessing["steps"] == [] for r in kept.records)
+    assert json.loads((tmp_path / "k" / "dataset.json").read_text())["settings"]["remove_background"] is False

@@ -111,6 +111,8 @@ def test_background_outside_the_breast_is_exactly_zero():
     raw = pipe(n=3, seed=0, remove_background=False).images
     assert (raw[:, :, -1] > 0).any()  # the raw background is not flat
     assert (clean[:, :, -1] == 0).all() and (clean[:, 0, :] == 0).all()
+    assert pipe(n=3, seed=0).background_removed == [True] * 3
+    assert pipe(n=3, seed=0, remove_background=False).background_removed == [False] * 3
     inside = raw > 30000
     assert np.array_equal(clean[inside], raw[inside])  # the breast is untouched
 
@@ -120,3 +122,4 @@ def test_image_without_a_breast_is_left_as_generated():
     out = pipe(n=2, seed=0).images
     assert np.array_equal(out, pipe(n=2, seed=0, remove_background=False).images)
     assert (out[:, 10:12, 10:12] > 0).all()
+    assert pipe(n=2, seed=0).background_removed == [False, False]

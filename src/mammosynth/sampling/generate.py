@@ -80,8 +80,9 @@ def resolve_device(device: str) -> str:
 
 
 def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, str],
-                remove_background: bool = True) -> ImageRecord:
-    """The manifest record of image ``index`` with ``labels`` (file fields filled by the writer)."""
+                background_removed: bool = True) -> ImageRecord:
+    """The manifest record of image ``index`` with ``labels`` (file fields filled by the
+    writer); ``background_removed`` records the pipeline's background step for this image."""
     axes = pipe.label_axes
     conditions = {a: labels[a] for a in axes}
     findings = ()
@@ -109,7 +110,7 @@ def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, s
         source_dataset="mammosynth-synthetic",
         bit_depth=16,
         preprocessing={"orientation": "chest_wall_left", "flipped": laterality == "L", "size": [h, w],
-                       "steps": ["remove_background"] if remove_background else []},
+                       "steps": ["remove_background"] if background_removed else []},
         split=None,
         synthetic=True,
         generation=generation,
@@ -205,10 +206,10 @@ def generate(
         count = min(config.batch, n - b0)
         result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
                       remove_background=config.remove_background)
-        for image, labels, i in zip(result.images, result.labels, result.indices):
+        for image, labels, i, removed in zip(result.images, result.labels, result.indices, result.background_removed):
             if i not in todo_set:
                 continue
-            record = make_record(pipe, config.seed, i, labels, config.remove_background)
+            record = make_record(pipe, config.seed, i, labels, removed)
             marked, text = provenance.mark_image(image, record, record.generation)
             stored = writer.add(record, marked, text=text, file_writer=file_writer)
             next(bar, None)

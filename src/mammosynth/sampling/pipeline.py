@@ -50,6 +50,7 @@ class GanPipelineOutput:
     labels: list[dict[str, str]]  # per image: conditioned axes + laterality
     indices: list[int] = field(default_factory=list)  # image indices (start .. start+n-1)
     seed: int = 0
+    background_removed: list[bool] = field(default_factory=list)  # per image: breast found, outside set to 0
 
 
 def latent_seed(seed: int, index: int) -> int:
@@ -324,6 +325,7 @@ class GanPipeline:
         all_labels = [labels_for(seed, i, resolved) for i in indices]
         h, w = self.resolution
         images = np.empty((n, h, w), dtype=np.uint16)
+        removed = np.zeros(n, dtype=bool)
         device = self.device
         batches = range(0, n, batch_size)
         with torch.no_grad():
@@ -343,5 +345,7 @@ class GanPipeline:
                     breast = segment_breasts(unit, PreprocessConfig.threshold_scale, torch.get_num_threads())
                     found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
                     unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
+                    removed[b:b + len(idx)] = found
                 images[b:b + len(idx)] = np.rint(unit * 65535.0).astype(np.uint16)
-        return GanPipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed))
+        return GanPipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed),
+                                 background_removed=removed.tolist())
