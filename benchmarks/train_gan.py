@@ -96,9 +96,8 @@ def generate(run_dir: Path, n: int, out: Path) -> dict[str, float]:
     background removed) and ``out``-raw (``remove_background=False``). Returns img/s of
     both (generation only: best of two passes of at least 1024 images after a warm-up
     batch, PNG writing excluded) and writes a contact sheet of the first 32 images."""
-    from PIL import Image
-
     from mammosynth.sampling import GanPipeline
+    from mammosynth.training.loop import save_grid
 
     pipe = GanPipeline.from_pretrained(run_dir, checkpoint="best")
     pipe(32, seed=123)
@@ -114,12 +113,7 @@ def generate(run_dir: Path, n: int, out: Path) -> dict[str, float]:
         imgs = torch.from_numpy(result.images.astype(np.float32) / 32767.5 - 1.0)[:, None]
         export_pngs(imgs, out if clean else out.with_name(out.name + "-raw"))
         if clean:
-            tiles = ((imgs[:32, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
-            h, w = tiles.shape[1:]
-            sheet = np.zeros((4 * h, 8 * w), np.uint8)
-            for k, tile in enumerate(tiles):
-                sheet[(k // 8) * h:(k // 8 + 1) * h, (k % 8) * w:(k % 8 + 1) * w] = tile
-            Image.fromarray(sheet).save(out.with_name(out.name + "-sheet.png"))
+            save_grid(out.with_name(out.name + "-sheet.png"), imgs[:32], cols=8)
     return rates
 
 

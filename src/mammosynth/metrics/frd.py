@@ -133,8 +133,9 @@ def frd_feature_terms(real: np.ndarray, synthetic: np.ndarray, names: list[str],
     """The ``top`` features with the largest 1-D Fréchet terms in FRD's normalised space,
     each ``{"feature", "term", "share"}`` (share of the sum over all kept features)."""
     normed, kept = _normalised(real, synthetic)
-    kept_names = [n for n, k in zip(names, kept) if k] if len(names) == len(kept) else [f"feature {i}" for i in
-                                                                                           np.flatnonzero(kept)]
+    if len(names) != len(kept):
+        raise ValueError(f"{len(names)} feature names for {len(kept)} radiomics features")
+    kept_names = [n for n, k in zip(names, kept) if k]
     terms = ((normed[0].mean(0) - normed[1].mean(0)) ** 2 + (normed[0].std(0) - normed[1].std(0)) ** 2).astype(np.float64)
     total = float(terms.sum())
     order = np.argsort(-terms)[:top]
