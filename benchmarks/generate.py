@@ -1,16 +1,20 @@
 """Generation throughput of the default model (FastGAN-lite, conditioned on density, finding
 and view): images per second through ``GanPipeline.__call__`` with its default background
-removal (latents, labels, network, breast segmentation, uint16 conversion), through the
-network alone (``remove_background=False``), and through ``generate`` (plus provenance
-marking and 16-bit PNG writing), at 128x128, 128x80 and 256x160, on CPU (and CUDA when
-present).
+removal (latents, labels, network, breast segmentation, uint16 conversion) and its default
+CPU workers (batches side by side, one intra-op thread each), the same with one worker
+(every op split over the torch threads instead), through the network alone
+(``remove_background=False``), and through ``generate`` (plus provenance marking and
+16-bit PNG writing), at 128x128, 128x80 and 256x160, on CPU (and CUDA when present).
 
 Weights are random unless ``--run`` names a trained run (its best checkpoint, at its own
-resolution): the network's cost does not depend on them, the segmentation's a little.
+resolution): the network's cost does not depend on them, the segmentation's does (the
+near-noise images of random weights have many small components and cost about twice as
+much to segment as a trained model's breasts), so quote ``--run`` figures for the
+pipeline.
 ``generate`` includes the provenance watermark of every image and the signing of the set
 (with a throw-away key). Usage::
 
-    .venv/bin/python benchmarks/generate.py [--n 64] [--batch 16] [--threads T] [--run RUN] [--json OUT]
+    .venv/bin/python benchmarks/generate.py [--n 1024] [--batch 16] [--threads T] [--run RUN] [--json OUT]
 """
 from __future__ import annotations
 
@@ -23,13 +27,13 @@ import time
 from pathlib import Path
 
 
-def bench_pipeline(pipe, n: int, batch: int, remove_background: bool = True) -> float:
+def bench_pipeline(pipe, n: int, batch: int, remove_background: bool = True, workers: int | None = None) -> float:
     """img/s of ``pipe`` (best of two passes after a warm-up batch)."""
-    pipe(n=min(n, batch), seed=1, batch_size=batch, remove_background=remove_background)  # warm-up
+    pipe(n=min(n, batch), seed=1, batch_size=batch, remove_background=remove_background, workers=workers)
     best = 0.0
     for _ in range(2):
         t = time.perf_counter()
-        pipe(n=n, seed=0, batch_size=batch, remove_background=remove_background)
+        pipe(n=n, seed=0, batch_size=batch, remove_background=remove_background, workers=workers)
         best = max(best, n / (time.perf_counter() - t))
     return best
 
@@ -55,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from mammosynth.sampling import GanPipeline
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=64, help="images per measurement (default %(default)s)")
-    ap.add_argument("--batch", type=int, default=32, help="batch size (default %(default)s)")
+    ap.add_argument("--n", type=int, default=1024, help="images per measurement (default %(default)s)")
+    ap.add_argument("--batch", type=int, default=16, help="batch size (default %(default)s)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--run", default=None, help="a trained run (or saved pipeline) instead of random weights")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -82,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": args.batch,
                 "n": n,
                 "pipeline_img_s": round(bench_pipeline(pipe, n, args.batch), 1),
+                "pipeline_1_worker_img_s": round(bench_pipeline(pipe, n, args.batch, workers=1), 1),
                 "network_img_s": round(bench_pipeline(pipe, n, args.batch, remove_background=False), 1),
                 "generate_img_s": round(bench_generate(pipe, n, args.batch, device), 1),
             })
             r = rows[-1]
             print(f"{r['device']:<28} {r['resolution']:>8}  batch {r['batch']:>3}  "
-                  f"pipeline {r['pipeline_img_s']:>8.1f} img/s  network only {r['network_img_s']:>8.1f} img/s  "
+                  f"pipeline {r['pipeline_img_s']:>7.1f} img/s (1 worker {r['pipeline_1_worker_img_s']:>6.1f})  "
+                  f"network only {r['network_img_s']:>7.1f} img/s  "
                   f"generate (PNG16) {r['generate_img_s']:>8.1f} img/s", flush=True)
     meta = {"python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
             "machine": platform.machine(), "processor": platform.processor()}

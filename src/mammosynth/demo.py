@@ -47,7 +47,7 @@ class DemoConfig:
     train_size: tuple[int, int] = (128, 80)  # prepared/training resolution (H, W)
     kimg: float | None = None  # training length in thousands of images (overrides minutes when set)
     seed: int = 0
-    batch: int = 32  # generation batch
+    batch: int = 16  # generation batch
     sheet_n: int = 24  # images per contact sheet
     grid_per_class: int = 4  # real and synthetic tiles per class in the comparison grid
     workers: int | None = None  # phantom/ingest worker processes (None: all cores)

@@ -68,3 +68,18 @@ def test_otsu_matches_skimage():
 def test_rejects_a_single_image_where_a_stack_is_expected():
     with pytest.raises(ValueError, match=r"\[B, H, W\]"):
         segment_breasts(np.zeros((8, 8), np.float32))
+
+
+@pytest.mark.parametrize("op", ["min", "max"])
+def test_window_filter_equals_scipy_nearest_mode(op):
+    from scipy import ndimage as ndi
+
+    from mammosynth.data.preprocess import _window_filter
+
+    rng = np.random.default_rng(1)
+    for shape in [(3, 17, 11), (2, 4, 3), (1, 1, 6)]:  # includes images narrower than the window
+        a = (rng.random(shape) > 0.4).astype(np.uint8)
+        ours = _window_filter(a, np.minimum if op == "min" else np.maximum)
+        ref = (ndi.minimum_filter if op == "min" else ndi.maximum_filter)(a, size=(1, 5, 5), mode="nearest")
+        assert np.array_equal(ours, ref), shape
+        assert ours is not a

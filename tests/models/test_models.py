@@ -63,6 +63,7 @@ def test_bad_labels_rejected():
     (dict(resolution=(128, 84)), "multiple of height/8"),
     (dict(condition="density,age"), "unknown condition axis 'age'"),
     (dict(upsample="bicubic"), "upsample must be one of"),
+    (dict(top="none"), "top must be one of"),
 ])
 def test_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -86,6 +87,37 @@ def test_config_roundtrip():
     assert ModelConfig.from_dict(old).upsample == "nearest"
     bil = ModelConfig.for_family("fastgan", resolution=(32, 20), upsample="bilinear")
     assert ModelConfig.from_dict(bil.to_dict()).upsample == "bilinear"
+    # ... and had an up-block at the top, whatever the default is now
+    old = {k: v for k, v in ModelConfig(top="conv").to_dict().items() if k != "top"}
+    assert ModelConfig.from_dict(old).top == "block"
+    for top in ("block", "conv"):
+        assert ModelConfig.from_dict(ModelConfig(top=top).to_dict()).top == top
+
+
+@pytest.mark.parametrize("res", [(16, 16), (32, 20), (128, 80)])
+def test_conv_top_has_no_full_resolution_block(res, monkeypatch):
+    """top="conv": no up-block at the output resolution; the to-image conv reads the level
+    below, nearest-upsampled (the same function as upsample then a 3x3 conv)."""
+    import torch.nn.functional as F
+
+    from mammosynth.models import fastgan
+
+    cfg = ModelConfig.for_family("fastgan", resolution=res, condition="view", top="conv")
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval()
+    block = build_generator(ModelConfig.for_family("fastgan", resolution=res, condition="view"))
+    assert len(G.blocks) == len(block.blocks) - 1 == cfg.levels - 1
+    assert G.to_img.in_channels == block.blocks[-1].convs[0].in_channels  # the level below's width
+    calls = []
+    real = fastgan.upsample_conv3x3
+    monkeypatch.setattr(fastgan, "upsample_conv3x3", lambda x, w, **kw: calls.append((x, w)) or real(x, w, **kw))
+    with torch.no_grad():
+        out = G(torch.randn(3, G.z_dim), {"view": torch.tensor([0, 1, 1])})
+    x, w = calls[-1]
+    assert w is G.to_img.weight and x.shape[-2:] == (res[0] // 2, res[1] // 2)
+    ref = torch.tanh(F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, G.to_img.bias, padding=1))
+    assert out.shape == (3, 1, *res)
+    torch.testing.assert_close(out, ref)
 
 
 def test_augment_identity_at_p0_and_differentiable():
@@ -125,6 +157,17 @@ def test_upsample_conv3x3_matches_upsample_then_conv():
     torch.testing.assert_close(packed[:, 4 * 3 + 2 * 1 + 0], ref[:, 3, 1::2, 0::2], rtol=1e-5, atol=1e-5)
 
 
+def test_packed_conv3x3_is_a_conv_of_the_shuffled_map():
+    import torch.nn.functional as F
+
+    from mammosynth.models.layers import packed_conv3x3
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 12, 5, 7), torch.randn(2, 3, 3, 3), torch.randn(2)
+    ref = F.conv2d(F.pixel_shuffle(x, 2), w, b, padding=1)
+    torch.testing.assert_close(F.pixel_shuffle(packed_conv3x3(x, w, b), 2), ref)
+
+
 def test_smooth_upsample_conv_is_bilinear_then_conv():
     """smooth=True: a 5x5 conv (the 3x3 kernel blurred by [1,2,1]^2/16) of the nearest-upsampled
     map, which inside the image equals bilinear upsampling followed by the 3x3 conv."""
@@ -143,12 +186,15 @@ def test_smooth_upsample_conv_is_bilinear_then_conv():
     assert not torch.allclose(out, upsample_conv3x3(x, w))
 
 
-@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
+@pytest.mark.parametrize("upsample,top", [("bilinear", "block"), ("nearest", "block"), ("bilinear", "conv"),
+                                          ("nearest", "conv")])
 @pytest.mark.parametrize("condition", [("density", "view"), ()])
-def test_fastgan_inference_path_equals_training_formula(condition, upsample, monkeypatch):
-    """Eval mode uses folded norms and low-resolution upsample-convs; it must compute the
-    same function as the training-mode graph with running statistics."""
-    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20), condition=condition, upsample=upsample)
+@pytest.mark.parametrize("res", [(32, 20), (64, 40)])  # 64 rows: one-conv top block, SLE-gated, packed
+def test_fastgan_inference_path_equals_training_formula(condition, upsample, top, res, monkeypatch):
+    """Eval mode uses folded norms (SLE gates folded in), low-resolution upsample-convs and
+    a packed to-image conv; it must compute the same function as the training-mode graph
+    with running statistics."""
+    cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample, top=top)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():

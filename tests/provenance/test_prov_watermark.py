@@ -139,3 +139,16 @@ def test_mark_image_contract():
     det = detect_watermark(marked)
     assert det.found and f"{det.payload:016x}" == prov["watermark"]["payload"]
     assert det.payload == image_payload(rec.generation) and det.payload & 0xFFFFFFFF == 3
+
+
+@pytest.mark.parametrize("shape,out,order,aa", [((128, 80), (64, 64), 1, True), ((37, 90), (64, 64), 1, True),
+                                                ((64, 64), (128, 80), 3, False), ((64, 64), (20, 300), 3, False)])
+def test_matrix_resize_equals_skimage(shape, out, order, aa):
+    """The watermark's separable matrix resize is skimage's resize (clipping included)."""
+    from skimage.transform import resize
+
+    from mammosynth.provenance.watermark import _resize
+
+    x = np.random.default_rng(0).normal(size=shape)
+    ref = resize(x, out, order=order, anti_aliasing=aa, mode="edge")
+    np.testing.assert_allclose(_resize(x, out, order, aa), ref, atol=1e-12)

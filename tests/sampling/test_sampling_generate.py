@@ -202,3 +202,13 @@ def test_manifest_records_the_background_step_per_image(tiny_pipe, tmp_path):
     kept = PreparedDataset(generate(None, 2, tmp_path / "k", GenerateConfig(remove_background=False), pipe=tiny_pipe))
     assert all(r.preprocessing["steps"] == [] for r in kept.records)
     assert json.loads((tmp_path / "k" / "dataset.json").read_text())["settings"]["remove_background"] is False
+
+
+def test_chunks_cover_the_missing_batches_aligned():
+    from mammosynth.sampling.generate import _chunks
+
+    assert _chunks(list(range(10)), 10, 3, 2) == [(0, 6), (6, 4)]
+    # batch 1 (3..5) and batch 3 (9) hold missing images; batch 2 is complete: two calls
+    assert _chunks([4, 9], 10, 3, 4) == [(3, 3), (9, 1)]
+    assert _chunks([0, 1, 2, 3, 4, 5, 6], 7, 2, 8) == [(0, 7)]
+    assert _chunks([], 5, 2, 4) == []

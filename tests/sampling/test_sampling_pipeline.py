@@ -123,3 +123,28 @@ def test_image_without_a_breast_is_left_as_generated():
     assert np.array_equal(out, pipe(n=2, seed=0, remove_background=False).images)
     assert (out[:, 10:12, 10:12] > 0).all()
     assert pipe(n=2, seed=0).background_removed == [False, False]
+
+
+def test_batches_side_by_side_give_the_same_images_and_restore_threads(tiny_pipe):
+    threads = torch.get_num_threads()
+    serial = tiny_pipe(n=10, seed=5, batch_size=3, workers=1)
+    parallel = tiny_pipe(n=10, seed=5, batch_size=3, workers=3)
+    assert torch.get_num_threads() == threads
+    assert parallel.labels == serial.labels and parallel.indices == serial.indices
+    assert parallel.background_removed == serial.background_removed
+    assert_close_u16(parallel.images, serial.images)  # 1 vs N intra-op threads: float rounding at most
+    assert np.array_equal(tiny_pipe(n=10, seed=5, batch_size=3, workers=3).images, parallel.images)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        tiny_pipe(n=2, workers=0)
+
+
+def test_a_failing_batch_in_a_worker_raises_and_restores_threads(tiny_pipe, monkeypatch):
+    threads = torch.get_num_threads()
+
+    def broken(z, labels):
+        raise RuntimeError("out of memory in batch")
+
+    monkeypatch.setattr(tiny_pipe.generator, "forward", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        tiny_pipe(n=6, batch_size=2, workers=2)
+    assert torch.get_num_threads() == threads

@@ -197,9 +197,12 @@ def _otsu_thresholds(x: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.nd
     ``skimage.filters.threshold_otsu``)."""
     b = x.shape[0]
     lo, width = lo.astype(np.float64), (hi - lo).astype(np.float64)
-    bins = np.clip(((x - lo[:, None, None]) * (nbins / width)[:, None, None]).astype(np.int64), 0, nbins - 1)
-    bins += (np.arange(b) * nbins)[:, None, None]
-    counts = np.bincount(bins[valid], minlength=b * nbins).reshape(b, nbins).astype(np.float64)
+    # bin index in float64 (as np.histogram); invalid values go to a spare bin per image
+    pos = (x - lo[:, None, None]) * (nbins / width)[:, None, None]
+    bins = np.minimum(pos, nbins - 1, out=pos).astype(np.int32)
+    np.copyto(bins, nbins, where=~valid)
+    bins += (np.arange(b, dtype=np.int32) * (nbins + 1))[:, None, None]
+    counts = np.bincount(bins.ravel(), minlength=b * (nbins + 1)).reshape(b, nbins + 1)[:, :nbins].astype(np.float64)
     centres = lo[:, None] + (np.arange(nbins) + 0.5)[None, :] * (width / nbins)[:, None]
     w1 = np.cumsum(counts, axis=1)
     w2 = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
@@ -228,6 +231,25 @@ def segment_breasts(images: np.ndarray, threshold_scale: float = 0.4, workers: i
     return _segment_stack(x, threshold_scale)
 
 
+def _window_filter(a: np.ndarray, op: np.ufunc, radius: int = 2) -> np.ndarray:
+    """Min (``np.minimum``) or max (``np.maximum``) over a (2r+1)^2 square window of each
+    image of a stack ``[B, H, W]``; positions outside the image are ignored, which for
+    these filters equals scipy.ndimage's ``mode="nearest"`` (and, for max of values
+    >= 0, ``mode="constant"``). Separable, in place on shifted views: about 3x faster
+    than ``scipy.ndimage.minimum_filter`` on small binary stacks."""
+    out = a
+    for axis in (1, 2):
+        src, out = out, out.copy()
+        n = src.shape[axis]
+        for d in range(1, min(radius, n - 1) + 1):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
+            op(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])  # neighbour below / right
+            op(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])  # neighbour above / left
+    return out
+
+
 def _segment_stack(x: np.ndarray, threshold_scale: float) -> np.ndarray:
     from scipy import ndimage as ndi
 
@@ -238,7 +260,7 @@ def _segment_stack(x: np.ndarray, threshold_scale: float) -> np.ndarray:
     top = x.reshape(b, -1).max(axis=1)
     valid = x > (0.02 * top)[:, None, None]
     n_valid = valid.reshape(b, -1).sum(axis=1)
-    vmin = np.where(valid, x, np.inf).reshape(b, -1).min(axis=1)
+    vmin = np.min(x, axis=(1, 2), where=valid, initial=np.inf)
     degenerate = (n_valid < 16) | (vmin == top)  # the max is always a valid value
     good = np.flatnonzero((top > 0) & ~degenerate)
     for i in np.flatnonzero((top > 0) & degenerate):
@@ -249,7 +271,7 @@ def _segment_stack(x: np.ndarray, threshold_scale: float) -> np.ndarray:
     t = _otsu_thresholds(xg, valid[good], vmin[good], top[good]) * threshold_scale
     raw = (xg > t[:, None, None].astype(np.float32)).astype(np.uint8)
     # opening (5x5, separable min/max filters): cuts thin bridges to labels and film edges
-    m = ndi.maximum_filter(ndi.minimum_filter(raw, size=(1, 5, 5), mode="nearest"), size=(1, 5, 5), mode="nearest")
+    m = _window_filter(_window_filter(raw, np.minimum), np.maximum)
     plane = np.zeros((3, 3, 3), dtype=bool)
     plane[1] = ndi.generate_binary_structure(2, 1)  # 2-D connectivity: no links between images
     lab, n = ndi.label(m, structure=plane)
@@ -261,18 +283,20 @@ def _segment_stack(x: np.ndarray, threshold_scale: float) -> np.ndarray:
         for a, z in zip(lo, hi):
             if z >= a:
                 keep[a + int(np.argmax(sizes[a:z + 1]))] = True
-    has = lab.reshape(len(good), -1).max(axis=1) > 0
-    m = np.where(has[:, None, None], keep[lab], m.astype(bool))
+    m = keep[lab]  # keep[0] is False: an image without components stays empty
     # the outline follows the threshold itself (not the blocky opening) near the component
-    near = ndi.maximum_filter(m, size=(1, 5, 5), mode="constant")
+    near = _window_filter(m, np.maximum)
     fg = (raw.astype(bool) & near) | m
     # fill holes: background components that do not touch the image edge
     blab, bn = ndi.label(~fg, structure=plane)
-    outside = np.zeros(bn + 1, dtype=bool)
+    hole = np.ones(bn + 1, dtype=bool)
     for edge in (blab[:, 0, :], blab[:, -1, :], blab[:, :, 0], blab[:, :, -1]):
-        outside[np.unique(edge)] = True
-    outside[0] = False
-    out[good] = fg | ((blab > 0) & ~outside[blab])
+        hole[np.unique(edge)] = False
+    hole[0] = False  # 0 is the foreground itself
+    filled = fg | hole[blab]
+    if good.size == b:
+        return filled
+    out[good] = filled
     return out
 
 

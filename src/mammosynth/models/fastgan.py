@@ -3,7 +3,9 @@ high-fidelity few-shot image synthesis"), grayscale, non-square, label-condition
 
 Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsample,
 or bilinear with ``ModelConfig.upsample``; 3x3 conv, conditional BatchNorm, GLU) ->
-1-channel tanh image.
+1-channel tanh image. With ``ModelConfig.top == "conv"`` the full resolution has no
+up-block: the to-image 3x3 conv reads the upsampled level below (computed packed at the
+lower resolution, :func:`~mammosynth.models.layers.upsample_conv3x3`).
 Skip-layer excitation (SLE) gates a high-resolution map with channel weights computed from a map 4 levels
 lower (8 -> 128 px, 16 -> 256 px, ...). Deterministic: no noise injection, so the
 output is a pure function of ``(z, labels)``.
@@ -21,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BASE_ROWS, ModelConfig
-from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, upsample_conv3x3
+from .layers import (CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, packed_conv3x3,
+                     upsample_conv3x3)
 
 
 class UpBlock(nn.Module):
@@ -36,21 +39,58 @@ class UpBlock(nn.Module):
             self.convs.append(nn.Conv2d(cin if i == 0 else cout, 2 * cout, 3, 1, 1, bias=False))
             self.norms.append(CondBatchNorm2d(2 * cout, cond_dim))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    @property
+    def foldable(self) -> bool:
+        return all(n.foldable for n in self.norms)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None = None,
+                packed: bool = False) -> torch.Tensor:
+        """``gate`` [B, cout]: SLE channel gates multiplied into the output. ``packed`` (eval
+        mode, one conv): return the output's four pixel phases unshuffled,
+        ``[B, 4 * cout, h, w]`` (channel ``4 * k + phase``), for a caller that continues at
+        the lower resolution."""
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
-        conv, norm = self.convs[0], self.norms[0]
-        if norm.foldable:
-            # inference: folded norm and GLU on the packed phases, then the pixel shuffle
-            y = upsample_conv3x3(x, conv.weight, shuffle=False, smooth=self.smooth)
-            scale, shift = norm.folded(c, y.dtype)
-            y = torch.addcmul(shift.repeat_interleave(4, 1)[:, :, None, None], y,
-                              scale.repeat_interleave(4, 1)[:, :, None, None])
-            x = F.pixel_shuffle(F.glu(y, dim=1), 2)
+        if self.foldable:
+            # inference: folded norm (+ gate) and GLU on the packed phases, then the shuffle
+            y = upsample_conv3x3(x, self.convs[0].weight, shuffle=False, smooth=self.smooth)
+            last = len(self.convs) == 1
+            x = glu_affine(y, *self.norms[0].folded(c, y.dtype), gate if last else None, phases=4)
+            if last:
+                return x if packed else F.pixel_shuffle(x, 2)
+            x = F.pixel_shuffle(x, 2)
+            for i, (conv, norm) in enumerate(zip(self.convs[1:], self.norms[1:]), start=2):
+                y = conv(x)
+                x = glu_affine(y, *norm.folded(c, y.dtype), gate if i == len(self.convs) else None)
         else:
-            x = F.glu(norm(upsample_conv3x3(x, conv.weight, smooth=self.smooth), c), dim=1)
-        for conv, norm in zip(self.convs[1:], self.norms[1:]):
-            x = F.glu(norm(conv(x), c), dim=1)
+            if packed:
+                raise ValueError("packed output needs eval mode (folded norms)")
+            x = F.glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c), dim=1)
+            for conv, norm in zip(self.convs[1:], self.norms[1:]):
+                x = F.glu(norm(conv(x), c), dim=1)
+            if gate is not None:
+                x = x * gate[:, :, None, None]
+        if packed:
+            raise ValueError("packed output needs a one-conv block")
         return x
+
+
+def glu_affine(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, gate: torch.Tensor | None = None,
+               phases: int = 1) -> torch.Tensor:
+    """``glu(y * scale + shift) * gate`` per channel (gate folded into the GLU's value half:
+    ``g * (a * s + t) = a * (s * g) + t * g``). ``scale``/``shift`` ``[1 or B, 2C]``,
+    ``gate`` ``[B, C]``; with ``phases`` > 1 each channel of ``y`` is ``phases`` packed
+    channels. One pass over ``y`` for the affine (per-image parameters, the fast
+    broadcast), one for the GLU."""
+    b = y.shape[0]
+    scale, shift = scale.expand(b, -1), shift.expand(b, -1)
+    if gate is not None:
+        g2 = torch.cat([gate, torch.ones_like(gate)], 1).to(scale.dtype)
+        scale, shift = scale * g2, shift * g2
+    if phases > 1:
+        scale, shift = scale.repeat_interleave(phases, 1), shift.repeat_interleave(phases, 1)
+    else:
+        scale, shift = scale.contiguous(), shift.contiguous()
+    return F.glu(torch.addcmul(shift[:, :, None, None], y, scale[:, :, None, None]), dim=1)
 
 
 class SLE(nn.Module):
@@ -62,6 +102,10 @@ class SLE(nn.Module):
             nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_small, c_big, 4, 1, 0, bias=False), nn.SiLU(),
             nn.Conv2d(c_big, c_big, 1, 1, 0, bias=False), nn.Sigmoid(),
         )
+
+    def gate(self, small: torch.Tensor) -> torch.Tensor:
+        """Channel gates ``[B, c_big]`` in (0, 1)."""
+        return self.net(small).flatten(1)
 
     def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
         return big * self.net(small)
@@ -91,13 +135,16 @@ class FastGANGenerator(nn.Module):
         self.init_norm = CondBatchNorm2d(2 * ch[0], cond_dim)
         # two convs per block at low resolution (rows <= 32), one above: FastGAN's
         # UpBlockComp / UpBlock split, cheap at the top.
+        self.smooth = cfg.upsample == "bilinear"
+        self.top = cfg.top
+        hidden = n if cfg.top == "block" else n - 1  # up-blocks; "conv": none at full resolution
         self.blocks = nn.ModuleList(
             UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1,
-                    smooth=cfg.upsample == "bilinear") for i in range(1, n + 1)
+                    smooth=self.smooth) for i in range(1, hidden + 1)
         )
-        self.pairs = sle_pairs(n)
+        self.pairs = sle_pairs(hidden)
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
-        self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
+        self.to_img = nn.Conv2d(ch[hidden], 1, 3, 1, 1)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -111,13 +158,25 @@ class FastGANGenerator(nn.Module):
         x = F.glu(self.init_norm(x, c), dim=1)
         feats = [x]
         gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}
+        # eval fast path at the top: the last block's output stays as packed pixel phases
+        # and the to-image conv runs on them at half resolution (packed_conv3x3)
+        packed = self.top == "block" and bool(self.blocks) and self.blocks[-1].foldable \
+            and len(self.blocks[-1].convs) == 1
         for i, block in enumerate(self.blocks, start=1):
-            x = block(x, c)
+            gate = None
             if i in gates:
                 a, m = gates[i]
-                x = m(feats[a], x)
+                gate = m.gate(feats[a])
+            x = block(x, c, gate=gate, packed=packed and i == len(self.blocks))
             feats.append(x)
-        return torch.tanh(self.to_img(x))
+        if self.top == "block":
+            if packed:
+                y = packed_conv3x3(x, self.to_img.weight, self.to_img.bias)
+                return F.pixel_shuffle(torch.tanh(y), 2)
+            return torch.tanh(self.to_img(x))
+        # x2 upsample + 3x3 conv, computed at the lower resolution
+        y = upsample_conv3x3(x, self.to_img.weight, smooth=self.smooth)
+        return torch.tanh(y + self.to_img.bias[None, :, None, None])
 
 
 class DownBlock(nn.Module):

@@ -185,10 +185,28 @@ def _as_unit(image: np.ndarray) -> tuple[np.ndarray, float]:
     return image.astype(np.float64) / full, full
 
 
-def _canonical(x: np.ndarray, g: int) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _resize_matrix(n_in: int, n_out: int, order: int, anti_aliasing: bool) -> np.ndarray:
+    """``[n_out, n_in]``: ``skimage.transform.resize`` (``mode="edge"``, no clipping) along
+    one axis as a matrix. That resize (Gaussian anti-aliasing, then spline interpolation)
+    is linear and separable, so it equals ``R_h @ x @ R_w.T`` up to float rounding."""
     from skimage.transform import resize
 
-    return resize(x, (g, g), order=1, anti_aliasing=True, mode="edge")
+    eye = np.eye(n_in)  # the second axis is kept (factor 1: no filter, identity zoom)
+    return np.ascontiguousarray(resize(eye, (n_out, n_in), order=order, anti_aliasing=anti_aliasing,
+                                       mode="edge", clip=False))
+
+
+def _resize(x: np.ndarray, shape: tuple[int, int], order: int, anti_aliasing: bool) -> np.ndarray:
+    """``skimage.transform.resize(x, shape, order, anti_aliasing=..., mode="edge")`` (which
+    clips to the input's range) as two matrix products: about 10x faster on small images."""
+    rows = _resize_matrix(x.shape[0], shape[0], order, anti_aliasing)
+    cols = _resize_matrix(x.shape[1], shape[1], order, anti_aliasing)
+    return np.clip(rows @ x @ cols.T, x.min(), x.max())
+
+
+def _canonical(x: np.ndarray, g: int) -> np.ndarray:
+    return _resize(x, (g, g), order=1, anti_aliasing=True)
 
 
 def _projections(x: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
@@ -226,8 +244,6 @@ def _soft(proj: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
 
 def embed_watermark(image: np.ndarray, payload: int, cfg: WatermarkConfig = WatermarkConfig()) -> np.ndarray:
     """Return ``image`` (uint8/uint16, same dtype and shape) carrying ``payload`` (64 bits)."""
-    from skimage.transform import resize
-
     x, full = _as_unit(image)
     g = cfg.grid
     pats, gram_inv, slot_bit = _patterns(cfg)
@@ -241,7 +257,7 @@ def embed_watermark(image: np.ndarray, payload: int, cfg: WatermarkConfig = Wate
     for _ in range(cfg.passes):
         need = target - h
         d = (pats.T @ (gram_inv @ need)).reshape(g, g)  # least-norm change giving exactly `need`
-        delta = resize(d, x.shape, order=3, mode="edge")
+        delta = _resize(d, x.shape, order=3, anti_aliasing=False)
         y = np.clip(y + delta * weight, 0.0, 1.0)
         out = np.rint(y * full).astype(image.dtype)
         h = _projections(out.astype(np.float64) / full, cfg)
@@ -255,11 +271,9 @@ def embed_watermark(image: np.ndarray, payload: int, cfg: WatermarkConfig = Wate
 
 def _reduce(x: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
     """Anti-aliased reduction to at most ``4 * grid`` per side (keeps detection fast on big films)."""
-    from skimage.transform import resize
-
     cap = 4 * cfg.grid
     shape = (min(x.shape[0], cap), min(x.shape[1], cap))
-    return x if shape == x.shape else resize(x, shape, order=1, anti_aliasing=True, mode="edge")
+    return x if shape == x.shape else _resize(x, shape, order=1, anti_aliasing=True)
 
 
 def _uncrop(x: np.ndarray, hyp: tuple[str, float]) -> np.ndarray:

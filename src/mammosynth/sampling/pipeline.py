@@ -11,7 +11,8 @@ Its latent comes from a ``torch.Generator`` (CPU) seeded with a hash of ``(s, i)
 labels from :func:`mammosynth.sampling.mix.labels_for`; so ``pipe(n=1, seed=0, start=5)``
 is image 5 of ``pipe(n=16, seed=0)``. Batches of a different size can differ by float
 rounding inside the network (BLAS/conv kernels sum in a batch-dependent order: a few
-uint16 steps, invisible); the same batch size on the same device gives bit-identical
+uint16 steps, invisible); the same batch size on the same device with the same
+``workers`` setting (1, or more: see :meth:`GanPipeline.__call__`) gives bit-identical
 images.
 
 A pretrained directory (``save_pretrained``) holds ``config.json`` (model config, label
@@ -296,8 +297,9 @@ class GanPipeline:
         seed: int = 0,
         start: int = 0,
         mix: Mapping[str, Any] | None = None,
-        batch_size: int = 32,
+        batch_size: int = 16,
         remove_background: bool = True,
+        workers: int | None = None,
         progress: bool = False,
         **labels: str,
     ) -> GanPipelineOutput:
@@ -311,41 +313,81 @@ class GanPipeline:
         (:func:`mammosynth.data.preprocess.segment_breasts`), so synthetic images share
         the real prepared images' exactly flat background (a tanh output only nears it);
         an image in which no breast is found is left as generated.
+        ``workers`` (CPU only; default: torch's CPU thread count): batches computed side
+        by side, each with one intra-op thread. The generator's layers are narrow, so
+        this is about 1.5x faster than splitting every op over the threads; the torch
+        thread count is restored afterwards. A batch's images depend on the batch size,
+        the device and whether ``workers`` is 1 (float rounding at most), not on the
+        worker that runs it nor on ``n``.
         """
         import torch
 
-        from ..data.preprocess import PreprocessConfig, segment_breasts
         from ..utils import progress as progress_bar
 
         if n < 0 or start < 0 or batch_size < 1:
             raise ValueError(f"need n >= 0, start >= 0 and batch_size >= 1, got n={n}, start={start}, "
                              f"batch_size={batch_size}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         resolved = self.resolve_mix(mix, **labels)
         indices = list(range(start, start + n))
         all_labels = [labels_for(seed, i, resolved) for i in indices]
         h, w = self.resolution
         images = np.empty((n, h, w), dtype=np.uint16)
         removed = np.zeros(n, dtype=bool)
-        device = self.device
-        batches = range(0, n, batch_size)
-        with torch.no_grad():
-            for b in progress_bar(batches, total=len(batches), desc="generate", unit="batch", disable=not progress):
-                idx = indices[b:b + batch_size]
-                z = self.latents(seed, idx).to(device)
-                cond = {
-                    axis: torch.tensor([classes.index(lab[axis]) for lab in all_labels[b:b + batch_size]],
-                                       dtype=torch.long, device=device)
-                    for axis, classes in self.label_axes.items()
-                }
-                x = self.generator(z, cond).float()
-                if x.shape[1:] != (1, h, w):
-                    raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
-                unit = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5).cpu().numpy()
-                if remove_background:
-                    breast = segment_breasts(unit, PreprocessConfig.threshold_scale, torch.get_num_threads())
-                    found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
-                    unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
-                    removed[b:b + len(idx)] = found
-                images[b:b + len(idx)] = np.rint(unit * 65535.0).astype(np.uint16)
+        batches = list(range(0, n, batch_size))
+        threads = torch.get_num_threads()
+        # not clamped to the number of batches: a batch is computed the same way (one
+        # intra-op thread when workers > 1) however many batches this call has
+        workers = 1 if self.device.type != "cpu" else (workers or threads)
+
+        def run(b: int) -> int:
+            idx = indices[b:b + batch_size]
+            images[b:b + len(idx)], removed[b:b + len(idx)] = self._batch(
+                seed, idx, all_labels[b:b + batch_size], remove_background, threads if workers == 1 else 1)
+            return len(idx)
+
+        def show(it):
+            return progress_bar(it, total=len(batches), desc="generate", unit="batch", disable=not progress)
+
+        if workers == 1:
+            for _ in show(map(run, batches)):
+                pass
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    for _ in show(pool.map(run, batches)):
+                        pass
+            finally:
+                torch.set_num_threads(threads)
         return GanPipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed),
                                  background_removed=removed.tolist())
+
+    def _batch(self, seed: int, idx: list[int], labels: list[dict[str, str]], remove_background: bool,
+               seg_workers: int) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: uint16 images ``[B, H, W]`` and per image whether its background was removed."""
+        import torch
+
+        from ..data.preprocess import PreprocessConfig, segment_breasts
+
+        h, w = self.resolution
+        device = self.device
+        with torch.inference_mode():  # grad mode is per thread: set it in the worker
+            z = self.latents(seed, idx).to(device)
+            cond = {
+                axis: torch.tensor([classes.index(lab[axis]) for lab in labels], dtype=torch.long, device=device)
+                for axis, classes in self.label_axes.items()
+            }
+            x = self.generator(z, cond).float()
+            if x.shape[1:] != (1, h, w):
+                raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
+            unit = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5).cpu().numpy()
+        found = np.zeros(len(idx), dtype=bool)
+        if remove_background:
+            breast = segment_breasts(unit, PreprocessConfig.threshold_scale, seg_workers)
+            found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
+            unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
+        return np.rint(unit * 65535.0).astype(np.uint16), found
