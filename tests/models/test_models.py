@@ -63,7 +63,6 @@ def test_bad_labels_rejected():
     (dict(resolution=(128, 84)), "multiple of height/8"),
     (dict(condition="density,age"), "unknown condition axis 'age'"),
     (dict(upsample="bicubic"), "upsample must be one of"),
-    (dict(top="none"), "top must be one of"),
 ])
 def test_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
@@ -87,37 +86,6 @@ def test_config_roundtrip():
     assert ModelConfig.from_dict(old).upsample == "nearest"
     bil = ModelConfig.for_family("fastgan", resolution=(32, 20), upsample="bilinear")
     assert ModelConfig.from_dict(bil.to_dict()).upsample == "bilinear"
-    # ... and had an up-block at the top, whatever the default is now
-    old = {k: v for k, v in ModelConfig(top="conv").to_dict().items() if k != "top"}
-    assert ModelConfig.from_dict(old).top == "block"
-    for top in ("block", "conv"):
-        assert ModelConfig.from_dict(ModelConfig(top=top).to_dict()).top == top
-
-
-@pytest.mark.parametrize("res", [(16, 16), (32, 20), (128, 80)])
-def test_conv_top_has_no_full_resolution_block(res, monkeypatch):
-    """top="conv": no up-block at the output resolution; the to-image conv reads the level
-    below, nearest-upsampled (the same function as upsample then a 3x3 conv)."""
-    import torch.nn.functional as F
-
-    from mammosynth.models import fastgan
-
-    cfg = ModelConfig.for_family("fastgan", resolution=res, condition="view", top="conv")
-    torch.manual_seed(0)
-    G = build_generator(cfg).eval()
-    block = build_generator(ModelConfig.for_family("fastgan", resolution=res, condition="view"))
-    assert len(G.blocks) == len(block.blocks) - 1 == cfg.levels - 1
-    assert G.to_img.in_channels == block.blocks[-1].convs[0].in_channels  # the level below's width
-    calls = []
-    real = fastgan.upsample_conv3x3
-    monkeypatch.setattr(fastgan, "upsample_conv3x3", lambda x, w, **kw: calls.append((x, w)) or real(x, w, **kw))
-    with torch.no_grad():
-        out = G(torch.randn(3, G.z_dim), {"view": torch.tensor([0, 1, 1])})
-    x, w = calls[-1]
-    assert w is G.to_img.weight and x.shape[-2:] == (res[0] // 2, res[1] // 2)
-    ref = torch.tanh(F.conv2d(F.interpolate(x, scale_factor=2.0, mode="nearest"), w, G.to_img.bias, padding=1))
-    assert out.shape == (3, 1, *res)
-    torch.testing.assert_close(out, ref)
 
 
 def test_augment_identity_at_p0_and_differentiable():
@@ -186,15 +154,14 @@ def test_smooth_upsample_conv_is_bilinear_then_conv():
     assert not torch.allclose(out, upsample_conv3x3(x, w))
 
 
-@pytest.mark.parametrize("upsample,top", [("bilinear", "block"), ("nearest", "block"), ("bilinear", "conv"),
-                                          ("nearest", "conv")])
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
 @pytest.mark.parametrize("condition", [("density", "view"), ()])
 @pytest.mark.parametrize("res", [(32, 20), (64, 40)])  # 64 rows: one-conv top block, SLE-gated, packed
-def test_fastgan_inference_path_equals_training_formula(condition, upsample, top, res, monkeypatch):
+def test_fastgan_inference_path_equals_training_formula(condition, upsample, res, monkeypatch):
     """Eval mode uses folded norms (SLE gates folded in), low-resolution upsample-convs and
     a packed to-image conv; it must compute the same function as the training-mode graph
     with running statistics."""
-    cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample, top=top)
+    cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():

@@ -7,7 +7,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..models.config import FAMILIES, TOP_MODES, UPSAMPLE_MODES, ModelConfig
+    from ..models.config import FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..training.config import TrainConfig
 
     p = subparsers.add_parser(
@@ -26,9 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
     p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
                    help="fastgan up-blocks: nearest (FastGAN's) or bilinear (no period-2 pattern; default: %(default)s)")
-    p.add_argument("--top", default=ModelConfig.top, choices=TOP_MODES,
-                   help="fastgan output level: block (FastGAN's: an up-block at full resolution) or conv "
-                        "(the to-image conv reads the upsampled level below; ~2x faster generation; default: %(default)s)")
     p.add_argument("--condition", default="", metavar="AXES",
                    help="comma-separated label axes to condition on: density,finding,view (default: none)")
     p.add_argument("--resume", default=None, metavar="latest|PATH",
@@ -52,7 +49,7 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     if minutes is None and kimg is None:
         minutes = TrainConfig.minutes
     model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition,
-                                   upsample=args.upsample, top=args.top)
+                                   upsample=args.upsample)
     return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
                        snapshot_minutes=args.snapshot_minutes, device=args.device)
 

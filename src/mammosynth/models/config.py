@@ -57,7 +57,6 @@ def check_condition(condition: str | tuple[str, ...] | list[str] | None) -> tupl
 
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
-TOP_MODES = ("block", "conv")
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,12 @@ class ModelConfig:
     #: bilinearly upsampled map: no period-2 pattern, cleaner outlines, but even smoother
     #: tissue in a 10-minute mini-MIAS run; same cost)
     upsample: str = "nearest"
-    #: fastgan output level: "block" (FastGAN's original: an up-block with its own hidden
-    #: channels at the full resolution, then a 3x3 conv to the image) or "conv" (the
-    #: 3x3 to-image conv reads the upsampled level below directly: no hidden layer at the
-    #: full resolution, about half the generator's inference cost at 128 px)
-    top: str = "block"
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
-        if self.top not in TOP_MODES:
-            raise ValueError(f"top must be one of {TOP_MODES}, got {self.top!r}")
         object.__setattr__(self, "resolution", check_resolution(self.resolution))
         object.__setattr__(self, "condition", check_condition(self.condition))
         for name in ("z_dim", "g_channels", "d_channels", "max_channels"):
@@ -135,7 +127,6 @@ class ModelConfig:
             kw["resolution"] = tuple(kw["resolution"])
         if "condition" in kw:
             kw["condition"] = tuple(kw["condition"])
-        kw.setdefault("top", "block")  # configs saved before the field existed had an up-block at the top
         return cls(**kw)
 
 

@@ -3,9 +3,7 @@ high-fidelity few-shot image synthesis"), grayscale, non-square, label-condition
 
 Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsample,
 or bilinear with ``ModelConfig.upsample``; 3x3 conv, conditional BatchNorm, GLU) ->
-1-channel tanh image. With ``ModelConfig.top == "conv"`` the full resolution has no
-up-block: the to-image 3x3 conv reads the upsampled level below (computed packed at the
-lower resolution, :func:`~mammosynth.models.layers.upsample_conv3x3`).
+1-channel tanh image.
 Skip-layer excitation (SLE) gates a high-resolution map with channel weights computed from a map 4 levels
 lower (8 -> 128 px, 16 -> 256 px, ...). Deterministic: no noise injection, so the
 output is a pure function of ``(z, labels)``.
@@ -136,15 +134,13 @@ class FastGANGenerator(nn.Module):
         # two convs per block at low resolution (rows <= 32), one above: FastGAN's
         # UpBlockComp / UpBlock split, cheap at the top.
         self.smooth = cfg.upsample == "bilinear"
-        self.top = cfg.top
-        hidden = n if cfg.top == "block" else n - 1  # up-blocks; "conv": none at full resolution
         self.blocks = nn.ModuleList(
             UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1,
-                    smooth=self.smooth) for i in range(1, hidden + 1)
+                    smooth=self.smooth) for i in range(1, n + 1)
         )
-        self.pairs = sle_pairs(hidden)
+        self.pairs = sle_pairs(n)
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
-        self.to_img = nn.Conv2d(ch[hidden], 1, 3, 1, 1)
+        self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -160,8 +156,7 @@ class FastGANGenerator(nn.Module):
         gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}
         # eval fast path at the top: the last block's output stays as packed pixel phases
         # and the to-image conv runs on them at half resolution (packed_conv3x3)
-        packed = self.top == "block" and bool(self.blocks) and self.blocks[-1].foldable \
-            and len(self.blocks[-1].convs) == 1
+        packed = self.blocks[-1].foldable and len(self.blocks[-1].convs) == 1
         for i, block in enumerate(self.blocks, start=1):
             gate = None
             if i in gates:
@@ -169,14 +164,9 @@ class FastGANGenerator(nn.Module):
                 gate = m.gate(feats[a])
             x = block(x, c, gate=gate, packed=packed and i == len(self.blocks))
             feats.append(x)
-        if self.top == "block":
-            if packed:
-                y = packed_conv3x3(x, self.to_img.weight, self.to_img.bias)
-                return F.pixel_shuffle(torch.tanh(y), 2)
-            return torch.tanh(self.to_img(x))
-        # x2 upsample + 3x3 conv, computed at the lower resolution
-        y = upsample_conv3x3(x, self.to_img.weight, smooth=self.smooth)
-        return torch.tanh(y + self.to_img.bias[None, :, None, None])
+        if packed:
+            return F.pixel_shuffle(torch.tanh(packed_conv3x3(x, self.to_img.weight, self.to_img.bias)), 2)
+        return torch.tanh(self.to_img(x))
 
 
 class DownBlock(nn.Module):
