@@ -165,7 +165,11 @@ class FastGANGenerator(nn.Module):
             x = block(x, c, gate=gate, packed=packed and i == len(self.blocks))
             feats.append(x)
         if packed:
-            return F.pixel_shuffle(torch.tanh(packed_conv3x3(x, self.to_img.weight, self.to_img.bias)), 2)
+            y = torch.tanh(packed_conv3x3(x, self.to_img.weight, self.to_img.bias))  # [B, 4 phases, h, w]
+            b, _, h, w = y.shape
+            # pixel shuffle of one channel by reshapes: ~3x faster than F.pixel_shuffle on
+            # channels-last phases (phase 2 * p + q -> pixel (2i + p, 2j + q))
+            return y.permute(0, 2, 3, 1).reshape(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, 1, 2 * h, 2 * w)
         return torch.tanh(self.to_img(x))
 
 
