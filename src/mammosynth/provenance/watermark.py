@@ -199,7 +199,7 @@ def _resize_matrix(n_in: int, n_out: int, order: int, anti_aliasing: bool) -> np
 
 def _resize(x: np.ndarray, shape: tuple[int, int], order: int, anti_aliasing: bool) -> np.ndarray:
     """``skimage.transform.resize(x, shape, order, anti_aliasing=..., mode="edge")`` (which
-    clips to the input's range) as two matrix products: about 10x faster on small images."""
+    clips to the input's range) as two matrix products: about 5x faster on small images."""
     rows = _resize_matrix(x.shape[0], shape[0], order, anti_aliasing)
     cols = _resize_matrix(x.shape[1], shape[1], order, anti_aliasing)
     return np.clip(rows @ x @ cols.T, x.min(), x.max())
