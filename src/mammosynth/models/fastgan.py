@@ -47,6 +47,8 @@ class UpBlock(nn.Module):
         mode, one conv): return the output's four pixel phases unshuffled,
         ``[B, 4 * cout, h, w]`` (channel ``4 * k + phase``), for a caller that continues at
         the lower resolution."""
+        if packed and not (self.foldable and len(self.convs) == 1):
+            raise ValueError("packed output needs eval mode (folded norms) and a one-conv block")
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
         if self.foldable:
             # inference: folded norm (+ gate) and GLU on the packed phases, then the shuffle
@@ -60,15 +62,11 @@ class UpBlock(nn.Module):
                 y = conv(x)
                 x = glu_affine(y, *norm.folded(c, y.dtype), gate if i == len(self.convs) else None)
         else:
-            if packed:
-                raise ValueError("packed output needs eval mode (folded norms)")
             x = F.glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c), dim=1)
             for conv, norm in zip(self.convs[1:], self.norms[1:]):
                 x = F.glu(norm(conv(x), c), dim=1)
             if gate is not None:
                 x = x * gate[:, :, None, None]
-        if packed:
-            raise ValueError("packed output needs a one-conv block")
         return x
 
 
