@@ -12,6 +12,7 @@ from mammosynth.data.adapters.mias import synthetic_film
 from mammosynth.data.ingest import IngestConfig, ingest
 from mammosynth.data.prepared import PreparedDataset
 from mammosynth.data.preprocess import PreprocessConfig
+from mammosynth.data.schema import condition_value
 
 FAST = IngestConfig(workers=1, preprocess=PreprocessConfig(size=(64, 40), work_size=32))
 
@@ -212,14 +213,20 @@ def test_rsna_end_to_end(tmp_path):
     assert detect_layout(src) == "rsna"
     res = ingest(src, "rsna", tmp_path / "out", FAST)
     reasons = {r["source_file"]: r["reason"] for r in res.rejects}
-    assert "cancer=1" in reasons["train_images/11/3.dcm"]
     assert reasons["train_images/11/4.dcm"].startswith("unreadable image")
     assert "unknown laterality 'Q'" in reasons["train.csv:6"]
-    assert res.added == 2 and res.exit_code == 3
-    recs = list(PreparedDataset(tmp_path / "out"))
-    assert {r.laterality for r in recs} == {"L", "R"} and all(r.preprocessing["flipped"] == (r.laterality == "L")
-                                                            for r in recs)
-    assert recs[0].patient_id == recs[1].patient_id != "10"
+    assert res.added == 3 and res.exit_code == 3 and len(reasons) == 2
+    recs = {r.source_file: r for r in PreparedDataset(tmp_path / "out")}
+    assert {r.laterality for r in recs.values()} == {"L", "R"}
+    assert all(r.preprocessing["flipped"] == (r.laterality == "L") for r in recs.values())
+    a, b, c = (recs[f"train_images/{p}.dcm"] for p in ("10/1", "10/2", "11/3"))
+    assert a.patient_id == b.patient_id != c.patient_id and a.patient_id != "10"
+    # cancer=1: a malignant lesion of unspecified kind, no box; a positive, unknown on the finding axis
+    assert a.findings == b.findings == () and b.malignant is False
+    (f,) = c.findings
+    assert (f.kind, f.pathology, f.box) == ("unspecified", "malignant", None)
+    assert f.source_codes == {"cancer": "1", "biopsy": "1", "invasive": "1"}  # empty BIRADS left out
+    assert c.malignant is True and condition_value(c, "finding") is None and condition_value(a, "finding") == "none"
 
 
 # -- folder -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mammosynth.data.prepared import DatasetWriter, PreparedDataset, parse_dataset_spec, split_for_patient
-from mammosynth.data.schema import Finding, ImageRecord, parse_proportions
+from mammosynth.data.schema import (CONDITION_AXES, Finding, ImageRecord, condition_value, normalise_finding_kind,
+                                    parse_proportions)
 
 
 def test_round_trip(tiny_dataset):
@@ -45,6 +46,17 @@ def test_schema_rejects_bad_values():
         Finding(kind="mass", box=(5, 5, 1, 1))
     with pytest.raises(ValueError, match="sum to 1"):
         parse_proportions("A:0.5,B:0.1", ("A", "B"), "density")
+
+
+def test_unspecified_finding_is_a_finding_but_unknown_on_the_condition_axis():
+    assert normalise_finding_kind("Lesion") == "unspecified" and "unspecified" not in CONDITION_AXES["finding"]
+    rec = ImageRecord(image_id="a", patient_id="p", laterality="L", view="CC",
+                      findings=(Finding(kind="unspecified", pathology="malignant"),))
+    assert rec.finding_kind == "unspecified" and rec.malignant is True
+    assert condition_value(rec, "finding") is None
+    mass = ImageRecord.from_dict({**rec.to_dict(), "findings": [{"kind": "mass"}]})
+    assert condition_value(mass, "finding") == "mass"
+    assert ImageRecord.from_dict(rec.to_dict()) == rec
 
 
 def test_split_is_deterministic():

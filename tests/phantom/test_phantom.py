@@ -183,5 +183,7 @@ def test_top_level_exports_and_numpy_arguments():
 
 def test_parse_findings_accepts_aliases_and_mappings():
     assert parse_findings("calc:0.1, arch:0.2") == {"calcification": 0.1, "distortion": 0.2}
+    with pytest.raises(ValueError, match="does not simulate 'unspecified'"):
+        parse_findings("lesion:0.1")
     cfg = PhantomConfig(density={"A": 0.5, "D": 0.5}, findings={"mass": 0.3})
     assert cfg.density_probs == {"A": 0.5, "D": 0.5} and cfg.finding_probs == {"mass": 0.3}

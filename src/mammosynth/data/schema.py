@@ -25,7 +25,11 @@ SCHEMA_VERSION = 1
 LATERALITIES = ("L", "R")
 VIEWS = ("CC", "MLO", "other")
 DENSITIES = ("A", "B", "C", "D", "unknown")
-FINDING_KINDS = ("mass", "calcification", "distortion", "asymmetry")
+#: Lesion kinds. ``unspecified``: a lesion whose kind the source does not give (RSNA's
+#: ``cancer == 1`` has neither kind nor box). It counts as a finding for the utility
+#: tasks and the malignancy label, and is *unknown* on the ``finding`` condition axis
+#: (a generator cannot be asked for it).
+FINDING_KINDS = ("mass", "calcification", "distortion", "asymmetry", "unspecified")
 PATHOLOGIES = ("benign", "malignant", "unknown")
 SPLITS = ("train", "val", "test")
 
@@ -49,6 +53,8 @@ FINDING_ALIASES = {
     "asymmetry": "asymmetry",
     "asym": "asymmetry",
     "focal asymmetry": "asymmetry",
+    "unspecified": "unspecified",
+    "lesion": "unspecified",
 }
 
 
@@ -185,10 +191,10 @@ class ImageRecord:
 # -- conditioning vocabulary shared by generators, generate --mix and metrics ----------
 
 #: Label axes a generator can be conditioned on, with their classes. ``finding`` uses
-#: ``none`` for images without findings.
+#: ``none`` for images without findings; an ``unspecified`` lesion is unknown there.
 CONDITION_AXES: dict[str, tuple[str, ...]] = {
     "density": ("A", "B", "C", "D"),
-    "finding": ("none",) + FINDING_KINDS,
+    "finding": ("none",) + tuple(k for k in FINDING_KINDS if k != "unspecified"),
     "view": ("CC", "MLO"),
 }
 
@@ -198,7 +204,8 @@ def condition_value(record: ImageRecord, axis: str) -> str | None:
     if axis == "density":
         return record.density if record.density in CONDITION_AXES["density"] else None
     if axis == "finding":
-        return record.finding_kind
+        kind = record.finding_kind
+        return kind if kind in CONDITION_AXES["finding"] else None
     if axis == "view":
         return record.view if record.view in CONDITION_AXES["view"] else None
     raise ValueError(f"unknown condition axis {axis!r}; expected one of {tuple(CONDITION_AXES)}")

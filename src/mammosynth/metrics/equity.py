@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.schema import ImageRecord
+from ..data.schema import FINDING_KINDS, ImageRecord
 from .stats import bootstrap_auc_ci, class_problem, delong_test, unavailable
 
 AGE_BANDS = ((0, 50, "<50"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+"))
@@ -58,7 +58,7 @@ def subgroups(records: Sequence[ImageRecord], y: np.ndarray, task: str) -> dict[
         if not axes["finding"]:
             del axes["finding"]
     else:
-        add("finding", kinds, ("none", "mass", "calcification", "distortion", "asymmetry"))
+        add("finding", kinds, ("none",) + FINDING_KINDS)
     return axes
 
 

@@ -1,16 +1,18 @@
 """RSNA Screening Mammography: ``train.csv`` + ``train_images/<patient_id>/<image_id>.dcm``.
 
 Columns used: patient_id, image_id, laterality, view, age, cancer, density (A-D or
-empty), BIRADS, biopsy. RSNA gives no lesion boxes and no lesion kind: images with
-``cancer == 1`` cannot be labelled with a schema finding kind, so they are rejected with
-that reason rather than mislabelled as "no finding". Views other than CC/MLO -> other.
+empty), BIRADS, biopsy. RSNA gives no lesion boxes and no lesion kind: an image with
+``cancer == 1`` gets one finding of kind ``unspecified``, pathology ``malignant``, no box
+(a positive for the finding and malignancy tasks, unknown on the ``finding`` condition
+axis). ``cancer == 0`` images get no finding (RSNA does not label benign lesions).
+The source cancer, BIRADS, biopsy and invasive codes are kept in ``source_codes``. Views other than CC/MLO -> other.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterator
 
-from .base import (LabelReject, LayoutError, SourceItem, acr_density, csv_columns, image_files, laterality_code,
+from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files, laterality_code,
                    parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
 NAME = "rsna"
@@ -57,12 +59,14 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         if path is None:
             yield LabelReject(f"train_images/{pid}/{iid}.dcm", f"missing file: named by label row {where}")
             continue
+        findings = []
         if cancer.startswith("1"):
-            yield LabelReject(rel(source, path), "cancer=1 without lesion kind or box: cannot be labelled in the schema")
-            continue
+            codes = {k: row[k] for k in ("cancer", "BIRADS", "biopsy", "invasive") if row.get(k) not in (None, "")}
+            findings.append(RawFinding(kind="unspecified", pathology="malignant", source_codes=codes))
         yield SourceItem(
             image_id=safe_id(f"rsna-{iid}"), path=path, source_file=rel(source, path), patient_raw=pid,
             laterality=lat, view=view, density=density, density_source=row.get("density") or None, age=age,
+            findings=findings,
         )
     for path in image_files(source / "train_images"):
         if f"{path.parent.name}/{path.stem}" not in named:
