@@ -158,10 +158,25 @@ def test_vindr_end_to_end_no_phi(tmp_path):
     ds = PreparedDataset(tmp_path / "out")
     r = ds[0]
     assert [f.kind for f in r.findings] == ["mass"] and r.density == "B" and r.age == 61.0
+    assert r.findings[0].source_codes == {"category": "Mass", "finding_birads": "BI-RADS 4",
+                                          "associated": ["Skin Thickening"]}
     assert r.source_file == "images/st1/im1.dicom"
     text = (tmp_path / "out/manifest.jsonl").read_text() + (tmp_path / "out/dataset.json").read_text()
     for secret in ("Doe", "PAT-SECRET", "19600101", "General Hospital", "st1"):
         assert secret not in text.replace("images/st1/", "")
+
+
+def test_vindr_row_findings_never_turn_a_flagged_image_negative():
+    from mammosynth.data.adapters.vindr import row_findings
+
+    box = (1.0, 2.0, 3.0, 4.0)
+    (f,) = row_findings(["Suspicious Lymph Node"], box, "BI-RADS 3")
+    assert (f.kind, f.box, f.source_codes["category"]) == ("unspecified", box, ["Suspicious Lymph Node"])
+    kinds = [f.kind for f in row_findings(["Mass", "Suspicious Calcification", "Other"], box, "")]
+    assert kinds == ["mass", "calcification"]
+    assert row_findings(["No Finding"], None, "") == []
+    with pytest.raises(ValueError, match="unknown finding category 'Alien'"):
+        row_findings(["Mass", "Alien"], box, "")
 
 
 # -- INbreast ---------------------------------------------------------------------------

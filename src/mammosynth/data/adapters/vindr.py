@@ -3,9 +3,11 @@ images at ``images/<study_id>/<image_id>.dicom``.
 
 Breast-level rows give laterality, view and density ("DENSITY C"); finding rows give
 ``finding_categories`` (a list such as ``['Mass', 'Suspicious Calcification']``) and a
-box ``xmin ymin xmax ymax`` in source pixels. Categories outside the schema (skin
-thickening, nipple retraction, lymph node, ...) are left out of the findings; unknown
-categories reject the row. The study id stands in for
+box ``xmin ymin xmax ymax`` in source pixels. Categories the schema has no kind for
+(skin thickening, nipple retraction, lymph node, other) are kept as
+``source_codes["associated"]`` of the row's lesions; a row with only such categories
+becomes one finding of kind ``unspecified`` with its box, so that no flagged image is
+labelled "no finding". Unknown categories reject the row. The study id stands in for
 the patient (one study per woman in VinDr-Mammo). Pathology is unknown (BI-RADS only,
 kept in ``source_codes``).
 """
@@ -30,12 +32,12 @@ CATEGORIES = {
     "focal asymmetry": "asymmetry",
     "global asymmetry": "asymmetry",
     "no finding": None,
-    # known VinDr categories that the schema has no kind for
-    "skin thickening": None,
-    "nipple retraction": None,
-    "suspicious lymph node": None,
-    "skin retraction": None,
-    "other": None,
+    # known VinDr categories the schema has no kind for (see the module docstring)
+    "skin thickening": "unspecified",
+    "nipple retraction": "unspecified",
+    "suspicious lymph node": "unspecified",
+    "skin retraction": "unspecified",
+    "other": "unspecified",
 }
 
 
@@ -71,6 +73,22 @@ def parse_categories(text: str) -> list[str]:
     return [str(v).strip() for v in vals]
 
 
+def row_findings(cats: list[str], box: tuple[float, float, float, float] | None, birads: str) -> list[RawFinding]:
+    """The findings of one ``finding_annotations.csv`` row (see the module docstring)."""
+    kinds = []
+    for cat in cats:
+        if cat.lower() not in CATEGORIES:
+            raise ValueError(f"unknown finding category {cat!r}")
+        kinds.append((cat, CATEGORIES[cat.lower()]))
+    lesions = [(c, k) for c, k in kinds if k not in (None, "unspecified")]
+    other = [c for c, k in kinds if k == "unspecified"]
+    if not lesions:
+        return [RawFinding(kind="unspecified", box=box, source_codes={"category": other, "finding_birads": birads})
+                ] if other else []
+    codes = {"finding_birads": birads} | ({"associated": other} if other else {})
+    return [RawFinding(kind=k, box=box, source_codes={"category": c, **codes}) for c, k in lesions]
+
+
 def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
     breast_csv, finding_csv = _find(source, BREAST_CSV), _find(source, FINDING_CSV)
     if breast_csv is None and finding_csv is None:
@@ -98,13 +116,7 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
                         box = tuple(parse_float(c, n) for c, n in zip(coords, ("xmin", "ymin", "xmax", "ymax")))
                         if not (box[2] > box[0] and box[3] > box[1]):
                             raise ValueError(f"empty box {box}")
-                    for cat in cats:
-                        if cat.lower() not in CATEGORIES:
-                            raise ValueError(f"unknown finding category {cat!r}")
-                        kind = CATEGORIES[cat.lower()]
-                        if kind is not None:
-                            findings.append(RawFinding(kind=kind, box=box, source_codes={
-                                "category": cat, "finding_birads": row.get("finding_birads", "")}))
+                    findings = row_findings(cats, box, row.get("finding_birads", ""))
             except ValueError as exc:
                 yield LabelReject(where, f"bad label row: {exc}")
                 bad[key] = where
