@@ -30,6 +30,16 @@ def test_subgroups_finding_kind_keeps_negatives():
     assert list(groups["density"]) == ["A", "B"]
 
 
+def test_equity_flags_fail_only_on_the_holm_adjusted_p():
+    d = {"available": True, "diff": -0.01, "auc_a": 0.80, "auc_b": 0.79, "p_value": 0.03, "p_holm": 0.3}
+    res = {"tests": 10, "axes": {"view": {"subgroups": {"CC": {"delong": d}}, "gap": {}}}}
+    flags = equity.equity_flags(res)
+    assert flags["fail"] == [] and len(flags["warn"]) == 1 and "Holm" in flags["warn"][0]
+    flags = equity.equity_flags({**res, "axes": {"view": {"subgroups": {"CC": {"delong": {**d, "p_holm": 0.04}}},
+                                                          "gap": {}}}})
+    assert len(flags["fail"]) == 1 and "over 10 subgroups" in flags["fail"][0]
+
+
 def test_equity_flags_harm_and_unavailable_subgroups():
     rng = np.random.default_rng(0)
     recs = _records(200)
@@ -44,6 +54,10 @@ def test_equity_flags_harm_and_unavailable_subgroups():
     assert gap["real+synthetic"]["worst"] == "B" and gap["real+synthetic"]["value"] > gap["real"]["value"]
     flags = equity.equity_flags(res)
     assert any(s.startswith("density B") for s in flags["fail"])
+    tests = [r["delong"] for a in res["axes"].values() for r in a["subgroups"].values() if r["delong"]["available"]]
+    assert res["tests"] == len(tests) > 5
+    assert all(d["p_value"] <= d["p_holm"] <= 1 for d in tests)
+    assert row["delong"]["p_holm"] < 0.05  # the harm survives the adjustment
     # a subgroup without positives is reported with a reason, not NaN
     res2 = equity.equity_analysis(recs, np.where(dens_b, 0, y), {"real": good, "real+synthetic": good},
                                   "density", n_boot=50)

@@ -130,3 +130,14 @@ def test_mean_spread_ignores_none():
     assert stats.mean_spread([0.5, None, 0.7])["mean"] == pytest.approx(0.6)
     assert stats.mean_spread([None])["mean"] is None
     assert stats.mean_spread([0.5])["sd"] == 0.0
+
+
+def test_holm_adjust_known_values_order_and_bounds():
+    # sorted 0.01, 0.02, 0.03, 0.5 -> 4*0.01, 3*0.02, max(2*0.03, .06), 1*0.5; given unsorted
+    adj = stats.holm_adjust([0.5, 0.01, 0.03, 0.02])
+    assert adj == pytest.approx([0.5, 0.04, 0.06, 0.06])
+    assert stats.holm_adjust([0.4, 0.3]) == pytest.approx([0.6, 0.6])  # monotone, capped
+    assert stats.holm_adjust([0.9, 0.8, 0.7]) == [1.0, 1.0, 1.0]
+    assert stats.holm_adjust([]) == []
+    with pytest.raises(ValueError, match="p-values"):
+        stats.holm_adjust([0.1, float("nan")])

@@ -9,7 +9,11 @@ the images with that kind (``none`` included).
 
 Per axis we report each subgroup's AUC + bootstrap CI for regimes (a) real and
 (b) real + synthetic, the DeLong test of (b) vs (a) inside the subgroup, and the gap
-between the best and the worst subgroup for each regime. A subgroup with fewer than
+between the best and the worst subgroup for each regime. Every subgroup is a separate
+test, so each DeLong result also carries ``p_holm``, its Holm-Bonferroni adjusted
+p-value over all subgroups of all axes: with a dozen subgroups, one unadjusted
+p < 0.05 turns up by chance about half the time. :func:`equity_flags` fails a subgroup
+only on the adjusted value. A subgroup with fewer than
 ``min_per_class`` positives or negatives is shown as not computed, with the reason.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.schema import FINDING_KINDS, ImageRecord
-from .stats import bootstrap_auc_ci, class_problem, delong_test, unavailable
+from .stats import bootstrap_auc_ci, class_problem, delong_test, holm_adjust, unavailable
 
 AGE_BANDS = ((0, 50, "<50"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+"))
 EQUITY_REGIMES = ("real", "real+synthetic")
@@ -104,29 +108,41 @@ def equity_analysis(records: Sequence[ImageRecord], y: np.ndarray, scores: dict[
                 gaps[regime] = {"value": vals[best] - vals[worst], "best": best, "worst": worst,
                                 "available": True, "reason": None}
         out["axes"][axis] = {"subgroups": rows, "gap": gaps}
+    tests = [r["delong"] for a in out["axes"].values() for r in a["subgroups"].values()
+             if r["delong"].get("available")]
+    for d, p in zip(tests, holm_adjust([d["p_value"] for d in tests])):
+        d["p_holm"] = p
+    out["tests"] = len(tests)
     return out
 
 
 def equity_flags(result: dict[str, Any], drop_warn: float = 0.02, alpha: float = 0.05) -> dict[str, list[str]]:
     """Subgroups harmed by synthetic data: ``{"fail": [...], "warn": [...]}`` (readable sentences).
 
-    fail: a subgroup's AUC is significantly lower with synthetic data (DeLong p < alpha).
-    warn: a drop of more than ``drop_warn`` that is not significant, or a best-worst gap
-    that widens by more than ``drop_warn``.
+    fail: a subgroup's AUC is significantly lower with synthetic data (DeLong p < alpha
+    after Holm adjustment over all subgroups, ``p_holm``).
+    warn: a drop significant alone but not after adjustment, a drop of more than
+    ``drop_warn`` that is not significant, or a best-worst gap that widens by more than
+    ``drop_warn``.
     """
     fail, warn = [], []
+    n = result.get("tests")
     for axis, data in result.get("axes", {}).items():
         for name, row in data["subgroups"].items():
             d = row.get("delong", {})
             if not d.get("available"):
                 continue
             label = f"{axis} {name}"
-            if d["diff"] < 0 and d["p_value"] < alpha:
-                fail.append(f"{label}: AUC {d['auc_a']:.3f} -> {d['auc_b']:.3f} with synthetic data "
-                            f"(DeLong p = {d['p_value']:.3g})")
+            p, p_adj = d["p_value"], d.get("p_holm", d["p_value"])
+            change = f"AUC {d['auc_a']:.3f} -> {d['auc_b']:.3f}"
+            if d["diff"] < 0 and p_adj < alpha:
+                fail.append(f"{label}: {change} with synthetic data (DeLong p = {p:.3g}, "
+                            f"Holm-adjusted over {n} subgroups p = {p_adj:.3g})")
+            elif d["diff"] < 0 and p < alpha:
+                warn.append(f"{label}: {change} (p = {p:.3g} alone, not significant after Holm adjustment "
+                            f"over {n} subgroups: p = {p_adj:.3g})")
             elif d["diff"] < -drop_warn:
-                warn.append(f"{label}: AUC {d['auc_a']:.3f} -> {d['auc_b']:.3f} (not significant, "
-                            f"p = {d['p_value']:.3g})")
+                warn.append(f"{label}: {change} (not significant, p = {p:.3g})")
         ga, gb = data["gap"].get("real", {}), data["gap"].get("real+synthetic", {})
         if ga.get("available") and gb.get("available") and gb["value"] - ga["value"] > drop_warn:
             warn.append(f"{axis}: best-worst subgroup gap widens from {ga['value']:.3f} to {gb['value']:.3f}")

@@ -204,6 +204,21 @@ def delong_test(y: Sequence[int] | np.ndarray, scores_a: Sequence[float] | np.nd
             "method": "delong", "note": note, "available": True, "reason": None}
 
 
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): controls the chance of any
+    false "significant" among the family at the nominal level, without assuming the
+    tests are independent (subgroups of one test set overlap across axes)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must be a 1-D sequence of numbers in [0, 1], got {p_values!r}")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out.tolist()
+
+
 def mean_spread(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean, sample SD, min and max of the available values (None ignored; count kept)."""
     vals = [float(v) for v in values if v is not None]

@@ -235,7 +235,8 @@ def _equity(m: dict[str, Any]) -> str:
     if not e.get("available"):
         return f"<p>{na(e.get('reason'))}</p>"
     parts = [f"<p class='small'>Subgroups need ≥ {e['min_per_class']} positive and negative real test images. "
-             "Δ = AUC(b) − AUC(a), DeLong p within the subgroup.</p>"]
+             "Δ = AUC(b) − AUC(a), DeLong p within the subgroup; Holm p adjusted over all "
+             f"{e.get('tests', '?')} subgroup tests (the verdict uses it).</p>"]
     forest = []
     for axis, data in e["axes"].items():
         rows = []
@@ -243,7 +244,9 @@ def _equity(m: dict[str, Any]) -> str:
             d = r["delong"]
             rows.append([escape(name), str(r["n"]), f"{r['n_pos']}/{r['n_neg']}", auc_ci(r.get("real")),
                          auc_ci(r.get("real+synthetic")),
-                         f"{d['diff']:+.3f}" if d.get("available") else "", num(d.get("p_value"), ".3g") if d.get("available") else ""])
+                         f"{d['diff']:+.3f}" if d.get("available") else "",
+                         num(d.get("p_value"), ".3g") if d.get("available") else "",
+                         num(d.get("p_holm"), ".3g") if d.get("available") else ""])
             for regime in ("real", "real+synthetic"):
                 if (r.get(regime) or {}).get("available"):
                     forest.append({"label": f"{axis} {name} ({'a' if regime == 'real' else 'b'})", "regime": regime,
@@ -253,7 +256,7 @@ def _equity(m: dict[str, Any]) -> str:
                          + (f"{g['value']:.3f} (best {escape(g['best'])}, worst {escape(g['worst'])})"
                             if g.get("available") else na(g.get("reason"))) for k, g in gap.items())
         parts.append(f"<h3>{escape(axis)}</h3>" + table(["Subgroup", "n", "pos/neg", "AUC (a) real", "AUC (b) real+synthetic",
-                                                          "Δ", "p"], rows) + f"<p>Best–worst gap: {gtxt}</p>")
+                                                          "Δ", "p", "Holm p"], rows) + f"<p>Best–worst gap: {gtxt}</p>")
     if forest:
         parts.append(img(plots.forest(forest, "Subgroup AUCs: (a) real vs (b) real+synthetic"), "subgroups"))
     return "".join(parts)
