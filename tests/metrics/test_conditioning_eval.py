@@ -11,7 +11,7 @@ from mammosynth.data.schema import ImageRecord
 from mammosynth.metrics import conditioning
 from mammosynth.metrics.utility import ClassifierConfig
 
-FAST = ClassifierConfig(input_size=(16, 16), epochs=8, batch_size=16, lr=5e-3, channels=(8, 16))
+FAST = ClassifierConfig(input_size=(16, 16), epochs=8, min_steps=1, batch_size=16, lr=5e-3, channels=(8, 16))
 LEVELS = {"A": 0.1, "B": 0.35, "C": 0.6, "D": 0.85}
 
 

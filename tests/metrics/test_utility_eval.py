@@ -9,7 +9,7 @@ from mammosynth.data.schema import Finding, ImageRecord
 from mammosynth.metrics import utility
 from mammosynth.metrics.utility import ClassifierConfig
 
-FAST = ClassifierConfig(input_size=(16, 16), epochs=6, batch_size=16, lr=5e-3, channels=(8, 16))
+FAST = ClassifierConfig(input_size=(16, 16), epochs=6, min_steps=1, batch_size=16, lr=5e-3, channels=(8, 16))
 
 
 @pytest.fixture(autouse=True)

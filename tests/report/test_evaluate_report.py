@@ -13,7 +13,7 @@ from mammosynth.metrics.utility import ClassifierConfig
 from mammosynth.report import EvaluateConfig, evaluate
 from mammosynth.report.evaluate import json_safe
 
-FAST = EvaluateConfig(seeds=2, n_boot=100, classifier=ClassifierConfig(input_size=(32, 20), epochs=2))
+FAST = EvaluateConfig(seeds=2, n_boot=100, classifier=ClassifierConfig(input_size=(32, 20), epochs=2, min_steps=1))
 
 
 def _strict_json(path):
@@ -80,7 +80,7 @@ def test_single_class_test_set_reports_reasons_not_nan(tiny_dataset_factory, tmp
     test = _only_density_a(tiny_dataset_factory(n=8, seed=4))
     m = evaluate(real, tiny_dataset_factory(n=8, seed=3, kind="synthetic"), tmp_path / "o",
                  EvaluateConfig(seeds=1, n_boot=50, image_metrics=False, task="density",
-                                classifier=ClassifierConfig(input_size=(16, 16), epochs=1)), test=test)
+                                classifier=ClassifierConfig(input_size=(16, 16), epochs=1, min_steps=1)), test=test)
     text = (tmp_path / "o" / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert m["utility"]["available"] is False and m["utility"]["value"] is None
@@ -106,7 +106,7 @@ def test_no_splits_means_utility_not_computed(tiny_dataset_factory, stub_image_m
 def test_cli_fail_on_copies_exits_4_when_synthetic_is_the_training_set(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "r"
     rc = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", f"{tiny_dataset}:train", "--out", str(out),
-               "--no-frd", "--fail-on-copies", "--seeds", "1", "--epochs", "1", "--n-boot", "50",
+               "--no-frd", "--fail-on-copies", "--seeds", "1", "--epochs", "1", "--min-steps", "1", "--n-boot", "50",
                "--cache-dir", str(tmp_path / "cache")])
     assert rc == 4
     assert "near-copies" in capsys.readouterr().err
@@ -117,7 +117,7 @@ def test_cli_fail_on_copies_exits_4_when_synthetic_is_the_training_set(tiny_data
 
 def test_cli_exit_codes_without_copies_and_without_check(eval_sets, stub_image_metrics, monkeypatch, tmp_path):
     real, syn = eval_sets
-    args = ["evaluate", "--real", str(real), "--synthetic", str(syn), "--seeds", "1", "--epochs", "1",
+    args = ["evaluate", "--real", str(real), "--synthetic", str(syn), "--seeds", "1", "--epochs", "1", "--min-steps", "1",
             "--n-boot", "50", "--task", "density"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0  # copies found, but no --fail-on-copies
     assert main(args + ["--out", str(tmp_path / "b"), "--no-image-metrics", "--fail-on-copies"]) == 1

@@ -63,3 +63,14 @@ def test_fidelity_distance_carried_by_one_feature_is_flagged():
     assert any("99.97% of it comes from one feature, wavelet-HH_firstorder_Median" in d for d in flagged)
     plain = V.population_step({"fidelity": {"frd": frd(0.2)}})["details"]
     assert plain == ["frd: 25.8 (reported, no threshold: compare with real-vs-real)"]
+
+
+def test_conditioning_step_names_axes_the_classifier_cannot_check():
+    ok = {"available": True, "status": "pass", "summary": "ok", "informative": True}
+    blind = {"available": True, "status": "warn", "summary": "kappa low", "informative": False}
+    partly = {"available": True, "status": "warn", "summary": "ratio 0.8", "informative": True}
+    step = V.conditioning_step({"axes": {"density": ok, "view": ok, "finding": blind}})
+    assert step["status"] == "warn"
+    assert step["summary"].startswith("images look like their density, view labels; finding could not be checked")
+    step = V.conditioning_step({"axes": {"density": partly, "finding": blind}})
+    assert step["summary"] == "images only partly match the labels they were generated for"

@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="use at most N images of each set (seeded random subset)")
     p.add_argument("--epochs", type=int, default=c.epochs, help="classifier training length, in passes over the real training split; the same "
                         "number of steps in every regime (default %(default)s)")
+    p.add_argument("--min-steps", type=int, default=c.min_steps,
+                   help="classifier optimiser steps at least, however small the training split (default %(default)s)")
     p.add_argument("--n-boot", type=int, default=d.n_boot, help="bootstrap replicates (default %(default)s)")
     p.add_argument("--ci-method", choices=CI_METHODS, default=d.ci_method,
                    help="bootstrap CI method (default %(default)s)")
@@ -78,7 +80,7 @@ def handler(args: argparse.Namespace) -> int:
         inception_weights=args.inception_weights, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         image_metrics=not args.no_image_metrics, n_boot=args.n_boot, ci_method=args.ci_method,
         threads=args.threads, image_config=image_config,
-        classifier=dataclasses.replace(ClassifierConfig(), epochs=args.epochs),
+        classifier=dataclasses.replace(ClassifierConfig(), epochs=args.epochs, min_steps=args.min_steps),
     )
     m = evaluate(args.real, args.synthetic, args.out, config, train=args.train, test=args.test)
     v = m["verdict"]

@@ -125,6 +125,7 @@ def conditioning_fidelity(train_records: Sequence[ImageRecord], train_x: np.ndar
         real = judge(test_records, probs["real"][h], condition_value, axis, classes)
         syn = judge(syn_records, probs["synthetic"][h], intended_label, axis, classes)
         status, why = _verdict(real, syn)
+        kappa = real.get("kappa")
         out[axis].update(available=True, reason=None, classes=classes, real_test=real, synthetic=syn,
-                         status=status, summary=why)
+                         status=status, summary=why, informative=kappa is not None and kappa >= KAPPA_MIN)
     return out

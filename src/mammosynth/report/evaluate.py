@@ -306,7 +306,8 @@ def _utility(train, test, synthetic, train_x, test_x, syn_x, config: EvaluateCon
     mean_scores = {r: np.mean(s, axis=0) for r, s in scores.items()}
     util = {"available": True, "reason": None, "task": task, "task_definition": TASK_DEFINITIONS[task],
             "task_choice": why, "seeds": seeds,
-            "classifier": {**dataclasses.asdict(cc), "model": "3-block CNN (conv-BN-ReLU-maxpool) + global "
+            "classifier": {**dataclasses.asdict(cc), "steps": cc.steps_for(int((ytr >= 0).sum())),
+                           "model": "3-block CNN (conv-BN-ReLU-maxpool) + global "
                            "average pooling, AdamW, one-cycle LR, class-weighted cross-entropy"},
             "n_train": {"real": int((ytr >= 0).sum()), "synthetic": int((ysy >= 0).sum())},
             "n_test": {"total": int((yte >= 0).sum()), "positive": int((yte == 1).sum()),

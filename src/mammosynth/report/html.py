@@ -226,7 +226,8 @@ def _utility(m: dict[str, Any]) -> str:
             + table(["Training regime", "AUC (95% CI)", "Seed mean ± SD"], rows)
             + f"<p><b>Paired test:</b> {ptxt}</p><div class='row'>{figs}</div>"
             f"<p class='small'>Classifier: {escape(u['classifier']['model'])}; input "
-            f"{u['classifier']['input_size'][0]}×{u['classifier']['input_size'][1]}, {u['classifier']['epochs']} epochs, "
+            f"{u['classifier']['input_size'][0]}×{u['classifier']['input_size'][1]}, {u['classifier'].get('steps', '?')} optimiser steps "
+            f"({u['classifier']['epochs']} epochs, at least {u['classifier'].get('min_steps', '?')}), "
             f"seeds {u['seeds']}. CI: {escape(u['ci'])}. Paired test: {escape(u['paired_test'])}.</p>")
 
 

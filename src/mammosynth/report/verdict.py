@@ -91,6 +91,12 @@ def conditioning_step(cond: dict[str, Any]) -> dict[str, Any]:
     words = {"pass": "images look like the labels they were generated for",
              "warn": "images only partly match the labels they were generated for",
              "fail": "images often do not look like the labels they were generated for"}.get(status, "")
+    blind = [a for a, d in done.items() if d.get("informative") is False]
+    if status == "warn" and blind and all(d["status"] == "pass" for a, d in done.items() if a not in blind):
+        seen = [a for a in done if a not in blind]
+        words = ((f"images look like their {', '.join(seen)} labels; " if seen else "")
+                 + f"{', '.join(blind)} could not be checked (the classifier does not recognise "
+                 f"{'it' if len(blind) == 1 else 'them'} on real images)")
     return _step(name, status, words, details)
 
 
