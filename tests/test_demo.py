@@ -74,16 +74,8 @@ def test_interrupted_training_is_resumed(tiny_demo, tmp_path):
     assert again.artefacts["training run"] == run and demo.run_finished(run)
 
 
-def test_evaluation_stage_uses_report_evaluate_when_present(tiny_demo, tmp_path, monkeypatch):
-    import dataclasses
-
+def test_evaluation_stage_calls_report_evaluate_with_the_demo_settings(tiny_demo, tmp_path, monkeypatch):
     calls = []
-
-    @dataclasses.dataclass(frozen=True)
-    class Cfg:
-        seeds: int = 3
-        n_boot: int = 1000
-        max_images: int | None = None
 
     def fake_evaluate(real, synthetic, out, config):
         calls.append((real, synthetic, config))
@@ -91,17 +83,15 @@ def test_evaluation_stage_uses_report_evaluate_when_present(tiny_demo, tmp_path,
         (out / "report.html").write_text("<html></html>")
         (out / "metrics.json").write_text("{}")
 
-    monkeypatch.setattr(demo, "_evaluator", lambda: (fake_evaluate, Cfg))
+    monkeypatch.setattr("mammosynth.report.evaluate", fake_evaluate)
     out = copy_demo(tiny_demo[0], tmp_path / "d")
     res = demo.run_demo(out, **{**TINY, "evaluate": True}, log=lambda s: None)
     assert res.artefacts["evaluation report"].is_file()
     (real, synthetic, config), = calls
     assert real == res.artefacts["prepared dataset"] and synthetic == res.artefacts["synthetic dataset"]
-    assert config == Cfg(seeds=1, n_boot=200, max_images=200)
-    monkeypatch.setattr(demo, "_evaluator", lambda: None)
-    logs: list[str] = []
-    res = demo.run_demo(out, **{**TINY, "evaluate": True}, log=logs.append)
-    assert "not available" in res.stages["evaluate"] and "evaluation report" not in res.artefacts
+    assert (config.seeds, config.n_boot, config.max_images) == (1, 200, 200)
+    res = demo.run_demo(out, **{**TINY, "evaluate": True}, log=lambda s: None)  # a rerun reuses the report
+    assert res.stages["evaluate"].startswith(demo.REUSED) and len(calls) == 1
 
 
 def test_cli_demo_passes_options(monkeypatch, tmp_path):

@@ -8,7 +8,7 @@ Stages, each in its own folder of ``OUT`` and each reused when a rerun finds it 
 4. ``synthetic/`` ``n`` labelled synthetic images (:func:`mammosynth.sampling.generate`);
 5. ``sheets/``    contact sheets of real and synthetic images and a real-vs-synthetic grid
    per density class;
-6. ``report/``    the evaluation report (:func:`mammosynth.report.evaluate`), when available.
+6. ``report/``    the evaluation report (:func:`mammosynth.report.evaluate`; off with ``evaluate=False``).
 
 >>> from mammosynth.demo import run_demo                     # doctest: +SKIP
 >>> result = run_demo("demo_out", minutes=5)                 # doctest: +SKIP
@@ -17,10 +17,8 @@ Stages, each in its own folder of ``OUT`` and each reused when a rerun finds it 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -51,7 +49,7 @@ class DemoConfig:
     sheet_n: int = 24  # images per contact sheet
     grid_per_class: int = 4  # real and synthetic tiles per class in the comparison grid
     workers: int | None = None  # phantom/ingest worker processes (None: all cores)
-    evaluate: bool = True  # run the evaluation report when mammosynth.report.evaluate exists
+    evaluate: bool = True  # run the evaluation report (stage 6)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # extra TrainConfig fields (tests)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # extra ModelConfig fields (tests)
     evaluate_overrides: dict[str, Any] = field(default_factory=dict)  # extra EvaluateConfig fields
@@ -229,22 +227,13 @@ def compare_grid(real: Path, synthetic: Path, out_png: Path, axis: str = CLASS_A
     return out_png
 
 
-def _evaluator() -> tuple[Callable[..., Any], type] | None:
-    """(evaluate, EvaluateConfig) from mammosynth.report, or None when not available yet."""
-    report = importlib.import_module("mammosynth.report")
-    fn, cfg_cls = getattr(report, "evaluate", None), getattr(report, "EvaluateConfig", None)
-    if isinstance(fn, types.ModuleType):  # the submodule, when the package does not re-export
-        fn, cfg_cls = getattr(fn, "evaluate", None), getattr(fn, "EvaluateConfig", cfg_cls)
-    return (fn, cfg_cls) if callable(fn) and cfg_cls is not None else None
-
-
 def make_report(prepared: Path, synthetic: Path, out: Path, cfg: DemoConfig) -> tuple[Path, str]:
-    """Stage 6: the evaluation report (call only when :func:`_evaluator` finds one)."""
-    evaluate, config_cls = _evaluator()
+    """Stage 6: the evaluation report (:func:`mammosynth.report.evaluate`)."""
+    from .report import EvaluateConfig, evaluate
+
     if (out / "report.html").is_file() and (out / "metrics.json").is_file():
         return out / "report.html", REUSED
-    econfig = config_cls(**{**DEMO_EVALUATE, **cfg.evaluate_overrides})
-    evaluate(prepared, synthetic, out, config=econfig)
+    evaluate(prepared, synthetic, out, config=EvaluateConfig(**{**DEMO_EVALUATE, **cfg.evaluate_overrides}))
     return out / "report.html", DONE
 
 
@@ -288,10 +277,7 @@ def run_demo(out: str | Path = "demo_out", config: DemoConfig = DemoConfig(), lo
         result.artefacts["signed provenance"] = synthetic / "provenance.json"
     sheets = stage("sheets", "contact sheets", lambda: make_sheets(prepared, synthetic, out / "sheets", cfg))
     result.artefacts.update(sheets)
-    if cfg.evaluate and _evaluator() is None:
-        result.stages["evaluate"] = "not available yet (mammosynth.report.evaluate missing)"
-        log("[demo] evaluate: evaluation is not available yet")
-    elif cfg.evaluate:
+    if cfg.evaluate:
         report = stage("evaluate", "evaluation report", lambda: make_report(prepared, synthetic, out / "report", cfg))
         result.artefacts["evaluation report"] = report
     result.seconds = time.perf_counter() - t_all
