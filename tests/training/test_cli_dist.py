@@ -75,3 +75,11 @@ def test_upsample_option_reaches_the_model_config(tiny_dataset, tmp_path, capsys
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
                  "--upsample", "bilinear", "--dry-run"]) == 0
     assert '"upsample": "bilinear"' in capsys.readouterr().out
+
+
+def test_amp_option_reaches_the_train_config(tiny_dataset, tmp_path, capsys):
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
+                 "--amp", "bf16", "--dry-run"]) == 0
+    assert '"amp": "bf16"' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", str(tiny_dataset), "--out", str(tmp_path), "--amp", "fp8", "--dry-run"])

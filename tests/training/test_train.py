@@ -11,6 +11,7 @@ import torch
 from mammosynth.models import ModelConfig
 from mammosynth.training import TrainConfig, train
 from mammosynth.training import loop as loop_mod
+from mammosynth.training.loop import amp_setting
 from mammosynth.training.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
 
 
@@ -168,3 +169,33 @@ def test_recalibrate_bn_fits_eval_mode_to_the_weights(tiny_dataset):
         assert all(torch.equal(v, G.state_dict()[k]) for k, v in snapshot.items())
     assert abs(fitted_std - train_std) < 0.25 * train_std
     assert abs(stale_std - train_std) > abs(fitted_std - train_std)
+
+
+def test_fp16_mixed_precision_on_cpu_resumes_losslessly(tiny_dataset, tmp_path):
+    """The GPU's fp16 path (autocast + gradient scaler) run on CPU: the scaler's state is in
+    the checkpoint and a resumed run equals a straight one."""
+    straight = train(str(tiny_dataset), tmp_path / "a", tiny_config(kimg=0.024, amp="fp16"))
+    train(str(tiny_dataset), tmp_path / "b", tiny_config(kimg=0.012, amp="fp16"))
+    resumed = train(str(tiny_dataset), tmp_path / "b", tiny_config(kimg=0.024, amp="fp16"), resume="latest")
+    a = load_checkpoint(find_checkpoint(straight, "latest"))
+    b = load_checkpoint(find_checkpoint(resumed, "latest"))
+    assert a["scaler"] and a["scaler"] == b["scaler"] and a["scaler"]["scale"] > 0
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert all(torch.isfinite(v).all() for v in wa.values() if v.is_floating_point())
+    plain = load_checkpoint(find_checkpoint(train(str(tiny_dataset), tmp_path / "c", tiny_config(kimg=0.024)),
+                                            "latest"))
+    assert plain["scaler"] == {}  # auto on CPU: full precision, no scaler
+    assert not all(torch.equal(wa[k], v) for k, v in _weights(plain).items())  # fp16 really ran
+
+
+def test_amp_modes_and_runs_written_with_a_bool():
+    assert tiny_config().amp == "auto"
+    with pytest.raises(ValueError, match="amp must be one of"):
+        tiny_config(amp="fp8")
+    d = tiny_config().to_dict()
+    assert TrainConfig.from_dict({**d, "amp": False}).amp == "off"
+    assert TrainConfig.from_dict({**d, "amp": True}).amp == "auto"
+    assert amp_setting("auto", torch.device("cpu")) == (False, torch.float32)
+    assert amp_setting("bf16", torch.device("cpu")) == (True, torch.bfloat16)
+    assert amp_setting("off", torch.device("cuda")) == (False, torch.float32)

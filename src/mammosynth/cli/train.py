@@ -8,7 +8,7 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import FAMILIES, UPSAMPLE_MODES, ModelConfig
-    from ..training.config import TrainConfig
+    from ..training.config import AMP_MODES, TrainConfig
 
     p = subparsers.add_parser(
         "train", help="train a GAN (fastgan or dcgan) on a prepared dataset",
@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="minutes between sample grids / checkpoints (default: %(default)s)")
     p.add_argument("--device", default=TrainConfig.device, choices=("auto", "cpu", "cuda"),
                    help="device (default: %(default)s)")
+    p.add_argument("--amp", default=TrainConfig.amp, choices=AMP_MODES,
+                   help="mixed precision: auto = bf16 (else fp16 + gradient scaler) on GPUs, none on CPU; "
+                        "bf16/fp16 force it, also on CPU (default: %(default)s)")
     p.set_defaults(func=handler)
 
 
@@ -51,7 +54,7 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition,
                                    upsample=args.upsample)
     return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
-                       snapshot_minutes=args.snapshot_minutes, device=args.device)
+                       snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from ..models.augment import parse_ops
 from ..models.config import ModelConfig
 
 LOSSES = ("hinge", "bce")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 #: Family defaults for the optimisation. fastgan: hinge loss, DiffAugment with ADA p,
 #: lazy R1, EMA. dcgan: the 2016 recipe (non-saturating BCE, Adam 2e-4, beta1 0.5,
@@ -60,7 +61,10 @@ class TrainConfig:
     grid_cols: int = 8
     quality_n: int = 128  # images per side for the quality score
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # bf16/fp16 autocast on CUDA (ignored on CPU)
+    #: mixed precision: "auto" (bf16 autocast on GPUs that support it, else fp16 with a
+    #: gradient scaler; none on CPU), "off", or "bf16" / "fp16" on any device (CPU
+    #: autocast too: for CPUs with bf16 units, and to exercise the GPU path on CPU)
+    amp: str = "auto"
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.kimg is None:
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.augment is not None:
             parse_ops(self.augment)
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.keep < 1:
@@ -107,5 +113,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         check_fields(cls, d, "train config")
         kw = dict(d)
+        if isinstance(kw.get("amp"), bool):  # runs written before amp took a mode
+            kw["amp"] = "auto" if kw["amp"] else "off"
         kw["model"] = ModelConfig.from_dict(kw.get("model", {}))
         return cls(**kw)

@@ -246,6 +246,15 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
 
 
 # -- training ---------------------------------------------------------------------------
+def amp_setting(mode: str, device: torch.device) -> tuple[bool, torch.dtype]:
+    """``(autocast on, its dtype)`` for a :attr:`TrainConfig.amp` mode on ``device``."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return False, torch.float32
+    if mode == "auto":
+        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return True, {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
 def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
           resume: str | os.PathLike | None = None) -> Path:
     """Train a GAN on ``prepared`` (``PATH[:split]``) and return the run directory.
@@ -273,10 +282,9 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         raise ValueError(f"{prepared}: differs from the dataset run {run_dir} was trained on "
                          f"({ckpt['dataset'].get('path')}); resume needs the same data")
     dev = info.device
-    use_amp = cfg.amp and dev.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp, amp_dtype = amp_setting(cfg.amp, dev)
+    autocast = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if use_amp else contextlib.nullcontext
+    scaler = torch.amp.GradScaler(dev.type, enabled=use_amp and amp_dtype == torch.float16)
     mem = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
 
     torch.manual_seed(cfg.seed)
