@@ -83,3 +83,12 @@ def test_amp_option_reaches_the_train_config(tiny_dataset, tmp_path, capsys):
     assert '"amp": "bf16"' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["train", str(tiny_dataset), "--out", str(tmp_path), "--amp", "fp8", "--dry-run"])
+
+
+def test_width_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
+                 "--g-channels", "16", "--d-channels", "8", "--max-channels", "128", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '"g_channels": 16' in out and '"d_channels": 8' in out and '"max_channels": 128' in out
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--g-channels", "0", "--dry-run"]) != 0
+    assert "g_channels must be >= 1, got 0" in capsys.readouterr().err

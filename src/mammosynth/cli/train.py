@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
     p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
                    help="fastgan up-blocks: nearest (FastGAN's) or bilinear (no period-2 pattern; default: %(default)s)")
+    p.add_argument("--g-channels", type=int, default=None, metavar="C",
+                   help="generator channels at full resolution, doubling per halving (default: family's; "
+                        "fastgan 4, sized for CPUs: consider 16-32 at 512 px and up on a GPU)")
+    p.add_argument("--d-channels", type=int, default=None, metavar="C",
+                   help="discriminator channels at full resolution (default: family's)")
+    p.add_argument("--max-channels", type=int, default=None, metavar="C",
+                   help="channel cap of both networks (default: family's; fastgan 64)")
     p.add_argument("--condition", default="", metavar="AXES",
                    help="comma-separated label axes to condition on: density,finding,view (default: none)")
     p.add_argument("--resume", default=None, metavar="latest|PATH",
@@ -52,7 +59,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     if minutes is None and kimg is None:
         minutes = TrainConfig.minutes
     model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition,
-                                   upsample=args.upsample)
+                                   upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
+                                   max_channels=args.max_channels)
     return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
                        snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
 
