@@ -83,3 +83,21 @@ def test_window_filter_equals_scipy_nearest_mode(op):
         ref = (ndi.minimum_filter if op == "min" else ndi.maximum_filter)(a, size=(1, 5, 5), mode="nearest")
         assert np.array_equal(ours, ref), shape
         assert ours is not a
+
+
+def test_breast_masks_segment_large_images_at_the_ingest_working_size():
+    from mammosynth.data.preprocess import PreprocessConfig, _mask_on_output, breast_masks, downsample
+
+    small = np.stack([_breast(seed=s, hole=True, speck=True) for s in range(3)])
+    assert np.array_equal(breast_masks(small), segment_breasts(small))  # <= work_size: segmented as it is
+    cfg = PreprocessConfig(work_size=32)
+    big = np.stack([_breast(96, 64, seed=s, hole=s == 1, speck=s == 2) for s in range(3)])
+    got = breast_masks(big, cfg)
+    assert got.shape == big.shape and got.dtype == bool
+    for img, m in zip(big, got):  # exactly ingest's mask: downsample, segment, smooth bilinear resampling
+        low, f = downsample(img, cfg.work_size)
+        assert f == 3 and np.array_equal(m, _mask_on_output(segment_breast(low), f, [], img.shape))
+        assert m[48, 3] and not m[48, 60]  # the breast on the left edge, not the background
+    assert not np.array_equal(got, segment_breasts(big))  # a different (coarser) path than full size
+    with pytest.raises(ValueError, match="stack"):
+        breast_masks(big[0])

@@ -309,8 +309,8 @@ class GanPipeline:
         ``view="MLO"``, ``laterality="L"``); ``mix`` gives proportions
         (``{"density": "A:0.5,B:0.5"}``); other axes follow the training frequencies.
         ``remove_background``: set everything outside the breast to exactly 0, with the
-        same segmentation the ingest applies to real images
-        (:func:`mammosynth.data.preprocess.segment_breasts`), so synthetic images share
+        same segmentation the ingest applies to real images, at the same working size
+        (:func:`mammosynth.data.preprocess.breast_masks`), so synthetic images share
         the real prepared images' exactly flat background (a tanh output only nears it);
         an image in which no breast is found is left as generated.
         ``workers`` (CPU only; default: torch's CPU thread count): batches computed side
@@ -371,7 +371,7 @@ class GanPipeline:
         """One batch: uint16 images ``[B, H, W]`` and per image whether its background was removed."""
         import torch
 
-        from ..data.preprocess import PreprocessConfig, segment_breasts
+        from ..data.preprocess import PreprocessConfig, breast_masks
 
         h, w = self.resolution
         device = self.device
@@ -387,7 +387,7 @@ class GanPipeline:
             unit = ((x[:, 0].clamp(-1.0, 1.0) + 1.0) * 0.5).cpu().numpy()
         found = np.zeros(len(idx), dtype=bool)
         if remove_background:
-            breast = segment_breasts(unit, PreprocessConfig.threshold_scale, seg_workers)
+            breast = breast_masks(unit, PreprocessConfig(), seg_workers)
             found = breast.mean(axis=(1, 2)) >= PreprocessConfig.min_breast_fraction
             unit[found[:, None, None] & ~breast] = 0.0  # no breast found: left as generated
         return np.rint(unit * 65535.0).astype(np.uint16), found
