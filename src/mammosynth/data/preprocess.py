@@ -240,8 +240,8 @@ def breast_masks(images: np.ndarray, config: "PreprocessConfig | None" = None, w
     block-mean copy whose long side is about ``config.work_size`` (:func:`downsample`),
     then resampled onto the full grid (smoothed, bilinear, as :func:`preprocess` maps its
     mask). Images no larger than ``work_size`` are segmented as they are
-    (:func:`segment_breasts`). At 1024x640 this is about 10x cheaper than segmenting at
-    full size."""
+    (:func:`segment_breasts`). At 1024x640 this is about 4x cheaper than segmenting at
+    full size (mini-MIAS films: 29 -> 6-8 ms per image)."""
     config = config or PreprocessConfig()
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
@@ -251,7 +251,9 @@ def breast_masks(images: np.ndarray, config: "PreprocessConfig | None" = None, w
     if f == 1 or h // f == 0 or w // f == 0:
         return segment_breasts(x, config.threshold_scale, workers)
     hh, ww = h // f, w // f
-    small = x[:, :hh * f, :ww * f].reshape(b, hh, f, ww, f).mean(axis=(2, 4), dtype=np.float32)
+    # block mean: rows of each block first (contiguous sums), then columns
+    small = x[:, :hh * f, :ww * f].reshape(b, hh, f, ww * f).sum(axis=2).reshape(b, hh, ww, f).sum(axis=3)
+    small *= np.float32(1.0 / (f * f))
     masks = segment_breasts(small, config.threshold_scale, workers)
     return np.stack([_mask_on_output(m, f, [], (h, w)) for m in masks]) if b else np.zeros(x.shape, bool)
 
@@ -492,8 +494,11 @@ def _mask_on_output(mask_small: np.ndarray, f: int, transforms: Sequence[Transfo
 
     y0, y1, wy = weights(ys, soft.shape[0])
     x0, x1, wx = weights(xs, soft.shape[1])
-    rows = soft[y0] * (1 - wy)[:, None] + soft[y1] * wy[:, None]  # separable bilinear
-    vals = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    # separable bilinear; np.take rather than fancy indexing: same values, ~2.5x faster
+    rows = np.take(soft, y0, 0) * (1 - wy)[:, None] + np.take(soft, y1, 0) * wy[:, None]
+    vals = np.take(rows, x0, 1)
+    vals *= (1 - wx)[None, :]
+    vals += np.take(rows, x1, 1) * wx[None, :]
     return valid & (vals >= 0.5)
 
 
