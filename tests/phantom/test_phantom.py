@@ -81,7 +81,7 @@ def test_no_findings_when_findings_empty():
     assert all(image_labels(i, cfg)["finding"] == "none" for i in range(200))
 
 
-@pytest.mark.parametrize("kind", ["mass", "calcification", "distortion"])
+@pytest.mark.parametrize("kind", ["mass", "calcification", "distortion", "asymmetry"])
 def test_every_view_and_laterality_with_masks_inside_the_breast(kind):
     cfg = PhantomConfig(size=(96, 60), seed=5, findings=f"{kind}:1")
     seen = set()
@@ -113,6 +113,21 @@ def test_lesions_change_the_image():
     inside = with_calc.image[mask].astype(float).max()
     ring = with_calc.image[with_calc.breast & ~mask].astype(float)
     assert inside > np.percentile(ring, 99)  # calcium specks are the brightest things around
+
+
+def test_focal_asymmetry_adds_density_only_around_itself():
+    cfg = dict(size=(256, 160), seed=3, density="A:1")  # fatty: the patch shows
+    plain = simulate_phantom(1, PhantomConfig(**cfg, findings=""))
+    asym = simulate_phantom(1, PhantomConfig(**cfg, findings="asymmetry:1"))
+    (f,) = asym.record.findings
+    assert (f.kind, f.pathology, f.source_codes["subtype"]) == ("asymmetry", "benign", "focal")
+    diff = asym.image.astype(float) - plain.image.astype(float)
+    mask = asym.masks[0]
+    assert diff[mask].mean() > 0.02 * 65535  # denser (brighter) inside
+    far = np.ones_like(mask)
+    x0, y0, x1, y1 = (int(v) for v in f.box)
+    far[max(0, y0 - 40):y1 + 40, max(0, x0 - 40):x1 + 40] = False
+    assert np.array_equal(diff[far], np.zeros(int(far.sum())))  # same woman, same noise elsewhere
 
 
 def test_views_subset_and_pairing():
@@ -148,7 +163,7 @@ def test_percent_dense_area_checks_its_inputs():
     ({"density": "A:0.5,E:0.5"}, "unknown value 'E'"),
     ({"density": "A:0.5,B:0.4"}, "sum to 1"),
     ({"findings": "mass:0.7,calcification:0.5"}, "at most 1"),
-    ({"findings": "asymmetry:0.1"}, "does not simulate"),
+    ({"findings": "lesion:0.1"}, "does not simulate"),
     ({"findings": "tumour:0.1"}, "unknown kind"),
     ({"findings": "mass:1.5"}, r"\[0, 1\]"),
     ({"size": (10, 20)}, "between 32 and 8192"),

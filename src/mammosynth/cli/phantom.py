@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--density", default=d.density, metavar="A:P,B:P,C:P,D:P",
                    help="ACR density proportions per woman, summing to 1 (default %(default)s)")
     p.add_argument("--findings", default=d.findings, metavar="KIND:P,...",
-                   help="per-image probability of each finding (mass, calcification, distortion); "
+                   help="per-image probability of each finding (mass, calcification, distortion, asymmetry); "
                         "each in [0, 1], sum <= 1, the rest has no finding; '' for none "
                         "(default %(default)s)")
     p.add_argument("--views", type=_views, default=d.views, metavar="CC,MLO",

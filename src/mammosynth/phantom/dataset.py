@@ -18,7 +18,8 @@ Labels
 * findings: each image has at most one finding; its kind is drawn per image with the
   ``findings`` probabilities (each in [0, 1], sum <= 1); the remainder 1 - sum is
   "no finding". Kinds: mass (circumscribed or spiculated, see ``spiculated_fraction``),
-  calcification, distortion. Pathology follows the rule in :mod:`.lesions`.
+  calcification, distortion, asymmetry (focal; not in the default mix). Pathology
+  follows the rule in :mod:`.lesions`.
 * patient id: salted hash of (seed, woman); split by :func:`split_for_patient`.
 * orientation: radiological display convention - R breast with the chest wall at the
   image's left edge, L breast at the right edge.
@@ -42,7 +43,7 @@ from .imaging import MU_20KEV, display_curve, expose, line_integral, to_uint16
 from .lesions import Lesion, make_lesion
 
 DENSITY_CODES = ("A", "B", "C", "D")
-SIMULATED_FINDINGS = ("mass", "calcification", "distortion")
+SIMULATED_FINDINGS = ("mass", "calcification", "distortion", "asymmetry")
 PHANTOM_VIEWS = ("CC", "MLO")
 
 

@@ -20,6 +20,11 @@ calcification, pleomorphic   6-25 specks, diameter 0.16-1.2 mm (log-normal),    
 distortion                   8-20 thin spiculae 10-30 mm long radiating from a  malignant
                              point, surrounding tissue pulled towards it, no
                              central mass
+asymmetry (focal)            a 20-45 mm patch of extra fibroglandular tissue     benign
+                             in strands with fat between (up to 25-45 % more
+                             of the available thickness, never above 70 %
+                             gland), fading out: no convex border, no
+                             spicules; masked in dense breasts
 ===========================  ================================================  ===============
 
 Calcification specks are hydroxyapatite (mu 25 cm^-1); each covers at least one pixel
@@ -40,7 +45,7 @@ from .anatomy import Anatomy
 from .imaging import MU_20KEV
 
 SUBTYPES = {"mass": ("circumscribed", "spiculated"), "calcification": ("punctate", "pleomorphic"),
-            "distortion": ("distortion",)}
+            "distortion": ("distortion",), "asymmetry": ("focal",)}
 PLEOMORPHIC_FRACTION = 0.5
 
 
@@ -249,6 +254,32 @@ def make_distortion(rng: np.random.Generator, anat: Anatomy) -> Lesion:
     return Lesion("distortion", "distortion", "malignant", full_mask, extra, params)
 
 
+def make_asymmetry(rng: np.random.Generator, anat: Anatomy) -> Lesion:
+    """Focal asymmetry: extra fibroglandular tissue in an irregular patch that fades out
+    (no border, no spicules, nothing denser than gland). Benign: the rule for a stable
+    focal asymmetry. Modifies ``anat.gland`` in place, so call it before projecting."""
+    s = anat.spacing_mm
+    size = rng.uniform(20.0, 45.0)
+    extent = 0.5 * size
+    centre = _place(rng, anat, extent)
+    win, dy, dx = _window(anat, centre, 1.5 * extent)
+    ang, aspect = rng.uniform(0, np.pi), rng.uniform(0.5, 1.0)
+    u = dx * np.cos(ang) + dy * np.sin(ang)
+    v = (-dx * np.sin(ang) + dy * np.cos(ang)) / aspect
+    envelope = np.exp(-(u ** 2 + v ** 2) / (2 * (0.5 * extent) ** 2))
+    # interleaved with fat: smooth noise (2-4 mm blobs) cuts the patch into strands
+    noise = ndimage.gaussian_filter(rng.standard_normal(envelope.shape), max(1.0, 2.5 / s))
+    strands = np.clip(0.5 + 0.5 * noise / (noise.std() + 1e-9), 0, 1)
+    shape = (envelope * strands).astype(np.float32)
+    boost = rng.uniform(0.25, 0.45)
+    avail = _available_cm(anat, win)
+    # never denser than gland mixed 70:30 with fat: an asymmetry is breast tissue, not a mass
+    anat.gland[win] = np.maximum(anat.gland[win], np.minimum(anat.gland[win] + boost * avail * shape, 0.7 * avail))
+    extra, full_mask = _finish(anat, win, np.zeros_like(shape), MU_20KEV["gland"], envelope > 0.35)
+    params = {"size_mm": round(size, 2), "aspect": round(float(aspect), 3), "boost": round(float(boost), 3)}
+    return Lesion("asymmetry", "focal", "benign", full_mask, extra, params)
+
+
 def make_lesion(rng: np.random.Generator, anat: Anatomy, kind: str, spiculated_fraction: float) -> Lesion:
     """Dispatch on the finding kind."""
     if kind == "mass":
@@ -257,4 +288,6 @@ def make_lesion(rng: np.random.Generator, anat: Anatomy, kind: str, spiculated_f
         return make_calcifications(rng, anat)
     if kind == "distortion":
         return make_distortion(rng, anat)
+    if kind == "asymmetry":
+        return make_asymmetry(rng, anat)
     raise ValueError(f"the phantom cannot simulate finding kind {kind!r}; expected one of {tuple(SUBTYPES)}")
