@@ -237,8 +237,8 @@ def segment_breasts(images: np.ndarray, threshold_scale: float = 0.4, workers: i
 
 def breast_masks(images: np.ndarray, config: "PreprocessConfig | None" = None, workers: int = 1) -> np.ndarray:
     """Breast masks ``[B, H, W]`` of full-size images, found as ingest finds them: on a
-    block-mean copy whose long side is about ``config.work_size`` (:func:`downsample`),
-    then resampled onto the full grid (smoothed, bilinear, as :func:`preprocess` maps its
+    block-mean copy whose long side is about ``config.work_size`` (the blocks of
+    :func:`downsample`, vectorised over the stack), then resampled onto the full grid (smoothed, bilinear, as :func:`preprocess` maps its
     mask). Images no larger than ``work_size`` are segmented as they are
     (:func:`segment_breasts`). At 1024x640 this is about 4x cheaper than segmenting at
     full size (mini-MIAS films: 29 -> 6-8 ms per image)."""
