@@ -14,8 +14,8 @@ and class-weighted cross-entropy for the same number of optimiser steps in every
 (``epochs`` passes over the real training split, at least ``min_steps``: equal compute,
 so (b) is not favoured by more training, only by more data). Why a CNN on pixels rather than a linear probe on
 the texture features: it sees what a downstream CAD model sees (lesion shape, synthetic
-artefacts), needs no downloaded weights, and costs about a minute for 3 regimes x 3 seeds
-with 700 real training images on two CPU cores. Downsampled inputs are cached in the
+artefacts), needs no downloaded weights, and costs about 20 s per training at the default
+500 steps on two CPU cores (3 regimes x 3 seeds: about 3 minutes). Downsampled inputs are cached in the
 metrics feature cache per dataset content hash.
 
 Tasks (:data:`TASKS`): ``finding`` (any finding vs none), ``density`` (dense C/D vs

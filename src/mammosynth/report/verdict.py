@@ -122,7 +122,7 @@ def utility_step(util: dict[str, Any]) -> dict[str, Any]:
     if base.get("available") and base["ci_low"] <= 0.5:
         return _step(name, "warn", "the classifier does not learn the task from the real training images "
                      f"(AUC (a) {_fmt_auc(base)} includes chance), so this comparison cannot show benefit or harm; "
-                     "use more real test images, another --task or more --epochs", details)
+                     "use more real test images, another --task or more --epochs / --min-steps", details)
     if d < -AUC_DROP_WARN:
         return _step(name, "warn", f"adding synthetic images lowered the AUC by {-d:.3f} (not significant, p = {p:.3g})", details)
     if syn.get("available") and syn["ci_low"] <= 0.5:
