@@ -121,8 +121,15 @@ def test_upsample_conv3x3_matches_upsample_then_conv():
     assert out.shape == ref.shape == (2, 7, 12, 8)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     # packed phases: channel 4*o + 2*a + b holds output pixel (2i+a, 2j+b) of channel o
-    packed = upsample_conv3x3(x, w, shuffle=False)
+    from mammosynth.models.layers import upsample_kernel
+
+    packed = torch.nn.functional.conv2d(x, upsample_kernel(w), padding=1)
+    torch.testing.assert_close(torch.nn.functional.pixel_shuffle(packed, 2), ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(packed[:, 4 * 3 + 2 * 1 + 0], ref[:, 3, 1::2, 0::2], rtol=1e-5, atol=1e-5)
+    # a bias reaches every phase of its channel
+    bias = torch.randn(7)
+    torch.testing.assert_close(upsample_conv3x3(x, w, bias=bias), ref + bias[None, :, None, None],
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_packed_conv3x3_is_a_conv_of_the_shuffled_map():
@@ -208,3 +215,76 @@ def test_fastgan_inference_path_equals_training_formula(condition, upsample, res
         for h in hooks:
             h.remove()
     torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("condition", [("density", "view"), ()])
+def test_fastgan_inference_cache_reuses_kernels_only_inside_its_scope(condition):
+    """Inside ``inference_cache`` eval forwards reuse the weight-derived kernels (same
+    output as without); a change of weights after the scope is seen; training ignores it."""
+    cfg = ModelConfig.for_family("fastgan", resolution=(64, 40), condition=condition)
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval()
+    z = torch.randn(3, G.z_dim)
+    labels = {"density": torch.tensor([0, 1, 2]), "view": torch.tensor([1, 0, 1])} if condition else {}
+    plain = G(z, labels)
+    with torch.no_grad(), G.inference_cache():
+        first = G(z, labels)
+        assert G._cache  # kernels were kept
+        keys = set(G._cache)
+        torch.testing.assert_close(G(z, labels), first, rtol=0, atol=0)
+        assert set(G._cache) == keys
+    assert G._cache is None
+    torch.testing.assert_close(first, plain, rtol=0, atol=0)
+    with torch.no_grad():
+        G.to_img.bias.add_(0.1)
+        G.blocks[-1].convs[0].weight.mul_(3.0)
+    with torch.no_grad(), G.inference_cache():
+        changed = G(z, labels)
+    torch.testing.assert_close(changed, G(z, labels), rtol=0, atol=0)
+    assert not torch.allclose(changed, plain)
+    G.train()
+    with G.inference_cache():
+        G(z, labels)
+        assert G._cache == {}  # training-mode forwards neither read nor fill it
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_upsample_transposed_kernel_is_upsample_then_conv(smooth):
+    import torch.nn.functional as F
+
+    from mammosynth.models.layers import upsample_kernel, upsample_transposed_kernel
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 4)
+    w = torch.randn(7, 5, 3, 3)
+    k, pad = upsample_transposed_kernel(w, smooth=smooth)
+    assert k.shape == ((5, 7, 6, 6) if smooth else (5, 7, 4, 4))
+    out = torch.nn.functional.conv_transpose2d(x, k, stride=2, padding=pad)
+    assert out.shape == (2, 7, 12, 8)
+    packed = F.pixel_shuffle(F.conv2d(x, upsample_kernel(w, smooth=smooth), padding=1), 2)
+    torch.testing.assert_close(out, packed, rtol=1e-5, atol=1e-5)
+
+
+def test_offset_packed_kernels_match_the_packed_convs():
+    """The 2x2 offset-packed upsample-conv holds the packed phases at offsets (a, b); the
+    2x2 to-image kernel on it (border zeroed) equals the packed 3x3 conv."""
+    import torch.nn.functional as F
+
+    from mammosynth.models.layers import (offset_packed_kernel, offset_upsample_kernel, packed_conv3x3,
+                                          upsample_kernel, zero_offset_border)
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 6, 4)
+    w = torch.randn(3, 5, 3, 3)
+    packed = F.conv2d(x, upsample_kernel(w), padding=1)  # [2, 12, 6, 4]
+    z = F.conv2d(x, offset_upsample_kernel(w), padding=1)
+    assert z.shape == (2, 12, 7, 5)
+    for a in (0, 1):
+        for b in (0, 1):
+            torch.testing.assert_close(z[:, 2 * a + b::4, a:a + 6, b:b + 4], packed[:, 2 * a + b::4],
+                                       rtol=1e-5, atol=1e-5)
+    z = zero_offset_border(z + 1.0)  # the border must not leak into the next conv
+    w2 = torch.randn(2, 3, 3, 3)
+    out = F.conv2d(z, offset_packed_kernel(w2))
+    assert out.shape == (2, 8, 6, 4)
+    torch.testing.assert_close(out, packed_conv3x3(packed + 1.0, w2), rtol=1e-4, atol=1e-4)

@@ -119,25 +119,36 @@ class CondBatchNorm2d(nn.Module):
 _BLUR = torch.tensor([1.0, 2.0, 1.0])
 
 
-def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, shuffle: bool = True, smooth: bool = False) -> torch.Tensor:
-    """``conv3x3(nearest_upsample_x2(x), weight)`` (padding 1, no bias) computed on the
-    low-resolution map; with ``smooth`` the 3x3 kernel is first smoothed by
-    ``[1, 2, 1]^2 / 16`` into a 5x5 kernel (padding 2), i.e. the conv sees a bilinearly
-    upsampled map, which removes the period-2 "phase" pattern nearest upsampling leaves.
+def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, smooth: bool = False,
+                     bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv3x3(nearest_upsample_x2(x), weight, bias)`` (padding 1) as one stride-2
+    transposed conv of the low-resolution map (:func:`upsample_transposed_kernel`); with
+    ``smooth`` the 3x3 kernel is first smoothed by ``[1, 2, 1]^2 / 16`` into a 5x5 kernel
+    (padding 2), i.e. the conv sees a bilinearly upsampled map, which removes the
+    period-2 "phase" pattern nearest upsampling leaves. Exact up to float rounding; no
+    upsampled intermediate; on 2 CPU cores forward + backward is 1.2-2x faster than the
+    conv of the four phases packed (:func:`upsample_kernel`) and its pixel shuffle."""
+    k, pad = upsample_transposed_kernel(weight, smooth)
+    return F.conv_transpose2d(x, k.to(x.dtype), None if bias is None else bias.to(x.dtype), stride=2, padding=pad)
 
-    Each of the four output phases is a 3-tap-per-axis conv of ``x`` whose taps are sums
-    of the high-resolution taps; the phases are packed into one 3x3 conv with ``4 * O``
-    outputs (channel ``4 * o + 2 * row_phase + col_phase``) and interleaved by
-    ``pixel_shuffle`` (``shuffle=False`` returns them packed, so that per-channel and
-    pointwise ops can run before the shuffle). Exact up to float rounding, the same cost
-    with or without ``smooth``, and faster on CPUs than upsampling first (no upsampled
-    intermediate, wider conv): about 15 % faster training, 2x faster inference."""
+
+def _kernel5(weight: torch.Tensor, smooth: bool) -> torch.Tensor:
+    """The 3x3 ``weight`` as the 5x5 kernel it is on the upsampled map: zero-padded, or
+    smoothed by ``[1, 2, 1]^2 / 16`` (bilinear rather than nearest upsampling)."""
     o, i = weight.shape[:2]
     if smooth:
         b = torch.outer(_BLUR, _BLUR).to(weight) / 16.0
-        k5 = F.conv2d(weight.reshape(o * i, 1, 3, 3), b[None, None], padding=2).reshape(o, i, 5, 5)
-    else:
-        k5 = F.pad(weight, (1, 1, 1, 1))
+        return F.conv2d(weight.reshape(o * i, 1, 3, 3), b[None, None], padding=2).reshape(o, i, 5, 5)
+    return F.pad(weight, (1, 1, 1, 1))
+
+
+def upsample_kernel(weight: torch.Tensor, smooth: bool = False) -> torch.Tensor:
+    """:func:`upsample_conv3x3` as a 3x3 conv of the low-resolution map giving the four
+    output phases packed: ``[4 * O, I, 3, 3]`` (channel ``4 * o + 2 * row_phase +
+    col_phase``; ``F.pixel_shuffle`` interleaves them). Each phase is a 3-tap-per-axis
+    conv whose taps are sums of the high-resolution taps."""
+    o, i = weight.shape[:2]
+    k5 = _kernel5(weight, smooth)
 
     def split(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # 5 high-res taps (offsets -2..2) along the last axis -> 3 low-res taps (-1, 0, +1)
@@ -148,9 +159,27 @@ def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, shuffle: bool = True
     kernels = []
     for wr in split(k5.transpose(2, 3)):  # rows (5 taps -> 3), columns still 5
         kernels.extend(split(wr.transpose(2, 3)))  # then columns: phases (a, b) in order
-    k = torch.stack(kernels, 1).reshape(4 * o, i, 3, 3)
-    y = F.conv2d(x, k.to(x.dtype), padding=1)
-    return F.pixel_shuffle(y, 2) if shuffle else y
+    return torch.stack(kernels, 1).reshape(4 * o, i, 3, 3)
+
+
+def upsample_transposed_kernel(weight: torch.Tensor, smooth: bool = False) -> tuple[torch.Tensor, int]:
+    """``conv3x3(upsample_x2(x), weight)`` as one stride-2 transposed conv:
+    ``F.conv_transpose2d(x, kernel, stride=2, padding=padding)`` with the returned
+    ``[I, O, k, k]`` kernel and padding (4x4 and 1 for nearest upsampling, 6x6 and 2 for
+    bilinear). Upsampling is a stride-2 transposed conv with a 2x2 box (nearest), so the
+    composition is one transposed conv whose kernel is the 5x5 kernel convolved with that
+    box. Every output pixel then costs 4 taps per input channel for nearest upsampling
+    (the packed kernel of :func:`upsample_kernel` spends 9, 5 of them zero)."""
+    o, i = weight.shape[:2]
+    k5 = _kernel5(weight, smooth)
+    if not smooth:
+        k5, pad = k5[..., 1:4, 1:4], 1  # the zero border: a 4x4 kernel
+    else:
+        pad = 2
+    k = k5.shape[-1]
+    box = torch.ones(1, 1, 2, 2, dtype=weight.dtype, device=weight.device)
+    full = F.conv2d(F.pad(k5.reshape(o * i, 1, k, k), (1, 1, 1, 1)), box).reshape(o, i, k + 1, k + 1)
+    return full.flip(-1, -2).transpose(0, 1).contiguous(), pad
 
 
 def _phase_taps() -> torch.Tensor:
@@ -173,11 +202,59 @@ def packed_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     col_phase``) and returned packed the same way, ``[B, 4O, h, w]``: each output phase
     reads three low-resolution taps per axis of every input phase. Exact up to float
     rounding; no high-resolution tensor is made."""
+    k = packed_kernel(weight)
+    return F.conv2d(x, k.to(x.dtype), None if bias is None else bias.repeat_interleave(4).to(x.dtype), padding=1)
+
+
+def packed_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """The ``[4 * O, 4 * C, 3, 3]`` kernel of :func:`packed_conv3x3` for a 3x3 ``weight``."""
     taps = _TAPS.to(weight)
     o, c = weight.shape[:2]
-    k = torch.einsum("adpu,beqv,ocde->oabcpquv", taps, taps, weight).reshape(4 * o, 4 * c, 3, 3)
-    return F.conv2d(x, k.to(x.dtype), None if bias is None else bias.repeat_interleave(4).to(x.dtype), padding=1)
+    return torch.einsum("adpu,beqv,ocde->oabcpquv", taps, taps, weight).reshape(4 * o, 4 * c, 3, 3)
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+# -- offset-packed phases (eval, nearest upsampling): the top block and the to-image conv ---
+# With nearest upsampling each output phase (a, b) of an upsample-conv reads only a 2x2
+# window of the low-resolution map, rows {i + a - 1, i + a}: a 2x2 conv with padding 1
+# computes all four phases at once on an (h + 1) x (w + 1) grid, phase (a, b) of pixel
+# (i, j) sitting at (i + a, j + b) ("offset-packed"). A 3x3 conv of the high-resolution
+# map then reads every phase of that grid at offsets {0, 1} only: a 2x2 conv without
+# padding, back onto the aligned packed grid. 2.25x fewer multiply-adds than the packed
+# 3x3 kernels (whose other taps are zero).
+
+def offset_upsample_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """``[4 * O, I, 2, 2]``: ``F.conv2d(x, k, padding=1)`` is the offset-packed
+    ``conv3x3(nearest_upsample_x2(x), weight)`` (channel ``4 * o + 2 * a + b``)."""
+    k3 = upsample_kernel(weight)
+    o4, i = k3.shape[:2]
+    parts = k3.reshape(o4 // 4, 4, i, 3, 3)
+    return torch.stack([parts[:, 2 * a + b, :, a:a + 2, b:b + 2] for a in (0, 1) for b in (0, 1)], 1
+                       ).reshape(o4, i, 2, 2)
+
+
+def offset_packed_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """``[4 * O, 4 * C, 2, 2]``: ``F.conv2d(z, k)`` (no padding) on an offset-packed ``z``
+    ``[B, 4C, h + 1, w + 1]`` whose out-of-image border is zero
+    (:func:`zero_offset_border`) is :func:`packed_conv3x3` of the aligned packed map:
+    ``[B, 4O, h, w]``."""
+    k3 = packed_kernel(weight)
+    o4, c4 = k3.shape[:2]
+    parts = k3.reshape(o4, c4 // 4, 4, 3, 3)
+    # input phase (a, b) at low-resolution offset s is offset-packed position s + a
+    return torch.stack([parts[:, :, 2 * a + b, 1 - a:3 - a, 1 - b:3 - b] for a in (0, 1) for b in (0, 1)], 2
+                       ).reshape(o4, c4, 2, 2)
+
+
+def zero_offset_border(z: torch.Tensor) -> torch.Tensor:
+    """Zero, in place, the positions of an offset-packed map ``[B, 4C, h + 1, w + 1]`` that
+    lie outside the image (phase (a, b): row ``h`` if a = 0 else row 0, likewise columns)."""
+    for a in (0, 1):
+        for b in (0, 1):
+            phase = z[:, 2 * a + b::4]
+            phase[:, :, 0 if a else -1, :] = 0
+            phase[:, :, :, 0 if b else -1] = 0
+    return z
