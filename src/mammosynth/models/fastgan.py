@@ -49,9 +49,11 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None = None,
                 packed: bool = False, cache: dict | None = None) -> torch.Tensor:
         """``gate`` [B, cout]: SLE channel gates multiplied into the output. ``packed`` (eval
-        mode, one conv): return the output's four pixel phases unshuffled,
-        ``[B, 4 * cout, h, w]`` (channel ``4 * k + phase``), for a caller that continues at
-        the lower resolution. ``cache``: eval-mode kernels kept across calls
+        mode, one conv): return the output's four pixel phases unshuffled (channel
+        ``4 * k + phase``), for a caller that continues at the lower resolution: offset-packed
+        ``[B, 4 * cout, h + 1, w + 1]`` with nearest upsampling
+        (``layers.offset_upsample_kernel``), packed ``[B, 4 * cout, h, w]`` with bilinear.
+        ``cache``: eval-mode kernels kept across calls
         (:meth:`FastGANGenerator.inference_cache`)."""
         if packed and not (self.foldable and len(self.convs) == 1):
             raise ValueError("packed output needs eval mode (folded norms) and a one-conv block")
@@ -195,9 +197,9 @@ class FastGANGenerator(nn.Module):
     @contextlib.contextmanager
     def inference_cache(self) -> Iterator["FastGANGenerator"]:
         """Within this scope, eval-mode forwards compute the kernels derived from the
-        weights (packed upsample-convs with unconditional norms folded in, the packed
-        to-image conv) once and reuse them: about 5 % faster at batch 16. The weights must
-        not change inside the scope; training-mode forwards ignore it."""
+        weights (transposed and packed upsample-conv kernels with unconditional norms folded
+        in, the packed to-image kernel) once and reuse them, instead of once per batch. The
+        weights must not change inside the scope; training-mode forwards ignore it."""
         outer = self._cache
         self._cache = {} if outer is None else outer
         try:
