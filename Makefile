@@ -11,15 +11,22 @@ env: $(STAMP)
 
 # torch is pinned to the CPU build shipped on this machine's disk (a bare `torch`
 # pulls a multi-GB CUDA build). pyradiomics (for frd-score) must be built without
-# build isolation after numpy and versioneer are present.
+# build isolation after numpy and versioneer are present. The install holds a lock
+# (flock, where present) so that `make demo` and `make test` started side by side on a
+# fresh machine do not build the same environment twice at once; the second one waits
+# and then finds it done.
+LOCK := $(shell command -v flock >/dev/null 2>&1 && echo flock $(VENV).lock)
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q numpy versioneer
-	$(BIN)/python -m pip install -q --no-build-isolation pyradiomics
-	$(BIN)/python -m pip install -q -e '.[metrics,dicom,dist,c2pa,test]'
-	touch $(STAMP)
+	$(LOCK) sh -ec '\
+	  if test -f $(STAMP) && test $(STAMP) -nt pyproject.toml; then exit 0; fi; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/python -m pip install -q --upgrade pip; \
+	  $(BIN)/python -m pip install -q torch==2.13.0; \
+	  $(BIN)/python -m pip install -q numpy versioneer; \
+	  $(BIN)/python -m pip install -q --no-build-isolation pyradiomics; \
+	  $(BIN)/python -m pip install -q -e ".[metrics,dicom,dist,c2pa,test]"; \
+	  touch $(STAMP)'
 
 demo: $(STAMP)
 	$(BIN)/mammosynth demo --out $(DEMO_OUT)
@@ -31,4 +38,4 @@ bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(VENV).lock $(DEMO_OUT) .pytest_cache build *.egg-info src/*.egg-info

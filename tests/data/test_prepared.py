@@ -39,6 +39,27 @@ def test_writer_refuses_silent_overwrite_and_resumes(tmp_path):
         w2.add(rec, np.zeros((4, 4), np.uint16))
 
 
+def test_store_then_commit_is_add_in_two_halves(tmp_path):
+    rec = ImageRecord(image_id="a", patient_id="p", laterality="L", view="CC")
+    img = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    w = DatasetWriter(tmp_path / "d", kind="real")
+    stored = w.store(rec, img)
+    # on disk but not part of the set until committed: a reopened writer does not count it
+    assert (tmp_path / "d" / stored.file).is_file() and not w.has("a")
+    assert not DatasetWriter(tmp_path / "d", kind="real").has("a")
+    assert w.commit(stored).sha256 == stored.sha256 and w.has("a")
+    with pytest.raises(FileExistsError, match="already written"):
+        w.store(rec, img)
+    with pytest.raises(FileExistsError, match="already written"):
+        w.commit(stored)
+    ghost = rec.replace(image_id="b", file="images/b.png")
+    with pytest.raises(ValueError, match="image b has no stored file"):
+        w.commit(ghost)
+    w.close()
+    ds = PreparedDataset(tmp_path / "d")
+    assert len(ds) == 1 and np.array_equal(ds.image(0), img)
+
+
 def test_schema_rejects_bad_values():
     with pytest.raises(ValueError, match="laterality"):
         ImageRecord(image_id="a", patient_id="p", laterality="X", view="CC")

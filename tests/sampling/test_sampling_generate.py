@@ -93,6 +93,41 @@ def test_interrupted_run_completes_exactly(tiny_pipe, tmp_path):
     assert seen == []
 
 
+def test_writer_threads_do_not_change_the_set(tiny_pipe, tmp_path):
+    one = generate(None, 11, tmp_path / "one", GenerateConfig(batch=2, writers=1), pipe=tiny_pipe)
+    many = generate(None, 11, tmp_path / "many", GenerateConfig(batch=2, writers=3), pipe=tiny_pipe)
+    # rows in index order, byte-identical manifests and files
+    rows = [json.loads(x)["image_id"] for x in (many / "manifest.jsonl").read_text().splitlines()]
+    assert rows == [f"syn-0-{i:06d}" for i in range(11)]
+    assert (one / "manifest.jsonl").read_bytes() == (many / "manifest.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="writers must be >= 1"):
+        GenerateConfig(writers=0)
+
+
+def test_failed_write_keeps_the_images_before_it(tiny_pipe, tmp_path, monkeypatch):
+    import mammosynth.provenance as prov
+
+    real_mark = prov.mark_image
+
+    def failing_mark(image, record, generation):
+        if record.generation["index"] == 3:
+            raise OSError("disk full (test)")
+        return real_mark(image, record, generation)
+
+    out = tmp_path / "cut"
+    monkeypatch.setattr(prov, "mark_image", failing_mark)
+    with pytest.raises(OSError, match="disk full"):
+        generate(None, 8, out, GenerateConfig(batch=2, writers=2), pipe=tiny_pipe)
+    ids = [json.loads(x)["image_id"] for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert ids == ["syn-0-000000", "syn-0-000001", "syn-0-000002"]  # committed in order up to the failure
+    monkeypatch.setattr(prov, "mark_image", real_mark)
+    seen = []
+    generate(None, 8, out, GenerateConfig(batch=2, writers=2), pipe=tiny_pipe, callback=lambda i, r: seen.append(i))
+    assert seen == [3, 4, 5, 6, 7]
+    ref = generate(None, 8, tmp_path / "ref", GenerateConfig(batch=2), pipe=tiny_pipe)
+    assert (out / "manifest.jsonl").read_bytes() == (ref / "manifest.jsonl").read_bytes()
+
+
 def test_mix_proportions_are_respected(tiny_pipe, tmp_path):
     cfg = GenerateConfig(mix={"finding": "mass:0.3,none:0.7", "density": "A:0.5,D:0.5",
                               "laterality": "L:0.5,R:0.5"}, batch=32)

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="fmt", choices=tuple(FORMAT_SUFFIX), default=d.fmt,
                    help="image format (default %(default)s)")
     p.add_argument("--batch", type=int, default=d.batch, help="batch size (default %(default)s)")
+    p.add_argument("--writers", type=int, default=d.writers,
+                   help="threads that watermark and write images (default: one per CPU core, at most 4)")
     p.add_argument("--checkpoint", default=d.checkpoint,
                    help="best, latest, or a checkpoint file (default %(default)s)")
     p.add_argument("--key", default=d.key, help="provenance signing key: key directory or private key file")
@@ -51,7 +53,7 @@ def handler(args: argparse.Namespace) -> int:
     config = GenerateConfig(
         mix=mix_from_specs(args.mix), seed=args.seed, fmt=args.fmt, batch=args.batch,
         checkpoint=args.checkpoint, key=args.key, overwrite=args.overwrite, device=args.device,
-        remove_background=args.remove_background,
+        remove_background=args.remove_background, writers=args.writers,
     )
     out = generate(args.run, args.n, args.out, config)
     info = json.loads((Path(out) / "dataset.json").read_text(encoding="utf-8"))

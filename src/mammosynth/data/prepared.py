@@ -278,8 +278,23 @@ class DatasetWriter:
 
         ``masks`` maps finding index -> boolean array; the finding's ``mask`` field is set.
         ``file_writer(path, image, record)`` writes formats :func:`write_image` does not
-        (DICOM). Returns the stored record (file, sha256, size filled in).
+        (DICOM). Returns the stored record (file, sha256, size filled in). The same as
+        :meth:`commit` of :meth:`store`.
         """
+        return self.commit(self.store(record, image, masks=masks, text=text, file_writer=file_writer))
+
+    def store(
+        self,
+        record: ImageRecord,
+        image: np.ndarray,
+        masks: dict[int, np.ndarray] | None = None,
+        text: dict[str, str] | None = None,
+        file_writer: Callable[[Path, np.ndarray, ImageRecord], None] | None = None,
+    ) -> ImageRecord:
+        """The file half of :meth:`add`: write the image (and masks) and return the record
+        to :meth:`commit`. Touches only this image's files, so several threads may store
+        images at once while one thread commits them; an image stored but never committed
+        is not part of the set (a rerun writes it again)."""
         if self.has(record.image_id) and not self.overwrite:
             raise FileExistsError(f"{self.root}: image {record.image_id} already written (use overwrite)")
         image = np.asarray(image)
@@ -305,13 +320,20 @@ class DatasetWriter:
             file_writer(target, image, record)
         else:
             write_image(self.root / rel, image, fmt=self.fmt, text=text)
-        stored = record.replace(
+        return record.replace(
             file=rel,
             findings=tuple(findings),
             sha256=sha256_file(self.root / rel),
             height=int(image.shape[0]),
             width=int(image.shape[1]),
         )
+
+    def commit(self, stored: ImageRecord) -> ImageRecord:
+        """The manifest half of :meth:`add`: append the row of an image :meth:`store` wrote."""
+        if stored.file is None or not (self.root / stored.file).is_file():
+            raise ValueError(f"{self.root}: image {stored.image_id} has no stored file; store it first")
+        if self.has(stored.image_id) and not self.overwrite:
+            raise FileExistsError(f"{self.root}: image {stored.image_id} already written (use overwrite)")
         self._records[stored.image_id] = stored
         with open(self.root / MANIFEST, "a", encoding="utf-8") as f:
             f.write(json.dumps(stored.to_dict()) + "\n")  # appended only after the image is on disk

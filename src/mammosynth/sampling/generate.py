@@ -27,9 +27,12 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, DatasetWriter
@@ -53,6 +56,7 @@ class GenerateConfig:
     overwrite: bool = False
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:1 ...
     remove_background: bool = True  # outside the breast exactly 0, as the ingest does for real images
+    writers: int | None = None  # threads that watermark and write images (None: one per CPU core, at most 4)
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMAT_SUFFIX:
@@ -61,6 +65,8 @@ class GenerateConfig:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.writers is not None and self.writers < 1:
+            raise ValueError(f"writers must be >= 1, got {self.writers}")
 
 
 def image_id(seed: int, index: int) -> str:
@@ -218,19 +224,47 @@ def generate(
     file_writer = provenance.write_synthetic_dicom if config.fmt == "dicom" else None
     todo = [i for i in range(n) if not writer.has(image_id(config.seed, i))]
     todo_set = set(todo)
+
+    def store(i: int, image, labels: Mapping[str, str], removed: bool) -> ImageRecord:
+        """Watermark and write image ``i`` (a writer thread); the main thread commits it."""
+        record = make_record(pipe, config.seed, i, labels, removed)
+        marked, text = provenance.mark_image(image, record, record.generation)
+        return writer.store(record, marked, text=text, file_writer=file_writer)
+
+    # Watermarking and PNG/DICOM encoding cost several times the generation on a CPU: they
+    # run in threads (numpy, zlib and hashlib release the GIL) while the next call is
+    # generated. Rows are committed in index order, each after its file is on disk, and at
+    # most two calls' images are in flight, so an interruption loses at most those.
+    workers = config.writers or min(4, os.cpu_count() or 1)
     bar = progress(range(len(todo)), total=len(todo), desc=f"generate {out.name}")
-    for b0, count in _chunks(todo, n, config.batch, CHUNK_BATCHES):
-        result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
-                      remove_background=config.remove_background)
-        for image, labels, i, removed in zip(result.images, result.labels, result.indices, result.background_removed):
-            if i not in todo_set:
-                continue
-            record = make_record(pipe, config.seed, i, labels, removed)
-            marked, text = provenance.mark_image(image, record, record.generation)
-            stored = writer.add(record, marked, text=text, file_writer=file_writer)
+    pending: list[tuple[int, Future]] = []
+
+    def commit_pending() -> None:
+        for i, fut in pending:
+            stored = writer.commit(fut.result())
             next(bar, None)
             if callback is not None:
                 callback(i, stored)
+        pending.clear()
+
+    # numpy's BLAS gets one thread meanwhile: the watermark's small matrix products are
+    # slower threaded, and BLAS threads in every writer oversubscribe the cores (2 cores,
+    # 128 px: 166 -> 224 img/s with one writer, 111 -> 264 with two)
+    blas = threadpool_limits(limits=1, user_api="blas")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mammosynth-write")
+    try:
+        for b0, count in _chunks(todo, n, config.batch, CHUNK_BATCHES):
+            result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
+                          remove_background=config.remove_background)
+            commit_pending()  # the previous call's images, written while this one was generated
+            pending.extend((i, pool.submit(store, i, image, labels, removed))
+                           for image, labels, i, removed in zip(result.images, result.labels, result.indices,
+                                                                result.background_removed)
+                           if i in todo_set)
+        commit_pending()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        blas.restore_original_limits()
     for _ in bar:  # closes the progress bar
         pass
     writer.close(extra={**extra, "complete": True})
