@@ -14,7 +14,8 @@ pipeline.
 ``generate`` includes the provenance watermark of every image and the signing of the set
 (with a throw-away key). Usage::
 
-    .venv/bin/python benchmarks/generate.py [--n 1024] [--batch 16] [--threads T] [--run RUN] [--passes K] [--json OUT]
+    .venv/bin/python benchmarks/generate.py [--n 1024] [--batch 16] [--threads T] [--run RUN] [--passes K]
+                                            [--writers 1,2,4] [--json OUT]
 """
 from __future__ import annotations
 
@@ -41,12 +42,12 @@ def bench_pipeline(pipe, n: int, batch: int, remove_background: bool = True, wor
     return rates
 
 
-def bench_generate(pipe, n: int, batch: int, device: str) -> float:
+def bench_generate(pipe, n: int, batch: int, device: str, writers: int | None = None) -> float:
     from mammosynth.sampling import GenerateConfig, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        generate(None, n, Path(tmp) / "syn", GenerateConfig(batch=batch, device=device), pipe=pipe)
+        generate(None, n, Path(tmp) / "syn", GenerateConfig(batch=batch, device=device, writers=writers), pipe=pipe)
         return n / (time.perf_counter() - t)
 
 
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=2,
                     help="back-to-back timed passes per figure; the best is reported, and every pass of the "
                          "default pipeline is printed (default %(default)s)")
+    ap.add_argument("--writers", default=None,
+                    help="also time generate with these writer-thread counts, comma-separated (e.g. 1,2,4)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     if args.threads:
@@ -105,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"pipeline {r['pipeline_img_s']:>7.1f} img/s (1 worker {r['pipeline_1_worker_img_s']:>6.1f})  "
                   f"network only {r['network_img_s']:>7.1f} img/s  "
                   f"generate (PNG16) {r['generate_img_s']:>8.1f} img/s", flush=True)
+            if args.writers:
+                r["generate_by_writers_img_s"] = {int(k): round(bench_generate(pipe, n, args.batch, device, int(k)), 1)
+                                                  for k in args.writers.split(",")}
+                print(f"{'':<28} generate by writer threads: "
+                      + " / ".join(f"{k}: {v:.1f}" for k, v in r["generate_by_writers_img_s"].items()), flush=True)
             if args.passes > 2:
                 print(f"{'':<28} pipeline passes: {' / '.join(f'{x:.1f}' for x in r['pipeline_passes_img_s'])}",
                       flush=True)
