@@ -18,7 +18,8 @@ env: $(STAMP)
 LOCK := $(shell command -v flock >/dev/null 2>&1 && echo flock $(VENV).lock)
 
 $(STAMP): pyproject.toml
-	$(LOCK) sh -ec '\
+	@echo "mammosynth: setting up $(VENV): torch (CPU build), pyradiomics, mammosynth and its extras"
+	@$(LOCK) sh -ec '\
 	  if test -f $(STAMP) && test $(STAMP) -nt pyproject.toml; then exit 0; fi; \
 	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	  $(BIN)/python -m pip install -q --upgrade pip; \
