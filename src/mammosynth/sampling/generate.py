@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from .. import __version__
 from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, DatasetWriter
 from ..data.schema import Finding, ImageRecord
+from ..utils import num_workers
 from .mix import describe
 from .pipeline import GanPipeline
 
@@ -235,7 +236,7 @@ def generate(
     # run in threads (numpy, zlib and hashlib release the GIL) while the next call is
     # generated. Rows are committed in index order, each after its file is on disk, and at
     # most two calls' images are in flight, so an interruption loses at most those.
-    workers = config.writers or min(4, os.cpu_count() or 1)
+    workers = config.writers or min(4, num_workers())
     bar = progress(range(len(todo)), total=len(todo), desc=f"generate {out.name}")
     pending: list[tuple[int, Future]] = []
 
@@ -250,21 +251,21 @@ def generate(
     # numpy's BLAS gets one thread meanwhile: the watermark's small matrix products are
     # slower threaded, and BLAS threads in every writer oversubscribe the cores (2 cores,
     # 128 px: 166 -> 224 img/s with one writer, 111 -> 264 with two)
-    blas = threadpool_limits(limits=1, user_api="blas")
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="mammosynth-write")
-    try:
-        for b0, count in _chunks(todo, n, config.batch, CHUNK_BATCHES):
-            result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
-                          remove_background=config.remove_background)
-            commit_pending()  # the previous call's images, written while this one was generated
-            pending.extend((i, pool.submit(store, i, image, labels, removed))
-                           for image, labels, i, removed in zip(result.images, result.labels, result.indices,
-                                                                result.background_removed)
-                           if i in todo_set)
-        commit_pending()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        blas.restore_original_limits()
+    # (the pool is shut down by hand: on an error, queued images are cancelled, not written)
+    with threadpool_limits(limits=1, user_api="blas"):
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="mammosynth-write")
+        try:
+            for b0, count in _chunks(todo, n, config.batch, CHUNK_BATCHES):
+                result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
+                              remove_background=config.remove_background)
+                commit_pending()  # the previous call's images, written while this one was generated
+                pending.extend((i, pool.submit(store, i, image, labels, removed))
+                               for image, labels, i, removed in zip(result.images, result.labels, result.indices,
+                                                                    result.background_removed)
+                               if i in todo_set)
+            commit_pending()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     for _ in bar:  # closes the progress bar
         pass
     writer.close(extra={**extra, "complete": True})
