@@ -6,7 +6,8 @@ forward), and, on this machine's CPU, measured training img/s at the smaller siz
 What it is for: planning. A training step costs about 3x the forward FLOPs of G and D per
 image; dividing a GPU's sustained throughput by the per-image figure bounds img/s from
 above (small convolutions rarely reach more than 20-40 % of a GPU's peak). The figures
-are counted by ``torch.utils.flop_counter`` (multiply-add = 2 FLOP) on the real modules.
+come from :func:`mammosynth.models.cost.model_cost` (``torch.utils.flop_counter`` on the
+real modules on the meta device; multiply-add = 2 FLOP), as ``mammosynth train --dry-run``'s.
 Usage::
 
     .venv/bin/python benchmarks/model_size.py [--measure-cpu 128x80,256x160] [--json OUT]
@@ -16,14 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-
-
-def forward_gflop(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops() / 1e9
 
 
 def measure_train(prepared: str, family: str, res: tuple[int, int], seconds: float) -> float:
@@ -48,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
     import torch
 
-    from mammosynth.models import ModelConfig, build_discriminator, build_generator, count_parameters
+    from mammosynth.models import ModelConfig
+    from mammosynth.models.cost import model_cost
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measure-cpu", default="", metavar="HxW,...",
@@ -58,21 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for family in ("fastgan", "dcgan"):
         for res in ((128, 80), (128, 128), (256, 160), (512, 320), (1024, 640)):
-            cfg = ModelConfig.for_family(family, resolution=res, condition=("density", "finding", "view"))
-            G, D = build_generator(cfg), build_discriminator(cfg)
-            z = torch.randn(2, cfg.z_dim)
-            labels = {a: torch.zeros(2, dtype=torch.long) for a in cfg.condition}
-            x = torch.zeros(2, 1, *res)
-            with torch.no_grad():
-                g_train = forward_gflop(lambda: G.train()(z, labels)) / 2
-                g_eval = forward_gflop(lambda: G.eval()(z, labels)) / 2
-                d_fwd = forward_gflop(lambda: D.train()(x, labels)) / 2
-            # D step: D on a real and a fake (+ G forward for the fake); G step: G + D forward;
-            # backward ~ 2x forward for the parts that are differentiated
-            train = (g_train + 2 * d_fwd * 3) + (g_train * 3 + d_fwd * 3)
-            rows.append({"family": family, "resolution": list(res), "G_params_M": count_parameters(G) / 1e6,
-                         "D_params_M": count_parameters(D) / 1e6, "G_gflop_inference": g_eval,
-                         "G_gflop_train_graph": g_train, "D_gflop": d_fwd, "train_gflop_per_image": train})
+            c = model_cost(ModelConfig.for_family(family, resolution=res, condition=("density", "finding", "view")))
+            g_eval, d_fwd, train = c.g_gflop_inference, c.d_gflop, c.train_gflop
+            rows.append({"family": family, "resolution": list(res), "G_params_M": c.g_params / 1e6,
+                         "D_params_M": c.d_params / 1e6, "G_gflop_inference": g_eval,
+                         "G_gflop_train_graph": c.g_gflop_train_graph, "D_gflop": d_fwd, "train_gflop_per_image": train})
             r = rows[-1]
             print(f"{family:8s} {res[0]:5d}x{res[1]:<4d} G {r['G_params_M']:6.2f} M params  D {r['D_params_M']:6.2f} M  "
                   f"G fwd {g_eval:7.3f} GFLOP/img (inference)  D fwd {d_fwd:7.3f}  train ~{train:7.2f} GFLOP/img")

@@ -1,0 +1,161 @@
+"""Size and cost of a generator/discriminator pair, computed without training it:
+parameters, GFLOP per image (inference, and one training image) and an estimate of the
+peak memory of training at a batch size.
+
+Everything runs on the ``meta`` device (shapes only: nothing is allocated or computed), so
+1024x640 at GPU widths and batch 64 takes about a second on a CPU. FLOPs are counted by
+``torch.utils.flop_counter`` on the real modules (a multiply-add is 2 FLOP).
+
+Training memory, how it is estimated (:func:`train_memory`): weights of G, D and G_ema,
+gradients and Adam's two moments of G and D (4 bytes each), plus the activations of the
+largest training phase, counted as the bytes of the tensors autograd saves for backward
+(``saved_tensors_hooks``, one count per storage) in a forward shaped like the training
+loop's: the D step (D on reals with the reconstruction, D on fakes), lazy R1 (D forward
+and its create_graph gradient) and the G step (G, then D frozen). With mixed precision
+the saved floating-point tensors are counted at 2 bytes. Left out: gradients of
+activations alive during backward, temporaries, allocator caching and fragmentation,
+cuDNN workspaces and the CUDA context (~0.5 GB). ``benchmarks/presets.py --check-memory``
+compares the estimate with the peak of live tensor memory of a real CPU step.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+
+from . import build_discriminator, build_generator, count_parameters
+from .config import ModelConfig, as_model_config
+
+GIB = 2 ** 30
+
+
+def forward_gflop(fn: Callable[[], Any]) -> float:
+    """GFLOP of everything ``fn`` runs (forward and any backward inside it)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Parameters and GFLOP per image of one architecture."""
+
+    g_params: int
+    d_params: int
+    g_gflop_inference: float  # G forward, eval fast path (what generate runs)
+    g_gflop_train_graph: float  # G forward, training graph
+    d_gflop: float  # D forward
+    #: one training image: D step on a real and a fake (G forward for the fake, no grad),
+    #: G step through D; backward = 2x forward for what is differentiated
+    train_gflop: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _meta_pair(cfg: ModelConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    with torch.device("meta"):
+        return build_generator(cfg), build_discriminator(cfg)
+
+
+def _inputs(cfg: ModelConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    # labels stay on the CPU: the models validate their range on the host
+    labels = {a: torch.zeros(batch, dtype=torch.long) for a in cfg.condition}
+    return (torch.zeros(batch, cfg.z_dim, device="meta"), torch.zeros(batch, 1, *cfg.resolution, device="meta"),
+            labels)
+
+
+def model_cost(model_config: "dict[str, Any] | ModelConfig") -> ModelCost:
+    """Parameters and per-image GFLOP of ``model_config`` (counted at batch 2: train-mode
+    BatchNorm needs more than one value per channel)."""
+    cfg = as_model_config(model_config)
+    G, D = _meta_pair(cfg)
+    z, x, labels = _inputs(cfg, 2)
+    with torch.no_grad():
+        g_train = forward_gflop(lambda: G.train()(z, labels)) / 2
+        g_eval = forward_gflop(lambda: G.eval()(z, labels)) / 2
+        d_fwd = forward_gflop(lambda: D.train()(x, labels)) / 2
+    train = (g_train + 2 * d_fwd * 3) + (g_train * 3 + d_fwd * 3)
+    return ModelCost(count_parameters(G), count_parameters(D), g_eval, g_train, d_fwd, train)
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Estimated peak memory of training one process at ``batch`` (bytes)."""
+
+    batch: int
+    amp: bool  # activations counted at 2 bytes (bf16/fp16 autocast)
+    weights: int  # G, D and G_ema
+    optimizer: int  # gradients and Adam moments of G and D
+    activations: int  # saved for backward in the largest phase
+    peak_phase: str  # "D step", "R1" or "G step"
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.optimizer + self.activations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total, "total_gib": round(self.total / GIB, 2)}
+
+
+def _saved_bytes(fn: Callable[[], Any], skip: set[int], half: bool) -> int:
+    """Bytes of the storages autograd saves while ``fn`` runs (each storage once; ``skip``
+    holds the parameters' storages, counted apart)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s._cdata not in skip:
+            seen[s._cdata] = s.nbytes() // 2 if half and t.is_floating_point() and t.element_size() == 4 else s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: bool = False,
+                 recon: bool = True, r1: bool = True) -> TrainMemory:
+    """Estimate of the peak training memory at ``batch`` images per process, the way the
+    module docstring says. ``amp``: mixed precision on; ``recon``/``r1``: the run uses the
+    reconstruction loss / R1 (fastgan does, dcgan does not)."""
+    cfg = as_model_config(model_config)
+    G, D = _meta_pair(cfg)
+    G.train()
+    D.train()
+    z, real, labels = _inputs(cfg, batch)
+    gen = torch.Generator().manual_seed(0)
+
+    def d_step() -> None:
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            fake = G(z, labels)
+        both = torch.cat([real, fake])
+        D(both[:batch], labels, recon_n=batch if recon else 0, gen=gen)
+        D(both[batch:], labels)
+
+    def r1_step() -> None:
+        x = real.detach().requires_grad_(True)
+        out, _ = D(x, labels)
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        grad.square().sum()
+
+    def g_step() -> None:
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        D(G(z, labels), labels)
+
+    phases = {"D step": d_step, **({"R1": r1_step} if r1 else {}), "G step": g_step}
+    params = [p for m in (G, D) for p in m.parameters()]
+    skip = {p.untyped_storage()._cdata for p in params}
+    saved = {name: _saved_bytes(fn, skip, amp) for name, fn in phases.items()}
+    peak = max(saved, key=saved.__getitem__)
+    n_g = sum(p.numel() for p in G.parameters()) + sum(b.numel() for b in G.buffers() if b.is_floating_point())
+    n_d = sum(p.numel() for p in D.parameters()) + sum(b.numel() for b in D.buffers() if b.is_floating_point())
+    n_params = sum(p.numel() for p in params)
+    return TrainMemory(batch=batch, amp=amp, weights=4 * (2 * n_g + n_d), optimizer=4 * 3 * n_params,
+                       activations=saved[peak], peak_phase=peak)
