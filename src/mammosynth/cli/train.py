@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..training.config import AMP_MODES, TrainConfig
+    from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
         "train", help="train a GAN (fastgan or dcgan) on a prepared dataset",
@@ -24,45 +26,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, default=None,
                         help=f"training minutes in this session (default: {TrainConfig.minutes:g})")
     budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
+    p.add_argument("--preset", default="auto", choices=PRESET_CHOICES,
+                   help="widths, batch and amp for the hardware (fastgan; dcgan keeps its recipe): "
+                        + "; ".join(f"{k}: {v.hardware}" for k, v in PRESETS.items())
+                        + "; auto: gpu when CUDA is available, else cpu. Explicit flags win (default: %(default)s)")
     p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
                    help="fastgan up-blocks: nearest (FastGAN's) or bilinear (no period-2 pattern; default: %(default)s)")
     p.add_argument("--g-channels", type=int, default=None, metavar="C",
-                   help="generator channels at full resolution, doubling per halving (default: family's; "
-                        "fastgan 4, sized for CPUs: consider 16-32 at 512 px and up on a GPU)")
+                   help="generator channels at full resolution, doubling per halving (default: the preset's)")
     p.add_argument("--d-channels", type=int, default=None, metavar="C",
-                   help="discriminator channels at full resolution (default: family's)")
+                   help="discriminator channels at full resolution (default: the preset's)")
     p.add_argument("--max-channels", type=int, default=None, metavar="C",
-                   help="channel cap of both networks (default: family's; fastgan 64)")
+                   help="channel cap of both networks (default: the preset's)")
     p.add_argument("--condition", default="", metavar="AXES",
                    help="comma-separated label axes to condition on: density,finding,view (default: none)")
     p.add_argument("--resume", default=None, metavar="latest|PATH",
                    help="continue the newest run in RUNS ('latest'), a run directory or a checkpoint file")
     p.add_argument("--dry-run", action="store_true", help="print the resolved plan and create nothing")
-    p.add_argument("--batch", type=int, default=TrainConfig.batch, help="global batch size (default: family default)")
+    p.add_argument("--batch", type=int, default=TrainConfig.batch, help="global batch size (default: the preset's)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed (default: %(default)s)")
     p.add_argument("--name", default=TrainConfig.name, help="run name (default: FAMILY-HxW[-axes])")
     p.add_argument("--snapshot-minutes", type=float, default=TrainConfig.snapshot_minutes,
                    help="minutes between sample grids / checkpoints (default: %(default)s)")
     p.add_argument("--device", default=TrainConfig.device, choices=("auto", "cpu", "cuda"),
                    help="device (default: %(default)s)")
-    p.add_argument("--amp", default=TrainConfig.amp, choices=AMP_MODES,
+    p.add_argument("--amp", default=None, choices=AMP_MODES,
                    help="mixed precision: auto = bf16 (else fp16 + gradient scaler) on GPUs, none on CPU; "
-                        "bf16/fp16 force it, also on CPU (default: %(default)s)")
+                        f"bf16/fp16 force it, also on CPU (default: the preset's, {TrainConfig.amp})")
     p.set_defaults(func=handler)
 
 
 def build_config(args: argparse.Namespace) -> "TrainConfig":
-    from ..models.config import ModelConfig
     from ..training.config import TrainConfig
+    from ..training.presets import preset_config
 
     minutes, kimg = args.minutes, args.kimg
     if minutes is None and kimg is None:
         minutes = TrainConfig.minutes
-    model = ModelConfig.for_family(args.model, resolution=tuple(args.resolution), condition=args.condition,
-                                   upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
-                                   max_channels=args.max_channels)
-    return TrainConfig(model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed, name=args.name,
-                       snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
+    model = dict(family=args.model, resolution=tuple(args.resolution), condition=args.condition,
+                 upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
+                 max_channels=args.max_channels)
+    return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
+                         name=args.name, snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
+
+
+def describe_plan(info: dict[str, Any]) -> list[str]:
+    """Human-readable lines for a :func:`plan`: preset, size, cost and memory."""
+    c, m, cost, mem = info["config"], info["config"]["model"], info["cost"], info["memory"]
+    gib = 2 ** 30
+    return [
+        f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}, channels "
+        f"G {m['g_channels']} D {m['d_channels']} max {m['max_channels']}, batch {c['batch']}, amp {c['amp']}",
+        f"parameters: G {cost['g_params'] / 1e6:.2f} M, D {cost['d_params'] / 1e6:.2f} M",
+        f"GFLOP per image: {cost['g_gflop_inference']:.3g} inference (G), {cost['train_gflop']:.3g} training "
+        f"(G+D forward and backward)",
+        f"training memory: ~{mem['total'] / gib:.2f} GiB at batch {mem['batch']}, "
+        f"{'mixed precision' if mem['amp'] else 'fp32'} (weights {mem['weights'] / gib:.2f}, gradients+Adam "
+        f"{mem['optimizer'] / gib:.2f}, activations {mem['activations'] / gib:.2f} in the {mem['peak_phase']}; "
+        "an estimate, see mammosynth.models.cost)",
+    ]
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -72,6 +94,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.dry_run:
         info = plan(args.prepared, args.out, config, resume=args.resume)
         print(json.dumps(info, indent=2))
+        print("\n".join(describe_plan(info)), file=sys.stderr)
         print(f"dry run: would {'resume' if args.resume else 'create'} {info['run_dir']}; nothing was written",
               file=sys.stderr)
         return 0

@@ -65,6 +65,9 @@ class TrainConfig:
     #: gradient scaler; none on CPU), "off", or "bf16" / "fp16" on any device (CPU
     #: autocast too: for CPUs with bf16 units, and to exercise the GPU path on CPU)
     amp: str = "auto"
+    #: the preset this config was built from by ``presets.preset_config`` (recorded in
+    #: config.json and checkpoints); None: built field by field, or a run from before presets
+    preset: str | None = None
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.kimg is None:
@@ -81,6 +84,11 @@ class TrainConfig:
             parse_ops(self.augment)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.preset is not None:
+            from .presets import PRESETS  # presets builds TrainConfigs: imported late
+
+            if self.preset not in PRESETS:
+                raise ValueError(f"preset must be one of {tuple(PRESETS)} (resolved) or None, got {self.preset!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.keep < 1:

@@ -33,12 +33,17 @@ class DistInfo:
         return self.world > 1
 
 
+def uses_cuda(device: str) -> bool:
+    """Whether a :attr:`TrainConfig.device` setting trains on CUDA."""
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 def init(device: str = "auto") -> DistInfo:
     """Join the process group when launched with WORLD_SIZE > 1; pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = uses_cuda(device)
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available")
     dev = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..models import build_discriminator, build_generator, count_parameters
+from ..models import build_discriminator, build_generator
 from ..models.augment import augment, parse_ops, update_p
+from ..models.cost import model_cost, train_memory
 from ..utils import atomic_file
 from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
@@ -216,7 +217,8 @@ def _tensorboard(run_dir: Path) -> Any:
 def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
          resume: str | os.PathLike | None = None) -> dict[str, Any]:
     """Resolve everything a run would use, creating nothing: config, run dir, dataset
-    label counts, parameter counts."""
+    label counts, parameters, GFLOP per image and estimated training memory
+    (:mod:`mammosynth.models.cost`)."""
     ckpt_path = None
     if resume is not None:
         ckpt_path = find_resume_checkpoint(runs_dir, resume, config.name)
@@ -237,11 +239,15 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
     for a in cfg.model.condition:
         if set(counts[a]) == {"unknown"}:
             raise ValueError(f"{ds.root}: cannot condition on {a!r}: no training image has a known {a} label")
+    cost = model_cost(cfg.model)
+    # amp_setting's "on", without asking a GPU about bf16 (a dry run may plan for one it lacks)
+    amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and D_.uses_cuda(cfg.device))
+    memory = train_memory(cfg.model, cfg.batch, amp=amp_on, recon=cfg.recon_weight > 0, r1=cfg.r1_gamma > 0)
     return {
         "config": cfg.to_dict(), "run_dir": str(run_dir), "resume_from": str(ckpt_path) if ckpt_path else None,
         "dataset": {"path": str(ds.root), "split": ds.split, "images": len(ds), "labels": counts},
-        "parameters": {"G": count_parameters(build_generator(cfg.model)),
-                       "D": count_parameters(build_discriminator(cfg.model))},
+        "preset": cfg.preset, "parameters": {"G": cost.g_params, "D": cost.d_params},
+        "cost": cost.to_dict(), "memory": memory.to_dict(),
     }
 
 

@@ -1,0 +1,97 @@
+"""Presets: model widths, batch and mixed precision for the hardware a run trains on.
+
+A preset is a layer of defaults between the family's and the caller's: family defaults
+< preset < values the caller gives. :func:`preset_config` is the one way to apply one (the
+CLI's ``--preset`` uses it); it records the resolved name in :attr:`TrainConfig.preset`,
+hence in the run's ``config.json`` and checkpoints. It is a constructor rather than a
+:class:`TrainConfig` field acting in :meth:`TrainConfig.resolved` because a
+:class:`ModelConfig` holds concrete widths: only a constructor still sees which widths
+the caller gave.
+
+Presets change the ``fastgan`` family only (and amp, which is precision, not recipe):
+``dcgan`` keeps its 2016 recipe (64 channels doubling to 512, batch 64) under every preset.
+
+Widths (``g_channels``/``d_channels``: channels at full resolution, doubling per halving up
+to ``max_channels``). FastGAN (Liu et al. 2021, ngf = ndf = 64) has 32 channels at 256 px,
+16 at 512 and 8 at 1024, doubling to 512 at 8x8. Memory and GFLOP are
+:mod:`mammosynth.models.cost` estimates, conditioned on three label axes (the README
+table, ``benchmarks/presets.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..models.config import ModelConfig
+from .config import TrainConfig
+from .distributed import uses_cuda
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Values a preset gives a run; ``None``: the family default
+    (``models.config.FAMILY_DEFAULTS``, ``training.config.TRAIN_DEFAULTS``)."""
+
+    name: str
+    hardware: str  # what it is for, one line
+    g_channels: int | None = None
+    d_channels: int | None = None
+    max_channels: int | None = None
+    batch: int | None = None
+    amp: str = TrainConfig.amp
+
+    def model_fields(self, family: str) -> dict[str, int | None]:
+        if family != "fastgan":
+            return {}
+        return {"g_channels": self.g_channels, "d_channels": self.d_channels, "max_channels": self.max_channels}
+
+    def train_fields(self, family: str) -> dict[str, Any]:
+        return {"batch": self.batch if family == "fastgan" else None, "amp": self.amp}
+
+
+PRESETS: dict[str, Preset] = {
+    # the family defaults themselves (no numbers here: they follow FAMILY_DEFAULTS and
+    # TRAIN_DEFAULTS): FastGAN-lite, 4 channels at full resolution, sized for 2 CPU cores
+    "cpu": Preset("cpu", "a few CPU cores, 128-256 px"),
+    # FastGAN's own width at 256 px (32 at full resolution), capped at 256 rather than 512:
+    # the 8-32-row layers hold most parameters and little compute. At 512x320 and batch 32
+    # training needs ~7 GiB with bf16 (~13 GiB in fp32): any 16-24 GB GPU; 8x the cpu
+    # preset's channels at 256 px, so texture layers are no longer a few channels wide.
+    "gpu": Preset("gpu", "one 16-80 GB GPU, 256-512 px", g_channels=32, d_channels=32, max_channels=256, batch=32),
+    # 1024x640: 4x FastGAN's 1024-px top width (8), doubling to FastGAN's 512. ~53 GiB at
+    # batch 64 with bf16: fits an 80 GB GPU with room for what the estimate leaves out.
+    # 64 channels at full resolution would need ~100 GiB and 3x the compute (3.4 TFLOP
+    # per training image), an H200-only configuration for a texture gain not yet measured.
+    "gpu-large": Preset("gpu-large", "one 80 GB+ GPU, 1024x640", g_channels=32, d_channels=32, max_channels=512,
+                        batch=64),
+}
+PRESET_CHOICES = ("auto", *PRESETS)
+
+
+def resolve_preset(name: str, device: str = "auto") -> Preset:
+    """The preset called ``name``; ``auto``: ``gpu`` when ``device`` trains on CUDA, else ``cpu``."""
+    if name == "auto":
+        name = "gpu" if uses_cuda(device) else "cpu"
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESET_CHOICES)}")
+    return PRESETS[name]
+
+
+def preset_config(preset: str = "auto", model: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a preset: ``model`` holds :class:`ModelConfig` fields
+    (``family`` included), ``fields`` the other :class:`TrainConfig` fields. Widths, batch
+    and amp left out or ``None`` take the preset's values, then the family's.
+
+    >>> preset_config("gpu", model={"resolution": (512, 320)}, minutes=60).model.g_channels
+    32
+    """
+    p = resolve_preset(preset, fields.get("device") or TrainConfig.device)
+    model = dict(model or {})
+    family = model.pop("family", ModelConfig.family)
+    for k, v in p.model_fields(family).items():
+        if model.get(k) is None:
+            model[k] = v  # None again when the preset leaves it to the family
+    for k, v in p.train_fields(family).items():
+        if fields.get(k) is None:
+            fields[k] = v
+    return TrainConfig(model=ModelConfig.for_family(family, **model), preset=p.name, **fields)
