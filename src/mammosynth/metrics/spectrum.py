@@ -9,7 +9,8 @@ Method (per image)
 ------------------
 1. Erode the breast mask (default ``max(2, min(H, W) // 64)`` px) so the skin line's
    step never enters a patch; its f^-2 leakage would pull beta towards 2. The image
-   border is not a skin line (the chest wall runs off the film) and is not eroded.
+   border is not a skin line (the chest wall runs off the film) and is not eroded; only
+   its outermost 2 px (the cut edge's partial pixel, :data:`.detail.FRAME`) are left out.
 2. Pre-whiten: take the 5-point Laplacian of the image (gain ~ |f|^2, so the patch
    spectrum becomes ~ f^(4 - beta), nearly flat). Why: a 32-px window's spectral main
    lobe (+-2 bins) smooths a steep spectrum, and smoothing a steep power law lifts its
@@ -46,7 +47,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import ks_2samp, mannwhitneyu
 
-from .detail import laplacian
+from .detail import FRAME, laplacian
 from .twosample import (MIN_STRATUM, SampleSummary, Strata, bootstrap_two_sample, check_stack, default_erosion,
                         erode_masks, finite, strata_index)
 
@@ -102,10 +103,10 @@ def radial_spectra(images: np.ndarray, masks: np.ndarray, patch: int = 32, strid
     freqs = np.arange(patch // 2 + 1, dtype=np.float64)
     power = np.full((n, len(freqs)), np.nan)
     counts = np.zeros(n, dtype=np.int64)
-    if h - 2 < patch or w - 2 < patch or n == 0:
+    if h - 2 * FRAME < patch or w - 2 * FRAME < patch or n == 0:
         return freqs, power, counts
-    m = erode_masks(m, default_erosion(x.shape) if erode is None else int(erode))[:, 1:-1, 1:-1]
-    x = laplacian(x)  # [N, H-2, W-2], aligned with the cropped masks
+    m = erode_masks(m, default_erosion(x.shape) if erode is None else int(erode))[:, FRAME:h - FRAME, FRAME:w - FRAME]
+    x = laplacian(x)  # [N, H - 2 FRAME, W - 2 FRAME], aligned with the cropped masks
     gain = _whitening_gain(patch, ring)
     hann = np.outer(np.hanning(patch), np.hanning(patch)).astype(np.float32)
     for start in range(0, n, _CHUNK):
