@@ -48,6 +48,8 @@ class RealismConfig:
     erode: int | None = None
     fit: tuple[int, int] = (2, 12)
     strata: tuple[str, ...] = STRATA_AXES
+    #: seed and replicates of the spectrum / detail bootstraps (the classifier's own are in
+    #: ``detectability``)
     seed: int = 0
     n_boot: int = 1000
     margin: float = 0.10
