@@ -1,9 +1,13 @@
-"""Benchmark: fastgan vs dcgan on mini-MIAS at 128x128 under fixed CPU-time budgets.
+"""Benchmark: fastgan vs dcgan on mini-MIAS at 128x128 (or --size H W) under fixed CPU-time budgets.
 
 For each family and budget (minutes): train from scratch on two thirds of the films,
-generate as many images as the real set, and report training img/s, generation img/s
-and FRD (frd-score, v1) against the held-back third, next to the FRD between two real
-halves (the floor). The generated set has its background outside the breast removed,
+generate as many images as the real set, and report training img/s, generation img/s,
+FRD (frd-score, v1) against the held-back third, next to the FRD between two real
+halves (the floor), and the realism measures (``mammosynth.metrics.realism``) against
+the held-back films: detectability AUC of a CNN two-sample test next to its
+real-vs-real floor (two halves of the held-back films), the texture spectrum exponent
+beta and the high-pass (fine-detail) energy ratio, each next to its real-vs-real value
+(held-back vs training films). The generated set has its background outside the breast removed,
 as ``generate`` does by default and as the ingest does for the real films; the FRD of
 the raw generator output and an FRD with as many generated as held-back images (next
 to a floor of as many training films) are printed too. Saves the last training grid
@@ -11,6 +15,7 @@ and a contact sheet of generated images per run.
 
     python benchmarks/train_gan.py --data ../shared/data/mias-dev --budgets 2,5,10 \
         --families dcgan,fastgan --out /tmp/bench_train_gan
+    python benchmarks/train_gan.py --size 256 160 --budgets 30 --families fastgan
 """
 from __future__ import annotations
 
@@ -26,15 +31,15 @@ import numpy as np
 import torch
 
 
-def prepare(data: Path, work: Path, size: int) -> Path:
-    """Ingest mini-MIAS at size x size and re-split it: 2/3 train, 1/3 test (held back)."""
+def prepare(data: Path, work: Path, size: tuple[int, int]) -> Path:
+    """Ingest mini-MIAS at H x W and re-split it: 2/3 train, 1/3 test (held back)."""
     from mammosynth.data.ingest import IngestConfig, ingest
     from mammosynth.data.prepared import DatasetWriter, PreparedDataset
     from mammosynth.data.preprocess import PreprocessConfig
 
     raw = work / "ingested"
     if not (raw / "dataset.json").is_file():
-        ingest(data, out=raw, config=IngestConfig(preprocess=PreprocessConfig(size=(size, size)), workers=2))
+        ingest(data, out=raw, config=IngestConfig(preprocess=PreprocessConfig(size=size), workers=2))
     split = work / "split"
     if not (split / "dataset.json").is_file():
         ds = PreparedDataset(raw)
@@ -90,13 +95,46 @@ def texture_fd(a: Path, b: Path) -> float:
     return frechet_distance(*standardise(feats[0], feats[1], pooled=True))
 
 
-def generate(run_dir: Path, n: int, out: Path) -> dict[str, float]:
+def real_arrays(ds_spec: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """Images of a prepared set as float32 [N, H, W] in [0, 1], breast masks and records."""
+    from mammosynth.data.prepared import PreparedDataset
+    from mammosynth.data.preprocess import breast_masks
+
+    ds = PreparedDataset(ds_spec)
+    raw = np.stack([ds.image(i) for i in range(len(ds))])
+    return raw.astype(np.float32) / 65535.0, breast_masks(raw), list(ds.records)
+
+
+def realism(real: tuple, syn_u16: np.ndarray, sheet: Path):
+    """Realism measures of generated uint16 images against the held-back films, and the
+    native-resolution crop sheet."""
+    from mammosynth.data.preprocess import breast_masks
+    from mammosynth.metrics.realism import RealismConfig, realism_metrics, realism_sheet
+
+    xs, ms = syn_u16.astype(np.float32) / 65535.0, breast_masks(syn_u16)
+    realism_sheet(real[0], real[1], xs, ms, sheet)
+    return realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False)
+
+
+def real_reference(held: tuple, train: tuple) -> tuple[float, float]:
+    """The real-vs-real values of beta (median difference, training - held-back films) and
+    of the high-pass energy ratio (training / held-back)."""
+    from mammosynth.metrics.detail import detail_comparison, highpass_energy
+    from mammosynth.metrics.spectrum import spectral_exponents, spectrum_comparison
+
+    spec = spectrum_comparison(spectral_exponents(held[0], held[1]), spectral_exponents(train[0], train[1]))
+    det = detail_comparison(highpass_energy(held[0], held[1]), highpass_energy(train[0], train[1]))
+    return spec.diff_median, det.ratio
+
+
+def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.ndarray]:
     """Generate ``n`` images from the run's best checkpoint through the public pipeline
     (per-index latents, eval fast path, 16-bit output) into ``out`` (default: breast
     background removed) and ``out``-raw (``remove_background=False``). Returns img/s of
     both (generation only: best of three passes of at least 1024 images after a warm-up
     batch, PNG writing excluded; the host is shared, the best pass is the least disturbed)
-    and writes a contact sheet of the first 32 images."""
+    and writes a contact sheet of the first 32 images. Also returns the uint16 images
+    (background removed)."""
     from mammosynth.sampling import GanPipeline
     from mammosynth.training.loop import save_grid
 
@@ -115,7 +153,8 @@ def generate(run_dir: Path, n: int, out: Path) -> dict[str, float]:
         export_pngs(imgs, out if clean else out.with_name(out.name + "-raw"))
         if clean:
             save_grid(out.with_name(out.name + "-sheet.png"), imgs[:32], cols=8)
-    return rates
+            images = result.images
+    return rates, images
 
 
 def subset(src: Path, out: Path, n: int) -> Path:
@@ -133,7 +172,7 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/bench_train_gan")
     ap.add_argument("--budgets", default="2,5,10", help="CPU minutes per run, comma-separated")
     ap.add_argument("--families", default="dcgan,fastgan")
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
     ap.add_argument("--threads", type=int, default=2,
                     help="torch CPU threads (use 1 on a heavily shared machine)")
     args = ap.parse_args()
@@ -144,8 +183,8 @@ def main() -> int:
 
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
-    size = (args.size, args.size)
-    split = prepare(Path(args.data), work, args.size)
+    size = tuple(args.size)
+    split = prepare(Path(args.data), work, size)
     n_real = 0
     from mammosynth.data.prepared import PreparedDataset
 
@@ -171,6 +210,10 @@ def main() -> int:
           f"held-back vs {n_test} training films (size-matched floor): {floor_matched:.3f}", flush=True)
     tex_floor, tex_floor_th = texture_fd(half_a, half_b), texture_fd(test_dir, train_dir)
     print(f"texture FD floor (two real halves): {tex_floor:.2f}; held-back vs training: {tex_floor_th:.2f}", flush=True)
+    held, trained = real_arrays(f"{split}:test"), real_arrays(f"{split}:train")
+    beta_rr, hp_rr = real_reference(held, trained)
+    print(f"real vs real (training vs held-back films): beta difference {beta_rr:+.2f}, high-pass energy ratio "
+          f"{hp_rr:.2f}", flush=True)
     rows = []
     for fam in args.families.split(","):
         for minutes in [float(b) for b in args.budgets.split(",")]:
@@ -184,28 +227,41 @@ def main() -> int:
             train_rate = end["kimg"] * 1000 / end["time_s"]
             gen_dir = work / "png" / run.name
             shutil.rmtree(gen_dir, ignore_errors=True)
-            rates = generate(run, n_real, gen_dir)
+            rates, syn = generate(run, n_real, gen_dir)
+            real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"))
             score = frd(test_dir, gen_dir)
             score_raw = frd(test_dir, gen_dir.with_name(gen_dir.name + "-raw"))
             score_matched = frd(test_dir, subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))
             tex = texture_fd(test_dir, gen_dir)
             grids = sorted((run / "samples").glob("grid-*.png"))
-            rows.append((fam, minutes, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex))
+            rows.append((fam, minutes, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex, real_m))
+            d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
             print(f"{fam:8s} {minutes:5.1f} min  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
                   f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
                   f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "
                   f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
-                  f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}",
-                  flush=True)
+                  f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}\n"
+                  f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
+                  f"{d.synthetic.ci_high:.3f}] (floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}], "
+                  f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
+                  f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
+                  f"verdict {real_m.verdict.status}", flush=True)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
+    print(f"realism vs the {n_test} held-back films; real-vs-real: detectability = the floor column (two halves "
+          f"of the held-back films), beta difference {beta_rr:+.2f}, high-pass energy ratio {hp_rr:.2f} (training "
+          f"vs held-back films); beta of the held-back films {rows[0][-1].spectrum.real.median:.2f}" if rows else "")
     print("| family | budget (min) | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
-          "| FRD, size-matched | FRD, raw background | FRD floor | texture FD |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for fam, m, k, tr, r, s_, sm, sr, tx in rows:
+          "| FRD, size-matched | FRD floor | texture FD | detectability AUC [CI] | floor AUC [CI] | beta syn (real) "
+          "| high-pass ratio [CI] |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for fam, m, k, tr, r, s_, sm, sr, tx, rm in rows:
+        d, sp, dt = rm.detectability, rm.spectrum, rm.detail
         print(f"| {fam} | {m:g} | {k:.2f} | {tr:.1f} | {r['gen']:.1f} | {r['gen_raw']:.1f} | {s_:.3f} | {sm:.3f} "
-              f"| {sr:.3f} | {floor:.3f} | {tx:.2f} |")
+              f"| {floor:.3f} | {tx:.2f} | {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
+              f"| {d.floor.auc:.3f} [{d.floor.ci_low:.2f}, {d.floor.ci_high:.2f}] | {sp.synthetic.median:.2f} "
+              f"({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}] |")
     return 0
 
 

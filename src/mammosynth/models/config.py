@@ -19,7 +19,10 @@ BASE_ROWS = 8
 #: highest-resolution hidden feature map, doubling per halving up to ``max_channels``).
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # FastGAN-lite: narrow high-resolution layers so 128 px trains on 2 CPU cores.
-    "fastgan": dict(z_dim=128, g_channels=4, d_channels=4, max_channels=64, embed_dim=32),
+    # Bilinear up-blocks, noise inputs and the discriminator's texture head: parenchymal
+    # texture instead of smooth tissue (README, "Realism").
+    "fastgan": dict(z_dim=128, g_channels=4, d_channels=4, max_channels=64, embed_dim=32, upsample="bilinear",
+                    noise_blocks=3, texture_channels=16),
     # DCGAN (Radford et al. 2016): ngf = ndf = 64 at H/2, doubling to 512, z of 100.
     "dcgan": dict(z_dim=100, g_channels=64, d_channels=64, max_channels=512, embed_dim=0),
 }
@@ -57,6 +60,9 @@ def check_condition(condition: str | tuple[str, ...] | list[str] | None) -> tupl
 
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
+#: fields added after runs were first written, with the value a saved config without
+#: them was trained with
+LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0}
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,22 @@ class ModelConfig:
     d_channels: int = 4
     max_channels: int = 64
     embed_dim: int = 32  # class-embedding width (fastgan); dcgan uses one-hot concatenation
-    #: fastgan up-blocks: "nearest" (FastGAN's original) or "bilinear" (the conv sees a
-    #: bilinearly upsampled map: no period-2 pattern, cleaner outlines, but even smoother
-    #: tissue in a 10-minute mini-MIAS run; same cost)
-    upsample: str = "nearest"
+    #: fastgan up-blocks: "bilinear" (the conv sees a bilinearly upsampled map) or "nearest"
+    #: (FastGAN's original). With noise inputs, nearest turns the noise into a period-2
+    #: cross-hatch; bilinear gives isotropic texture. Without noise inputs bilinear gave
+    #: even smoother tissue than nearest.
+    upsample: str = "bilinear"
+    #: fastgan: the top ``noise_blocks`` up-blocks get a per-pixel noise map added to their
+    #: input with learned per-channel strengths (StyleGAN's noise inputs: stochastic
+    #: detail such as parenchymal texture that a deterministic upsampling path renders
+    #: smooth). The noise is drawn from the latent (``layers.latent_noise``), so an image
+    #: stays a pure function of ``(z, labels)``. 0 = none (runs written before this field).
+    noise_blocks: int = 3
+    #: fastgan: channels of the discriminator's full-resolution texture head, a small
+    #: patch discriminator on the high-pass residual whose mean patch logit adds to the
+    #: image logit (the main path halves the resolution in its first conv and barely
+    #: sees fine texture). 0 = none (runs written before this field).
+    texture_channels: int = 16
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -86,6 +104,12 @@ class ModelConfig:
         for name in ("z_dim", "g_channels", "d_channels", "max_channels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("noise_blocks", "texture_channels"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"model {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.family != "fastgan":  # fastgan options: other families have neither
+            object.__setattr__(self, "noise_blocks", 0)
+            object.__setattr__(self, "texture_channels", 0)
         if self.family == "fastgan" and self.condition and self.embed_dim < 1:
             raise ValueError("fastgan with conditioning needs embed_dim >= 1")
 
@@ -123,6 +147,8 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         check_fields(cls, d, "model config")
         kw = dict(d)
+        for name, value in LEGACY.items():  # runs written before these fields existed
+            kw.setdefault(name, value)
         if "resolution" in kw:
             kw["resolution"] = tuple(kw["resolution"])
         if "condition" in kw:

@@ -5,11 +5,17 @@ Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsa
 or bilinear with ``ModelConfig.upsample``; 3x3 conv, conditional BatchNorm, GLU) ->
 1-channel tanh image.
 Skip-layer excitation (SLE) gates a high-resolution map with channel weights computed from a map 4 levels
-lower (8 -> 128 px, 16 -> 256 px, ...). Deterministic: no noise injection, so the
-output is a pure function of ``(z, labels)``.
+lower (8 -> 128 px, 16 -> 256 px, ...). Noise inputs (``ModelConfig.noise_blocks``): the
+top up-blocks add a per-pixel noise map, scaled by a learned strength per channel, to
+their input, so that fine stochastic texture (parenchyma) need not be carried by the
+narrow deterministic path; the noise is drawn from the latent (``layers.latent_noise``),
+so the output stays a pure function of ``(z, labels)``.
 
 Discriminator: residual down-blocks to the 8-row map, then a projection head
 (Miyato & Koyama 2018): ``logit = w . phi(x) + sum_axis <embed_axis(y), phi(x)>``.
+Texture head (``ModelConfig.texture_channels``): a small fully convolutional patch
+discriminator on the high-pass residual of the full-resolution image; its mean patch logit
+adds to the image logit.
 Self-supervision: small decoders reconstruct the whole (down-sampled) real image from
 the final map and a random quarter of it from the 16-row map; their MSE is added to
 the discriminator loss on reals (FastGAN uses LPIPS; MSE needs no pretrained weights).
@@ -25,17 +31,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BASE_ROWS, ModelConfig
-from .layers import (CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, offset_packed_kernel,
-                     offset_upsample_kernel, packed_kernel, upsample_conv3x3, upsample_kernel,
+from .layers import (CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, latent_noise,
+                     offset_packed_kernel, offset_upsample_kernel, packed_kernel, upsample_conv3x3, upsample_kernel,
                      upsample_transposed_kernel, zero_offset_border)
 
 
 class UpBlock(nn.Module):
     """x2 upsample (nearest, or bilinear), then ``convs`` x (3x3 conv -> cond BN -> GLU)."""
 
-    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1, smooth: bool = False):
+    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 1, smooth: bool = False,
+                 noise: bool = False):
         super().__init__()
         self.smooth = smooth  # bilinear rather than nearest upsampling (layers.upsample_conv3x3)
+        # per-channel strength of the input noise map; starts small but nonzero (from 0 it
+        # stayed unused in a 10-minute CPU run)
+        self.noise_strength = nn.Parameter(torch.full((cin,), NOISE_INIT)) if noise else None
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         for i in range(convs):
@@ -47,8 +57,9 @@ class UpBlock(nn.Module):
         return all(n.foldable for n in self.norms)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None = None,
-                packed: bool = False, cache: dict | None = None) -> torch.Tensor:
-        """``gate`` [B, cout]: SLE channel gates multiplied into the output. ``packed`` (eval
+                packed: bool = False, cache: dict | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``noise`` [B, 1, h, w]: the input noise map (blocks built with ``noise``).
+        ``gate`` [B, cout]: SLE channel gates multiplied into the output. ``packed`` (eval
         mode, one conv): return the output's four pixel phases unshuffled (channel
         ``4 * k + phase``), for a caller that continues at the lower resolution: offset-packed
         ``[B, 4 * cout, h + 1, w + 1]`` with nearest upsampling
@@ -57,6 +68,10 @@ class UpBlock(nn.Module):
         (:meth:`FastGANGenerator.inference_cache`)."""
         if packed and not (self.foldable and len(self.convs) == 1):
             raise ValueError("packed output needs eval mode (folded norms) and a one-conv block")
+        if self.noise_strength is not None:
+            if noise is None:
+                raise ValueError("this block takes a noise map")
+            x = x + self.noise_strength.to(x.dtype)[None, :, None, None] * noise
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
         if self.foldable:
             # inference: folded norms (+ gate) and GLU; the upsample-conv as one transposed
@@ -109,6 +124,9 @@ class UpBlock(nn.Module):
             if gate is not None:  # on the GLU's output: half the channels of the conv's
                 out = out * gate.to(out.dtype).repeat_interleave(phases, 1)[:, :, None, None]
         return zero_offset_border(out) if packed and not self.smooth else out
+
+
+NOISE_INIT = 0.1
 
 
 def cached(cache: dict | None, key: Any, make: Callable[[], Any]) -> Any:
@@ -184,9 +202,10 @@ class FastGANGenerator(nn.Module):
         # two convs per block at low resolution (rows <= 32), one above: FastGAN's
         # UpBlockComp / UpBlock split, cheap at the top.
         self.smooth = cfg.upsample == "bilinear"
+        self.noise_from = n + 1 - min(cfg.noise_blocks, n)  # first block with a noise input
         self.blocks = nn.ModuleList(
             UpBlock(ch[i - 1], ch[i], cond_dim, convs=2 if BASE_ROWS * 2 ** i <= 32 else 1,
-                    smooth=self.smooth) for i in range(1, n + 1)
+                    smooth=self.smooth, noise=i >= self.noise_from) for i in range(1, n + 1)
         )
         self.pairs = sle_pairs(n)
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
@@ -210,6 +229,8 @@ class FastGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
+        hb, wb = self.base_hw
+        noise = latent_noise(z, [(hb << (i - 1), wb << (i - 1)) for i in range(self.noise_from, len(self.blocks) + 1)])
         c = None
         if self.embed is not None:
             c = self.embed(check_labels(labels, self.label_axes, z.shape[0]), z.device).to(z.dtype)
@@ -227,7 +248,8 @@ class FastGANGenerator(nn.Module):
             if i in gates:
                 a, m = gates[i]
                 gate = m.gate(feats[a])
-            x = block(x, c, gate=gate, packed=packed and i == len(self.blocks), cache=cache)
+            x = block(x, c, gate=gate, packed=packed and i == len(self.blocks), cache=cache,
+                      noise=noise[i - self.noise_from] if i >= self.noise_from else None)
             feats.append(x)
         if packed:
             # to-image conv on the phases (layers.packed_conv3x3, or its 2x2 form on the
@@ -259,6 +281,30 @@ class DownBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.main(x) + self.direct(x)) / 2
+
+
+class TextureHead(nn.Module):
+    """Patch discriminator on the high-pass residual (image minus its 3x3 mean) at full
+    resolution. The residual is pixel-unshuffled (2x2 -> 4 channels, lossless), then a 3x3
+    conv, a 4x4 stride-2 conv (receptive field ~14 px) and a 1x1 conv give patch logits,
+    averaged. It sees the texture that the main path (whose first conv halves the
+    resolution with a few channels) misses, and nothing of the layout, which the main path
+    judges. Unshuffling first keeps it cheap: full-resolution convs with few channels are
+    memory-bound on a CPU."""
+
+    GAIN = 10.0  # the residual is ~0.03 in [-1, 1] units: bring it to O(1)
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(4, width, 3, 1, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hp = (x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)) * self.GAIN
+        return self.net(F.pixel_unshuffle(hp, 2)).mean(dim=(1, 2, 3))
 
 
 class Decoder(nn.Module):
@@ -300,6 +346,7 @@ class FastGANDiscriminator(nn.Module):
         self.recon_max = 8  # reconstruct at most this many reals per batch (cost)
         self.dec_big = Decoder(c_out, (self.rec_rows // BASE_ROWS).bit_length() - 1)
         self.dec_part = Decoder(ch[1], (self.rec_rows // BASE_ROWS).bit_length() - 1) if n >= 2 else None
+        self.texture = TextureHead(cfg.texture_channels) if cfg.texture_channels else None
         init_weights(self)
 
     def forward(self, x: torch.Tensor, labels: dict[str, torch.Tensor] | None = None, recon_n: int = 0,
@@ -317,6 +364,8 @@ class FastGANDiscriminator(nn.Module):
             feats.append(h)
         phi = F.leaky_relu(h, 0.2).mean(dim=(2, 3))
         out = self.head(phi).squeeze(1)
+        if self.texture is not None:
+            out = out + self.texture(x)
         for a, table in self.proj.items():
             y = labels[a].to(x.device)
             e = table(y.clamp(min=0)) * (y >= 0).unsqueeze(1).to(phi.dtype)

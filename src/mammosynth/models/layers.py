@@ -1,6 +1,8 @@
 """Building blocks shared by the GAN families: channel schedule, label handling, init."""
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,6 +12,29 @@ def channels_at(level: int, levels: int, top: int, cap: int) -> int:
     """Channels at ``level`` (0 = 8-row base, ``levels`` = full resolution): ``top`` at the
     top level, doubling per halving, capped at ``cap``."""
     return int(min(cap, top * 2 ** (levels - level)))
+
+
+def latent_noise(z: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Standard-normal noise maps ``[B, 1, h, w]`` for each ``(h, w)`` in ``shapes``, drawn
+    from a CPU generator seeded with a hash of each row of ``z``.
+
+    Noise inputs make texture stochastic; drawing them from the latent keeps a generated
+    image a pure function of ``(z, labels)`` (so of checkpoint, seed and index), whatever
+    the batch size or device. The hash reads the float32 bytes of the row.
+    """
+    total = sum(h * w for h, w in shapes)
+    if z.device.type == "meta":  # shape-only runs (models.cost)
+        return [z.new_empty(z.shape[0], 1, h, w) for h, w in shapes]
+    rows = z.detach().float().cpu().contiguous().numpy()
+    flat = torch.empty(len(rows), total)
+    for i, row in enumerate(rows):
+        seed = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little") >> 1
+        torch.randn(total, generator=torch.Generator().manual_seed(seed), out=flat[i])
+    out, k = [], 0
+    for h, w in shapes:
+        out.append(flat[:, k:k + h * w].reshape(-1, 1, h, w).to(z.device, z.dtype))
+        k += h * w
+    return out
 
 
 def init_weights(module: nn.Module) -> None:
