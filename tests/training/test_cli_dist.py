@@ -71,10 +71,14 @@ def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path)
     assert end["replicas_identical"] is True
 
 
-def test_upsample_option_reaches_the_model_config(tiny_dataset, tmp_path, capsys):
+def test_model_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16", "--dry-run"]) == 0
+    default = json.loads(capsys.readouterr().out)["config"]["model"]
+    assert (default["upsample"], default["noise_blocks"], default["texture_channels"]) == ("bilinear", 3, 16)
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
-                 "--upsample", "bilinear", "--dry-run"]) == 0
-    assert '"upsample": "bilinear"' in capsys.readouterr().out
+                 "--upsample", "nearest", "--noise-blocks", "0", "--texture-channels", "8", "--dry-run"]) == 0
+    model = json.loads(capsys.readouterr().out)["config"]["model"]
+    assert (model["upsample"], model["noise_blocks"], model["texture_channels"]) == ("nearest", 0, 8)
 
 
 def test_amp_option_reaches_the_train_config(tiny_dataset, tmp_path, capsys):

@@ -31,7 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         + "; ".join(f"{k}: {v.hardware}" for k, v in PRESETS.items())
                         + "; auto: gpu when CUDA is available, else cpu. Explicit flags win (default: %(default)s)")
     p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
-                   help="fastgan up-blocks: nearest (FastGAN's) or bilinear (no period-2 pattern; default: %(default)s)")
+                   help="fastgan up-blocks: bilinear, or nearest (FastGAN's; turns noise inputs into a period-2 "
+                        "cross-hatch) (default: %(default)s)")
+    p.add_argument("--noise-blocks", type=int, default=ModelConfig.noise_blocks, metavar="N",
+                   help="fastgan: top up-blocks with a noise input, for stochastic tissue texture; 0 = none "
+                        "(default: %(default)s)")
+    p.add_argument("--texture-channels", type=int, default=ModelConfig.texture_channels, metavar="C",
+                   help="fastgan: width of the discriminator's full-resolution texture head; 0 = none "
+                        "(default: %(default)s)")
     p.add_argument("--g-channels", type=int, default=None, metavar="C",
                    help="generator channels at full resolution, doubling per halving (default: the preset's)")
     p.add_argument("--d-channels", type=int, default=None, metavar="C",
@@ -65,7 +72,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
         minutes = TrainConfig.minutes
     model = dict(family=args.model, resolution=tuple(args.resolution), condition=args.condition,
                  upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
-                 max_channels=args.max_channels)
+                 max_channels=args.max_channels, noise_blocks=args.noise_blocks,
+                 texture_channels=args.texture_channels)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
                          name=args.name, snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
 
