@@ -157,6 +157,15 @@ def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.nda
     return rates, images
 
 
+def finished_run(runs: Path, name: str) -> Path | None:
+    """The newest run called ``name`` under ``runs`` that ended (not interrupted), if any."""
+    for run in sorted(runs.glob(f"*-{name}"), reverse=True):
+        stats = run / "stats.jsonl"
+        if stats.is_file() and any(json.loads(x)["event"] == "end" for x in stats.read_text().splitlines()):
+            return run
+    return None
+
+
 def subset(src: Path, out: Path, n: int) -> Path:
     """The first ``n`` PNGs of ``src`` copied to ``out`` (sample-size-matched FRD)."""
     shutil.rmtree(out, ignore_errors=True)
@@ -173,6 +182,9 @@ def main() -> int:
     ap.add_argument("--budgets", default="2,5,10", help="CPU minutes per run, comma-separated")
     ap.add_argument("--families", default="dcgan,fastgan")
     ap.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
+    ap.add_argument("--reuse-runs", action="store_true",
+                    help="score a finished run of the same name under OUT/runs instead of training it again "
+                         "(e.g. after a change to the measures)")
     ap.add_argument("--threads", type=int, default=2,
                     help="torch CPU threads (use 1 on a heavily shared machine)")
     args = ap.parse_args()
@@ -220,7 +232,8 @@ def main() -> int:
             cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
                               snapshot_minutes=max(1.0, minutes / 3), name=f"{fam}-{minutes:g}min")
             t = time.time()
-            run = train(f"{split}:train", work / "runs", cfg)
+            run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
+            run = run or train(f"{split}:train", work / "runs", cfg)
             wall = time.time() - t
             stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
             end = [s for s in stats if s["event"] == "end"][-1]
