@@ -14,15 +14,19 @@ One module per metric (torch-fidelity / clean-fid style):
 * :mod:`.memorization` nearest-training-image search and near-copy flags
 * :mod:`.fidelity`     :func:`compute_image_metrics`, the orchestrator
 * :mod:`.cache`        the on-disk feature cache
+* :mod:`.images`       :class:`~.images.EvalImages`: every image decoded once per evaluation
+* :mod:`.result`       :class:`~.result.MetricResult`, the typed result of one metric
 
-A metric that cannot be computed is reported as ``{"value": None, "available": False,
+Every metric is a :class:`~.result.MetricResult`; a metric that cannot be computed is
+``MetricResult.unavailable(reason)`` and is written as ``{"value": None, "available": False,
 "reason": "..."}``; no metric returns NaN or infinity.
 """
 from __future__ import annotations
 
 import importlib
-import math
 from typing import Any
+
+from .result import MetricResult
 
 
 class MetricUnavailable(Exception):
@@ -37,16 +41,13 @@ class MetricUnavailable(Exception):
 
 
 def metric_value(value: float, **extra: Any) -> dict[str, Any]:
-    """The record of a computed metric; refuses NaN/inf (raise instead of hiding it)."""
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"metric value is not finite ({v})")
-    return {"value": v, "available": True, "reason": None, **extra}
+    """``MetricResult.of(value, **extra).to_dict()``: kept for callers that build dict records."""
+    return MetricResult.of(value, **extra).to_dict()
 
 
 def metric_unavailable(reason: str, **extra: Any) -> dict[str, Any]:
-    """The record of a metric that was not computed, with why."""
-    return {"value": None, "available": False, "reason": str(reason), **extra}
+    """``MetricResult.unavailable(reason, **extra).to_dict()``: kept for callers that build dict records."""
+    return MetricResult.unavailable(reason, **extra).to_dict()
 
 
 _EXPORTS = {
@@ -60,7 +61,7 @@ _EXPORTS = {
     "describe_image": "mammosynth.metrics.features",
 }
 
-__all__ = ["MetricUnavailable", "metric_value", "metric_unavailable", *_EXPORTS]
+__all__ = ["MetricResult", "MetricUnavailable", "metric_value", "metric_unavailable", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
