@@ -91,7 +91,7 @@ def test_single_class_test_set_reports_reasons_not_nan(tiny_dataset_factory, tmp
     assert "only one class" in steps["3. Utility on independent real test images"]["summary"]
     assert steps["Near-copies of training patients"]["status"] == "not computed"
     assert "switched off" in steps["Near-copies of training patients"]["summary"]
-    assert "not computed: task &#x27;density&#x27;: real test set: only one class" in \
+    assert "not computed: task &#39;density&#39;: real test set: only one class" in \
         (tmp_path / "o" / "report.html").read_text()
 
 

@@ -23,6 +23,7 @@ through :func:`as_eval_images`.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -66,19 +67,22 @@ def resize(x: np.ndarray, size: tuple[int, int], resample: str = "bilinear") -> 
 class DecodeStore:
     """Decoded images and breast masks by file, shared by the EvalImages of one evaluation.
 
-    ``decodes`` counts the files read (each at most once while the store lives).
+    ``decodes`` counts the files read (each at most once while the store lives),
+    ``seconds`` the time spent reading them.
     """
 
     def __init__(self) -> None:
         self.images: dict[Path, np.ndarray] = {}
         self.masks: dict[Path, np.ndarray] = {}
         self.decodes = 0
+        self.seconds = 0.0
         self._lock = threading.Lock()
 
     def image(self, ds: Any, i: int) -> np.ndarray:
         path = ds.path_of(i)
         hit = self.images.get(path)
         if hit is None:
+            t = time.perf_counter()
             try:
                 hit = to01(ds.image(i))
             except ValueError as exc:
@@ -87,6 +91,7 @@ class DecodeStore:
             with self._lock:
                 self.images[path] = hit
                 self.decodes += 1
+                self.seconds += time.perf_counter() - t
         return hit
 
 
