@@ -115,9 +115,16 @@ def file_uri(out_dir: Path | None, name: Any) -> str | None:
 @lru_cache(maxsize=1)
 def environment():
     """The Jinja2 environment: templates from the package, autoescaping on for every template."""
-    from jinja2 import ChainableUndefined, Environment, PackageLoader
+    from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FunctionLoader, PackageLoader
 
-    env = Environment(loader=PackageLoader("mammosynth.report", "templates"), autoescape=True,
+    from .registry import template_source
+
+    def inline(name: str) -> tuple[str, None, Any] | None:
+        src = template_source(name)  # registrations may change: never served from the cache
+        return None if src is None else (src, None, lambda: False)
+
+    loader = ChoiceLoader([PackageLoader("mammosynth.report", "templates"), FunctionLoader(inline)])
+    env = Environment(loader=loader, autoescape=True, auto_reload=True,
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=num, metric=metric, auc_ci=auc_ci, na=na, badge=badge, pretty_json=pretty_json)
     env.globals.update(plots=plots, grid=grid, thumb=thumb, file_uri=file_uri, badge=badge, na=na,

@@ -19,7 +19,8 @@ A check declares
   from the JSON-safe ``metrics[key]``;
 * ``template``: the Jinja2 partial under ``report/templates/`` that renders the section
   (context: ``s`` = metrics[key], ``m`` = all metrics, ``data`` = the EvalImages by role,
-  ``step`` = this check's verdict step);
+  ``step`` = this check's verdict step); a check from outside the package gives the
+  partial's text in ``template_source`` (autoescaped like the others);
 * ``card(section) -> str | None``: a line for the dataset card's key figures.
 """
 from __future__ import annotations
@@ -107,6 +108,7 @@ class Check:
     compute: Callable[[EvalInputs], Any] | None = None
     card: Callable[[dict[str, Any]], str | None] | None = None
     order: float = 100.0
+    template_source: str | None = None
 
     def judge(self, metrics: dict[str, Any]) -> Step:
         """This check's verdict from the metrics (a rule that raises is a bug: it propagates)."""
@@ -137,6 +139,14 @@ def checks() -> list[Check]:
     """Every registered check in protocol order (the built-in ones are registered on first call)."""
     importlib.import_module(_BUILTINS)
     return sorted(_REGISTRY.values(), key=lambda c: c.order)
+
+
+def template_source(name: str) -> str | None:
+    """The inline partial of the registered check whose ``template`` is ``name`` (None: none)."""
+    for c in _REGISTRY.values():
+        if c.template == name and c.template_source is not None:
+            return c.template_source
+    return None
 
 
 def writers() -> list[Check]:
