@@ -26,6 +26,19 @@ RULE = ("Fail when the synthetic-vs-real detectability AUC's 95% CI lies wholly 
         "The reasons below are the realism result's own.")
 
 
+def realism_config(detect_folds: int | None = None) -> Any:
+    """A RealismConfig with the CLI's overrides (``--detect-folds``); ImportError without the realism module."""
+    import dataclasses
+
+    from ...metrics.realism import RealismConfig
+
+    rc = RealismConfig()
+    if detect_folds is not None:
+        # TODO(realism merge): the field path of the detectability folds in RealismConfig
+        rc = dataclasses.replace(rc, detectability=dataclasses.replace(rc.detectability, folds=detect_folds))
+    return rc
+
+
 def realism(inputs: EvalInputs) -> dict[str, Any]:
     """The realism measures of the synthetic set against the real set (and the crop sheet)."""
     config = inputs.config
