@@ -8,7 +8,8 @@ real, against the AUC of the same CNN separating two halves of the real set, the
 beta per side and the high-pass (fine detail) energy ratio synthetic / real. A sheet of
 real and synthetic crops at native resolution is written next to the report and embedded.
 
-Verdict: the realism result's own verdict (see :data:`RULE`).
+Verdict: the realism result's own verdict (:func:`rule_text` says it in words, with the
+configured margin and tolerances, in the report).
 """
 from __future__ import annotations
 
@@ -20,10 +21,17 @@ from ..registry import Check, EvalInputs, Step, register
 
 STEP = "2c. Realism"
 SHEET = "realism_crops.png"
-RULE = ("Fail when the synthetic-vs-real detectability AUC's 95% CI lies wholly above the real-vs-real floor's "
-        "CI and the AUC exceeds the floor by at least the margin (0.10 by default); warn when it exceeds the floor "
-        "by half the margin, or when the spectrum or fine-detail comparisons disagree; pass otherwise. "
-        "The reasons below are the realism result's own.")
+
+
+def rule_text(rc: Any) -> str:
+    """The verdict rule of :func:`mammosynth.metrics.realism.realism_verdict` in words, with ``rc``'s numbers."""
+    m = rc.margin
+    return (f"Fail when the synthetic-vs-real detectability AUC's 95% CI lies wholly above the real-vs-real floor's CI "
+            f"and the AUC exceeds the floor by at least {m:.2f}; warn when it exceeds the floor by at least {m / 2:.2f}; "
+            f"otherwise pass, raised to warn (never to fail) when the spectrum exponent differs clearly (CI excludes "
+            f"0) and by at least {rc.beta_tolerance:g}, or the fine-detail energy ratio's CI lies wholly outside "
+            f"[1/{rc.detail_tolerance:g}, {rc.detail_tolerance:g}]: spectrum and detail say why films look "
+            "synthetic, the classifier says whether.")
 
 
 def realism_config(detect_folds: int | None = None) -> Any:
@@ -34,7 +42,6 @@ def realism_config(detect_folds: int | None = None) -> Any:
 
     rc = RealismConfig()
     if detect_folds is not None:
-        # TODO(realism merge): the field path of the detectability folds in RealismConfig
         rc = dataclasses.replace(rc, detectability=dataclasses.replace(rc.detectability, folds=detect_folds))
     return rc
 
@@ -58,10 +65,14 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
                               progress=show)
     except ValueError as exc:
         return unavailable(f"realism measures failed: {exc}")
-    out = {"available": True, "reason": None, **res.to_dict(), "rule": RULE}
+    out = {"available": True, "reason": None, **res.to_dict(), "rule": rule_text(rc)}
     if inputs.out_dir is not None:
-        realism_sheet(real, rm, syn, sm, inputs.out_dir / SHEET, seed=config.seed)
-        out["sheet"] = SHEET
+        try:
+            info = realism_sheet(real, rm, syn, sm, inputs.out_dir / SHEET, seed=config.seed)
+            out["sheet"] = {"file": SHEET, "n_real": info.get("n_real"), "n_synthetic": info.get("n_synthetic"),
+                            "reason": None}
+        except ValueError as exc:  # no breast interior large enough for a crop: the measures still stand
+            out["sheet"] = {"file": None, "reason": str(exc)}
     return out
 
 
