@@ -123,3 +123,33 @@ def test_each_image_is_decoded_once_per_evaluation(tiny_dataset_factory, monkeyp
     assert m["image_metrics"]["available"] and m["utility"]["available"]
     assert reads and max(reads.values()) == 1, [p for p, n in reads.items() if n > 1][:3]
     assert len(reads) == 32 + 16 == m["images"]["decoded"]  # every real and synthetic film, once
+
+
+def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metrics, tmp_path):
+    import dataclasses
+
+    from mammosynth.metrics.realism import RealismConfig
+    from mammosynth.report.steps.realism import realism_config
+
+    rc = realism_config(detect_folds=2)
+    assert rc.detectability.folds == 2
+    rc = dataclasses.replace(rc, n_boot=50, detectability=dataclasses.replace(rc.detectability, epochs=1, min_steps=2,
+                                                                              n_boot=50))
+    assert isinstance(rc, RealismConfig)
+    real = tiny_dataset_factory(n=32, size=(128, 80))
+    syn = tiny_dataset_factory(n=24, seed=1, kind="synthetic", size=(128, 80))
+    m = evaluate(real, syn, tmp_path / "o", dataclasses.replace(FAST, realism=True, realism_config=rc))
+    r = m["realism"]
+    assert r["available"], r["reason"]
+    det = r["detectability"]
+    for side in ("synthetic_vs_real", "real_vs_real"):
+        assert 0.0 <= det[side]["auc"] <= 1.0 and det[side]["ci_low"] <= det[side]["ci_high"]
+    assert r["verdict"]["status"] in ("pass", "warn", "fail") and r["seconds"] > 0 and "realism" in m["timings_s"]
+    step = {s["step"]: s for s in m["verdict"]["steps"]}["2c. Realism"]
+    assert step["status"] == r["verdict"]["status"] and step["details"] == r["verdict"]["reasons"]
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "2c. Realism" in html and "real vs real (floor)" in html and "Verdict rule." in html
+    assert (tmp_path / "o" / "realism_crops.png").is_file() == (r["sheet"]["file"] is not None)
+    assert "Realism: detectability AUC" in (tmp_path / "o" / "dataset_card.md").read_text()
+    off = evaluate(real, syn, tmp_path / "off", FAST)
+    assert off["realism"]["available"] is False and "switched off" in off["realism"]["reason"]

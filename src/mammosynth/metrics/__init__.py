@@ -40,16 +40,6 @@ class MetricUnavailable(Exception):
         super().__init__(self.reason)
 
 
-def metric_value(value: float, **extra: Any) -> dict[str, Any]:
-    """``MetricResult.of(value, **extra).to_dict()``: kept for callers that build dict records."""
-    return MetricResult.of(value, **extra).to_dict()
-
-
-def metric_unavailable(reason: str, **extra: Any) -> dict[str, Any]:
-    """``MetricResult.unavailable(reason, **extra).to_dict()``: kept for callers that build dict records."""
-    return MetricResult.unavailable(reason, **extra).to_dict()
-
-
 _EXPORTS = {
     "compute_image_metrics": "mammosynth.metrics.fidelity",
     "ImageMetricsConfig": "mammosynth.metrics.fidelity",
@@ -61,7 +51,7 @@ _EXPORTS = {
     "describe_image": "mammosynth.metrics.features",
 }
 
-__all__ = ["MetricResult", "MetricUnavailable", "metric_value", "metric_unavailable", *_EXPORTS]
+__all__ = ["MetricResult", "MetricUnavailable", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
