@@ -1,0 +1,222 @@
+"""Realism of synthetic mammograms: one entry point for the report and the benchmarks.
+
+:func:`realism_metrics` runs the three measures of issue 15 on in-memory arrays:
+
+* **detectability** (:mod:`.detectability`): out-of-fold AUC of a small CNN telling
+  synthetic from real films, against the real-vs-real floor; it decides the verdict;
+* **texture spectrum** (:mod:`.spectrum`): the power-law exponent beta of breast tissue
+  (real films ~3; over-smooth synthetic tissue is steeper);
+* **fine detail** (:mod:`.detail`): high-pass (Laplacian) energy of the breast, synthetic /
+  real.
+
+Verdict (:class:`RealismVerdict`): the detectability rule decides pass / warn / fail
+(:meth:`.detectability.DetectabilityTest.verdict`); a spectrum or detail difference that is
+both clear (its CI excludes "no difference") and large (|delta beta| >= ``beta_tolerance``, or
+the energy ratio outside [1 / ``detail_tolerance``, ``detail_tolerance``]) raises a pass to
+warn, never to fail: they say *why* films look synthetic, the classifier says *whether*.
+
+:func:`realism_sheet` draws native-resolution breast crops, real above synthetic, for the
+eye. Strata come from the records: ``density`` (A-D, unknown) and ``finding`` (none, the
+finding kind, or "mixed" for films with findings of several kinds).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..data.schema import ImageRecord
+from .detail import DetailResult, detail_comparison, highpass_energy
+from .detectability import DetectabilityConfig, DetectabilityTest, detectability_test
+from .spectrum import SpectrumResult, spectral_exponents, spectrum_comparison
+from .twosample import check_stack, default_erosion, erode_masks
+
+STRATA_AXES = ("density", "finding")
+VERDICTS = ("pass", "warn", "fail")
+
+
+@dataclass(frozen=True)
+class RealismConfig:
+    """Settings of :func:`realism_metrics` (defaults used by ``mammosynth evaluate``)."""
+
+    detectability: DetectabilityConfig = DetectabilityConfig()
+    patch: int = 32
+    stride: int = 16
+    erode: int | None = None
+    fit: tuple[int, int] = (2, 12)
+    strata: tuple[str, ...] = STRATA_AXES
+    seed: int = 0
+    n_boot: int = 1000
+    margin: float = 0.10
+    #: |median beta difference| from which a clear spectrum difference warns
+    beta_tolerance: float = 0.5
+    #: high-pass energy ratio outside [1/t, t] with a CI excluding 1 warns
+    detail_tolerance: float = 2.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.strata) - set(STRATA_AXES)
+        if unknown:
+            raise ValueError(f"unknown strata axes {sorted(unknown)}; expected some of {STRATA_AXES}")
+        if not (0 < self.margin < 0.5) or self.detail_tolerance <= 1 or self.beta_tolerance <= 0:
+            raise ValueError("margin must be in (0, 0.5), detail_tolerance > 1 and beta_tolerance > 0")
+
+
+def finding_stratum(record: ImageRecord) -> str:
+    """"none", the kind of the film's findings, or "mixed" when they are of several kinds."""
+    kinds = {f.kind for f in record.findings}
+    if not kinds:
+        return "none"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def record_strata(records: Sequence[ImageRecord] | None, axes: Sequence[str] = STRATA_AXES
+                  ) -> dict[str, np.ndarray] | None:
+    """``{axis: labels}`` for the records (None without records or axes)."""
+    if records is None or not axes:
+        return None
+    get = {"density": lambda r: r.density, "finding": finding_stratum}
+    return {a: np.array([get[a](r) for r in records], dtype=str) for a in axes}
+
+
+@dataclass(frozen=True)
+class RealismVerdict:
+    """"pass" | "warn" | "fail" and the sentences behind it."""
+
+    status: str
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class RealismResult:
+    """Detectability, texture spectrum and fine-detail comparison of one synthetic set."""
+
+    detectability: DetectabilityTest
+    spectrum: SpectrumResult
+    detail: DetailResult
+    verdict: RealismVerdict
+    seconds: float
+    config: RealismConfig = field(default_factory=RealismConfig, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detectability": self.detectability.to_dict(self.config.margin),
+                "spectrum": self.spectrum.to_dict(), "detail": self.detail.to_dict(),
+                "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2)}
+
+
+def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: DetailResult,
+                    config: RealismConfig = RealismConfig()) -> RealismVerdict:
+    """Combine the three measures by the rule in the module docstring."""
+    status = det.verdict(config.margin)
+    reasons = [det.reason(config.margin)]
+    if spec.available and (spec.ci_low > 0 or spec.ci_high < 0) and abs(spec.diff_median) >= config.beta_tolerance:
+        reasons.append(f"texture spectrum: synthetic beta {spec.synthetic.median:.2f} vs real {spec.real.median:.2f} "
+                       f"(difference {spec.diff_median:+.2f}, CI [{spec.ci_low:+.2f}, {spec.ci_high:+.2f}]): "
+                       f"{'over-smooth' if spec.diff_median > 0 else 'over-rough'} tissue")
+        status = "warn" if status == "pass" else status
+    t = config.detail_tolerance
+    if detail.available and (detail.ci_high < 1 / t or detail.ci_low > t):
+        reasons.append(f"fine detail: synthetic high-pass energy {detail.ratio:.0%} of real "
+                       f"(CI [{detail.ci_low:.0%}, {detail.ci_high:.0%}])")
+        status = "warn" if status == "pass" else status
+    return RealismVerdict(status, tuple(reasons))
+
+
+def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_records: Sequence[ImageRecord] | None,
+                    syn_images: np.ndarray, syn_masks: np.ndarray, syn_records: Sequence[ImageRecord] | None,
+                    config: RealismConfig = RealismConfig(), progress: bool = True,
+                    real_groups: Sequence[str] | None = None) -> RealismResult:
+    """Detectability, texture spectrum and fine detail of ``syn_images`` against ``real_images``.
+
+    Images float32 [N, H, W] in [0, 1] (one size for both sets), masks bool [N, H, W]
+    (:func:`mammosynth.data.preprocess.breast_masks`). Records (optional) give the strata
+    and, for the real set, the patient ids that keep one woman's films on one side of the
+    real-vs-real floor (``real_groups`` overrides them).
+    """
+    t0 = time.perf_counter()
+    xr, mr = check_stack(real_images, real_masks, "real images")
+    xs, ms = check_stack(syn_images, syn_masks, "synthetic images")
+    for recs, x, name in ((real_records, xr, "real"), (syn_records, xs, "synthetic")):
+        if recs is not None and len(recs) != len(x):
+            raise ValueError(f"{name}: {len(recs)} records for {len(x)} images")
+    sr, ss = record_strata(real_records, config.strata), record_strata(syn_records, config.strata)
+    if sr is None or ss is None:
+        sr = ss = None
+    if real_groups is None and real_records is not None:
+        real_groups = [r.patient_id for r in real_records]
+    say = (lambda msg: print(f"realism: {msg}", flush=True)) if progress else (lambda msg: None)
+    say("texture spectrum and fine detail")
+    kw = dict(patch=config.patch, stride=config.stride, erode=config.erode, fit=config.fit)
+    spec = spectrum_comparison(spectral_exponents(xr, mr, **kw), spectral_exponents(xs, ms, **kw), sr, ss,
+                               seed=config.seed, n_boot=config.n_boot)
+    detail = detail_comparison(highpass_energy(xr, mr, config.erode), highpass_energy(xs, ms, config.erode),
+                               sr, ss, seed=config.seed, n_boot=config.n_boot)
+    say("detectability (synthetic vs real, then the real-vs-real floor)")
+    det = detectability_test(xr, xs, sr, ss, config.detectability, real_groups=real_groups, progress=progress)
+    verdict = realism_verdict(det, spec, detail, config)
+    return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config)
+
+
+# -- the sheet ---------------------------------------------------------------------------
+def _crops(images: np.ndarray, masks: np.ndarray, n: int, crop: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Up to ``n`` native-resolution ``crop`` x ``crop`` windows wholly inside the (eroded)
+    breast, from different images picked at random, each at a random valid position."""
+    m = erode_masks(masks, default_erosion(images.shape))
+    sat = np.pad(m.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    inside = (sat[:, crop:, crop:] - sat[:, :-crop, crop:] - sat[:, crop:, :-crop] + sat[:, :-crop, :-crop]
+              ) == crop * crop
+    out = []
+    for i in rng.permutation(len(images)):
+        pos = np.argwhere(inside[i])
+        if len(pos):
+            y, x = pos[rng.integers(len(pos))]
+            out.append(images[i, y:y + crop, x:x + crop])
+            if len(out) == n:
+                break
+    return out
+
+
+def realism_sheet(real_images: np.ndarray, real_masks: np.ndarray, syn_images: np.ndarray, syn_masks: np.ndarray,
+                  path: str | os.PathLike, n: int = 8, crop: int = 64, seed: int = 0, scale: int = 2) -> dict[str, Any]:
+    """PNG: a row of ``n`` real breast crops over a row of ``n`` synthetic ones.
+
+    Crops are ``crop`` x ``crop`` px at native resolution, wholly inside the eroded breast
+    mask; the sheet is enlarged ``scale`` x by pixel replication only (no resampling, which
+    would change the texture being judged). Both rows share one grey window (0.5 and 99.5
+    percentiles of all crops), so a brightness or contrast difference stays visible.
+    Returns ``{"path", "n_real", "n_synthetic", "size"}``; raises ValueError when no image
+    has a crop-sized breast interior on a side.
+    """
+    from PIL import Image, ImageDraw
+
+    from ..data.contact_sheet import _font
+    from ..utils import atomic_file
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, (x, m) in (("real", (real_images, real_masks)), ("synthetic", (syn_images, syn_masks))):
+        x, m = check_stack(x, m, f"{name} images")
+        c = _crops(x, m, n, crop, rng)
+        if not c:
+            raise ValueError(f"{name}: no image has a {crop}x{crop} window inside the breast")
+        rows.append((name, c))
+    lo, hi = np.percentile(np.concatenate([np.ravel(c) for _, cs in rows for c in cs]), [0.5, 99.5])
+    label_w, gap = 80, 4
+    w = label_w + n * (crop + gap)
+    sheet = np.full((2 * (crop + gap) + gap, w), 255, dtype=np.uint8)
+    for r, (_, cs) in enumerate(rows):
+        for j, c in enumerate(cs):
+            y0, x0 = gap + r * (crop + gap), label_w + j * (crop + gap)
+            sheet[y0:y0 + crop, x0:x0 + crop] = np.clip((c - lo) / max(hi - lo, 1e-6) * 255, 0, 255).round()
+    img = Image.fromarray(np.kron(sheet, np.ones((scale, scale), np.uint8)))
+    draw = ImageDraw.Draw(img)
+    for r, (name, _) in enumerate(rows):
+        draw.text((6, (gap + r * (crop + gap) + crop // 2) * scale - 8), name, fill=0, font=_font(14))
+    with atomic_file(path) as tmp:
+        img.save(tmp)
+    return {"path": str(path), "n_real": len(rows[0][1]), "n_synthetic": len(rows[1][1]), "size": list(img.size)}
