@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     t = time.perf_counter()
     real = args.real if args.real is not None else _phantoms(base / "real", args.n, size, 0)
-    syn1 = _phantoms(base / "syn1", n_syn, size, 1)
+    syn1 = _phantoms(base / "syn1", n_syn, size, 1) if not args.skip_cold else None
     syn2 = _phantoms(base / "syn2", n_syn, size, 2)
     print(f"data: phantom sets ready in {time.perf_counter() - t:.1f} s (not counted)")
 
