@@ -61,7 +61,7 @@ def test_evaluate_writes_report_metrics_and_card(eval_sets, stub_image_metrics, 
     html = (out / "report.html").read_text()
     assert "<script" not in html and "http://" not in html and "https://" not in html
     assert html.count("data:image/png;base64,") >= 10
-    for title in ("Verdict", "Governance", "Conditioning fidelity", "Utility", "Subgroup equity", "Near-copies",
+    for title in ("Verdict", "Governance", "Conditioning fidelity", "2c. Realism", "Utility", "Subgroup equity", "Near-copies",
                   "Diversity", "Pixel intensities", "Precision / recall"):
         assert title in html, title
     assert "not computed: stub: off" in html
@@ -91,7 +91,7 @@ def test_single_class_test_set_reports_reasons_not_nan(tiny_dataset_factory, tmp
     assert "only one class" in steps["3. Utility on independent real test images"]["summary"]
     assert steps["Near-copies of training patients"]["status"] == "not computed"
     assert "switched off" in steps["Near-copies of training patients"]["summary"]
-    assert "not computed: task &#x27;density&#x27;: real test set: only one class" in \
+    assert "not computed: task &#39;density&#39;: real test set: only one class" in \
         (tmp_path / "o" / "report.html").read_text()
 
 
@@ -106,20 +106,23 @@ def test_no_splits_means_utility_not_computed(tiny_dataset_factory, stub_image_m
 def test_cli_fail_on_copies_exits_4_when_synthetic_is_the_training_set(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "r"
     rc = main(["evaluate", "--real", str(tiny_dataset), "--synthetic", f"{tiny_dataset}:train", "--out", str(out),
-               "--no-frd", "--fail-on-copies", "--seeds", "1", "--epochs", "1", "--min-steps", "1", "--n-boot", "50",
+               "--no-frd", "--no-realism", "--fail-on-copies", "--seeds", "1", "--epochs", "1", "--min-steps", "1", "--n-boot", "50",
                "--cache-dir", str(tmp_path / "cache")])
     assert rc == 4
     assert "near-copies" in capsys.readouterr().err
     m = _strict_json(out / "metrics.json")
     assert m["image_metrics"]["memorization"]["n_flagged"] > 0
     assert (out / "report.html").is_file() and (out / "dataset_card.md").is_file()
+    assert m["config"]["realism"] is False and "switched off" in m["realism"]["reason"]
 
 
 def test_cli_exit_codes_without_copies_and_without_check(eval_sets, stub_image_metrics, monkeypatch, tmp_path):
     real, syn = eval_sets
     args = ["evaluate", "--real", str(real), "--synthetic", str(syn), "--seeds", "1", "--epochs", "1", "--min-steps", "1",
-            "--n-boot", "50", "--task", "density"]
+            "--n-boot", "50", "--task", "density", "--detect-folds", "2"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0  # copies found, but no --fail-on-copies
+    saved = _strict_json(tmp_path / "a" / "metrics.json")
+    assert saved["config"]["realism_config"]["detectability"]["folds"] == 2 and "realism" in saved["timings_s"]
     assert main(args + ["--out", str(tmp_path / "b"), "--no-image-metrics", "--fail-on-copies"]) == 1
     with pytest.raises(SystemExit):
         main(["evaluate", "--real", str(real), "--synthetic", str(syn), "--out", str(tmp_path / "d"),

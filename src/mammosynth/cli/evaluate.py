@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Run the fitness-for-use protocol: governance record, comparison with the real population "
             "(labels, intensities, fidelity, PRDC), conditioning fidelity, a classifier trained with and "
             "without synthetic images tested on real test images (AUC, bootstrap CIs, DeLong), subgroup "
-            "equity, near-copy and diversity checks. Writes OUT/report.html, OUT/metrics.json and "
+            "equity, realism (can a classifier tell synthetic from real films?), near-copy and diversity checks. Writes OUT/report.html, OUT/metrics.json and "
             "OUT/dataset_card.md. Exit codes: 0 done, 1 error, 4 near-copies found with --fail-on-copies."
         ),
     )
@@ -57,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bootstrap CI method (default %(default)s)")
     p.add_argument("--no-frd", action="store_true",
                    help="skip the Fréchet Radiomics Distance (slow: about 0.25 s per image per core)")
+    p.add_argument("--no-realism", action="store_true",
+                   help="skip the Realism step (synthetic-vs-real detectability, power spectrum, fine detail)")
+    p.add_argument("--detect-folds", type=int, default=None, metavar="K",
+                   help="cross-validation folds of the realism detectability classifier (default: RealismConfig's)")
     p.add_argument("--no-image-metrics", action="store_true",
                    help="skip fidelity, diversity and near-copy metrics (utility, equity and conditioning only)")
     p.add_argument("--cache-dir", default=d.cache_dir,
@@ -69,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..metrics.utility import ClassifierConfig
     from ..report.evaluate import EvaluateConfig, evaluate
+    from ..report.steps.realism import realism_config
 
     image_config = None
     if args.no_frd:
@@ -81,6 +86,8 @@ def handler(args: argparse.Namespace) -> int:
         image_metrics=not args.no_image_metrics, n_boot=args.n_boot, ci_method=args.ci_method,
         threads=args.threads, image_config=image_config,
         classifier=dataclasses.replace(ClassifierConfig(), epochs=args.epochs, min_steps=args.min_steps),
+        realism=not args.no_realism,
+        realism_config=realism_config(detect_folds=args.detect_folds) if args.detect_folds is not None else None,
     )
     m = evaluate(args.real, args.synthetic, args.out, config, train=args.train, test=args.test)
     v = m["verdict"]

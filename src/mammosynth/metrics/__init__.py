@@ -19,15 +19,19 @@ One module per metric (torch-fidelity / clean-fid style):
 * :mod:`.detail`       fine-detail (Laplacian high-pass) energy of the breast interior
 * :mod:`.twosample`    mask erosion, strata and two-sample bootstrap shared by the realism measures
 * :mod:`.cache`        the on-disk feature cache
+* :mod:`.images`       :class:`~.images.EvalImages`: every image decoded once per evaluation
+* :mod:`.result`       :class:`~.result.MetricResult`, the typed result of one metric
 
-A metric that cannot be computed is reported as ``{"value": None, "available": False,
+Every metric is a :class:`~.result.MetricResult`; a metric that cannot be computed is
+``MetricResult.unavailable(reason)`` and is written as ``{"value": None, "available": False,
 "reason": "..."}``; no metric returns NaN or infinity.
 """
 from __future__ import annotations
 
 import importlib
-import math
 from typing import Any
+
+from .result import MetricResult
 
 
 class MetricUnavailable(Exception):
@@ -41,19 +45,6 @@ class MetricUnavailable(Exception):
         super().__init__(self.reason)
 
 
-def metric_value(value: float, **extra: Any) -> dict[str, Any]:
-    """The record of a computed metric; refuses NaN/inf (raise instead of hiding it)."""
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"metric value is not finite ({v})")
-    return {"value": v, "available": True, "reason": None, **extra}
-
-
-def metric_unavailable(reason: str, **extra: Any) -> dict[str, Any]:
-    """The record of a metric that was not computed, with why."""
-    return {"value": None, "available": False, "reason": str(reason), **extra}
-
-
 _EXPORTS = {
     "compute_image_metrics": "mammosynth.metrics.fidelity",
     "ImageMetricsConfig": "mammosynth.metrics.fidelity",
@@ -65,7 +56,7 @@ _EXPORTS = {
     "describe_image": "mammosynth.metrics.features",
 }
 
-__all__ = ["MetricUnavailable", "metric_value", "metric_unavailable", *_EXPORTS]
+__all__ = ["MetricResult", "MetricUnavailable", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

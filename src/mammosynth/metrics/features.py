@@ -95,24 +95,10 @@ class FeatureSettings:
 
 
 def resize01(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8/uint16/float image -> float32 [0, 1] resized to ``size`` (H, W), antialiased."""
-    from PIL import Image
+    """uint8/uint16/float image -> float32 [0, 1] resized to ``size`` (H, W), antialiased bilinear."""
+    from .images import resize, to01
 
-    arr = np.asarray(img)
-    if arr.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {arr.shape}")
-    if arr.dtype == np.uint16:
-        x = arr.astype(np.float32) / 65535.0
-    elif arr.dtype == np.uint8:
-        x = arr.astype(np.float32) / 255.0
-    else:
-        x = arr.astype(np.float32)
-        if not np.isfinite(x).all():
-            raise ValueError("image contains NaN or infinity")
-    h, w = size
-    if x.shape != (h, w):
-        x = np.asarray(Image.fromarray(x, mode="F").resize((w, h), Image.Resampling.BILINEAR))
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
+    return resize(to01(img), size, "bilinear")
 
 
 def _box(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -220,9 +206,12 @@ def extract_set(ds: Any, settings: FeatureSettings = FeatureSettings(), max_imag
                 seed: int = 0, cache: FeatureCache | None = None, desc: str = "features") -> SetFeatures:
     """Descriptors, pooled intensity histogram and thumbnails of a :class:`PreparedDataset`.
 
-    Served from ``cache`` when the same images were described with the same settings before.
+    Served from ``cache`` when the same images were described with the same settings before
+    (then no image is decoded); otherwise images come from ``ds``'s shared resized view
+    (:class:`~mammosynth.metrics.images.EvalImages`, one is made when ``ds`` is a plain dataset).
     """
     from ..utils import progress
+    from .images import as_eval_images, resize
 
     if len(ds) == 0:
         raise ValueError(f"{getattr(ds, 'root', ds)}: dataset has no images")
@@ -241,16 +230,14 @@ def extract_set(ds: Any, settings: FeatureSettings = FeatureSettings(), max_imag
     thumbs = np.empty((len(idx), th, tw), dtype=np.float32)
     hist = np.zeros(N_BINS)
     sums = np.zeros(5)
+    imgs = as_eval_images(ds)
     for n, i in enumerate(progress(idx, total=len(idx), desc=desc)):
-        try:
-            img = resize01(ds.image(int(i)), settings.size)
-        except ValueError as exc:
-            raise ValueError(f"{ds.path_of(int(i))}: {exc}") from exc
+        img = imgs.resized(int(i), settings.size)
         feats[n] = describe_image(img, settings.background_threshold)
         h, s = intensity_summary(img, settings.background_threshold)
         hist += h
         sums += s
-        thumbs[n] = resize01(img, settings.thumb_size)
+        thumbs[n] = resize(img, settings.thumb_size)
     if cache is not None:
         cache.save(key, {"features": feats, "hist": hist, "sums": sums, "thumbs": thumbs})
     return SetFeatures(ids=ids, indices=idx, features=feats, hist=hist, sums=sums, thumbs=thumbs)

@@ -16,10 +16,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import MetricUnavailable, metric_unavailable, metric_value
+from . import MetricUnavailable
 from .cache import FeatureCache
 from .features import (DIM, EXTRACTOR_NAME, EXTRACTOR_VERSION, EXTRACTOR_WHY, FeatureSettings, SetFeatures,
-                       extract_set, resize01, standardise)
+                       extract_set, standardise)
+from .images import DecodeStore, as_eval_images
+from .result import MetricResult
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,14 @@ class ImageMetricsConfig:
                                thumb_size=tuple(self.thumb_size))
 
 
-def _guard(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one metric; ValueError / MetricUnavailable become a not-computed record with why."""
+def _guard(fn: Callable[[], MetricResult], **if_unavailable: Any) -> MetricResult:
+    """Run one metric; ValueError / MetricUnavailable become a not-computed result with why."""
     try:
         return fn()
     except MetricUnavailable as exc:
-        return metric_unavailable(exc.reason)
+        return MetricResult.unavailable(exc.reason, **if_unavailable)
     except ValueError as exc:
-        return metric_unavailable(str(exc))
+        return MetricResult.unavailable(str(exc), **if_unavailable)
 
 
 def _section(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -91,23 +93,21 @@ def _small_sample_note(n_real: int, n_syn: int, dim: int) -> dict[str, str]:
                     "value is biased upwards; compare only values computed at the same set sizes"}
 
 
-def _frechet_kid(x: np.ndarray, y: np.ndarray, config: ImageMetricsConfig) -> tuple[dict, dict]:
+def _frechet_kid(x: np.ndarray, y: np.ndarray, config: ImageMetricsConfig) -> tuple[MetricResult, MetricResult]:
     from .frechet import frechet_distance, kernel_inception_distance
 
     note = _small_sample_note(len(x), len(y), x.shape[1])
-    fd = _guard(lambda: metric_value(frechet_distance(x, y), **note))
+    fd = _guard(lambda: MetricResult.of(frechet_distance(x, y), **note))
 
-    def kid() -> dict[str, Any]:
+    def kid() -> MetricResult:
         mean, std = kernel_inception_distance(x, y, config.kid_subsets, config.kid_subset_size, config.seed)
         extra = {}
         if len(x) == len(y) <= config.kid_subset_size:
             extra["note"] = (f"subsets of {len(x)} cover both whole sets, so every subset gives the same "
                              "estimate: std is 0 and says nothing about uncertainty")
-        return metric_value(mean, std=std, **extra)
+        return MetricResult.of(mean, std=std, **extra)
 
-    k = _guard(kid)
-    k.setdefault("std", None)
-    return fd, k
+    return fd, _guard(kid, std=None)
 
 
 def _prdc(x: np.ndarray, y: np.ndarray, k: int) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def _diversity(real: Any, rf: SetFeatures, synthetic: Any, sf: SetFeatures, conf
         hit = cache.load(key)
         if hit is not None:
             return float(hit["value"]), int(hit["pairs"]), int(hit["scales"])
-        load = lambda i: resize01(ds.image(int(feats.indices[i])), tuple(config.size))  # noqa: E731
+        load = lambda i: ds.resized(int(feats.indices[i]), tuple(config.size))  # noqa: E731
         value, pairs, scales = intra_set_ms_ssim(load, len(feats), config.ms_ssim_pairs, config.seed)
         cache.save(key, {"value": np.array(value), "pairs": np.array(pairs), "scales": np.array(scales)})
         return value, pairs, scales
@@ -191,6 +191,10 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
     from .labels import compare_labels
     from .texture import texture_distance, texture_summary
 
+    store = DecodeStore()
+    real, synthetic = as_eval_images(real, store), as_eval_images(synthetic, store)
+    train = as_eval_images(train, store) if train is not None else None
+    heldout = as_eval_images(heldout, store) if heldout is not None else None
     timings: dict[str, float] = {}
     cache = FeatureCache(config.cache_dir, enabled=config.use_cache)
     settings = config.feature_settings()
@@ -206,14 +210,14 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
 
     with _timed(timings, "frd"):
         if not config.frd:
-            frd = metric_unavailable("FRD disabled in the configuration (frd=False)")
+            frd = MetricResult.unavailable("FRD disabled in the configuration (frd=False)")
         else:
             from .frd import compute_frd
 
             fmax = config.frd_max_images if config.frd_max_images is not None else config.max_images
-            def _frd() -> dict[str, Any]:
+            def _frd() -> MetricResult:
                 res = compute_frd(real, synthetic, tuple(config.size), fmax, config.seed, cache, config.num_workers)
-                return metric_value(res.value, version="v1", top_features=res.top_features, note=res.note())
+                return MetricResult.of(res.value, version="v1", top_features=res.top_features, note=res.note())
 
             frd = _guard(_frd)
 
@@ -235,8 +239,8 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
         memorization = _memorization(train, heldout, sf, config, cache, settings)
 
     return {
-        "fidelity": {"frd": frd, "fd_texture": fd_tex, "kid_texture": kid_tex, "fid_inception": fid,
-                     "kid_inception": kid_inc},
+        "fidelity": {"frd": frd.to_dict(), "fd_texture": fd_tex.to_dict(), "kid_texture": kid_tex.to_dict(),
+                     "fid_inception": fid.to_dict(), "kid_inception": kid_inc.to_dict()},
         "prdc": prdc_block,
         "intensity": intensity,
         "texture": texture,
@@ -253,7 +257,7 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
 
 
 def _inception(real: Any, synthetic: Any, config: ImageMetricsConfig, cache: FeatureCache,
-               prdc_block: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+               prdc_block: dict[str, Any]) -> tuple[MetricResult, MetricResult]:
     """FID/KID (and PRDC) on InceptionV3 features, or not computed with the reason."""
     from .inception import inception_features, load_inception
 
@@ -264,8 +268,7 @@ def _inception(real: Any, synthetic: Any, config: ImageMetricsConfig, cache: Fea
         fs = inception_features(synthetic, config.inception_weights, config.max_images, config.seed, cache,
                                 config.inception_batch, model=model, desc="inception synthetic")
     except MetricUnavailable as exc:
-        out = metric_unavailable(exc.reason)
-        return out, {**out, "std": None}
+        return MetricResult.unavailable(exc.reason), MetricResult.unavailable(exc.reason, std=None)
     fid, kid = _frechet_kid(fr, fs, config)
     prdc_block["inception"] = _prdc(fr, fs, config.k)
     return fid, kid

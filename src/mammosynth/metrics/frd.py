@@ -146,12 +146,13 @@ def frd_feature_terms(real: np.ndarray, synthetic: np.ndarray, names: list[str],
 def _png_files(ds: Any, indices: np.ndarray, size: tuple[int, int], tmpdir: Path) -> list[str]:
     """The selected images resized to ``size`` and written as 16-bit PNGs in ``tmpdir``."""
     from ..io.images import write_image
-    from .features import resize01
+    from .images import as_eval_images
 
+    imgs = as_eval_images(ds)
     files = []
     for n, i in enumerate(indices):
         out = tmpdir / f"{n:06d}.png"
-        img = resize01(ds.image(int(i)), size)
+        img = imgs.resized(int(i), size)
         write_image(out, np.rint(img * 65535.0).astype(np.uint16), fmt="png16")
         files.append(str(out))
     return files

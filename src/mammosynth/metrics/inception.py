@@ -99,9 +99,12 @@ def inception_features(ds: Any, weights: str | os.PathLike, max_images: int | No
         hit = cache.load(key)
         if hit is not None and hit["features"].shape == (len(idx), INCEPTION_DIM):
             return hit["features"]
+    from .images import as_eval_images
+
+    imgs = as_eval_images(ds)
     out = []
     for s in progress(range(0, len(idx), batch), total=(len(idx) + batch - 1) // batch, desc=desc, unit="batch"):
-        chunk = np.stack([to_inception_input(ds.image(int(i))) for i in idx[s:s + batch]])
+        chunk = np.stack([to_inception_input(imgs.image(int(i))) for i in idx[s:s + batch]])
         out.append(run_inception(model, chunk, weights))
     feats = np.concatenate(out)
     if cache is not None:

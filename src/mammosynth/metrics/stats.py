@@ -25,8 +25,10 @@ CI_METHODS = ("percentile", "bca")
 
 
 def unavailable(reason: str, **extra: Any) -> dict[str, Any]:
-    """The standard record for a metric that was not computed."""
-    return {"value": None, "available": False, "reason": str(reason), **extra}
+    """The standard record for a metric that was not computed (``MetricResult.unavailable(...).to_dict()``)."""
+    from .result import MetricResult
+
+    return MetricResult.unavailable(reason, **extra).to_dict()
 
 
 def _binary(y: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.prepared import PreparedDataset
 from ..data.schema import ImageRecord
 from ..utils import progress
 from .stats import bootstrap_auc_ci, class_problem, delong_test, mean_spread, roc_auc, unavailable
@@ -119,26 +118,20 @@ def choose_task(train: Sequence[ImageRecord], test: Sequence[ImageRecord], synth
 
 
 # -- inputs --------------------------------------------------------------------------
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    f = img.astype(np.float32) / 65535.0
-    if f.shape == tuple(size):
-        return f
-    return np.asarray(Image.fromarray(f, mode="F").resize((size[1], size[0]), Image.BOX), dtype=np.float32)
+INPUTS_VERSION = 1  # bump when the inputs' resampling (box filter from [0, 1]) changes: old entries are never read
 
 
-INPUTS_VERSION = 1  # bump when _resize changes: old cache entries are then never read
-
-
-def load_inputs(ds: PreparedDataset, size: tuple[int, int], cache_dir: str | os.PathLike | None = None,
+def load_inputs(ds: Any, size: tuple[int, int], cache_dir: str | os.PathLike | None = None,
                 use_cache: bool = True, desc: str = "") -> np.ndarray:
     """All images of ``ds`` downsampled to ``size`` as float32 [N, H, W] in [0, 1].
 
     Cached in the metrics feature cache (:class:`mammosynth.metrics.cache.FeatureCache`,
-    ``cache_dir`` or its default) under the dataset's content hash and ``size``.
+    ``cache_dir`` or its default) under the dataset's content hash and ``size``; otherwise
+    the box-filtered view of ``ds`` (a PreparedDataset or a shared
+    :class:`~mammosynth.metrics.images.EvalImages`, whose decoded images are reused).
     """
     from .cache import FeatureCache, cache_key
+    from .images import as_eval_images
 
     cache = FeatureCache(cache_dir, enabled=use_cache and len(ds) > 0)
     key = cache_key(what="classifier_inputs", version=INPUTS_VERSION, content_hash=ds.content_hash,
@@ -146,9 +139,7 @@ def load_inputs(ds: PreparedDataset, size: tuple[int, int], cache_dir: str | os.
     hit = cache.load(key)
     if hit is not None and hit.get("x") is not None and hit["x"].shape == (len(ds), size[0], size[1]):
         return hit["x"]
-    out = np.zeros((len(ds), size[0], size[1]), dtype=np.float32)
-    for i in progress(range(len(ds)), total=len(ds), desc=desc or f"loading {ds.root.name}"):
-        out[i] = _resize(ds.image(i), size)
+    out = as_eval_images(ds).view(size, "box", desc=desc or f"loading {ds.root.name}")
     cache.save(key, {"x": out})
     return out
 

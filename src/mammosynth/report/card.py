@@ -20,22 +20,24 @@ OUT_OF_SCOPE = [
 ]
 
 
+def key_figures(m: dict[str, Any]) -> list[str]:
+    """One line per registered check that has something to say (:attr:`Check.card`)."""
+    from .registry import checks
+
+    return [line for c in checks() if c.card is not None and (line := c.card(m.get(c.key) or {}))]
+
+
 def _limits(m: dict[str, Any]) -> list[str]:
     out = ["Synthetic images are labelled with the condition they were generated for, not read by a radiologist.",
            "Evaluation uses a small CPU classifier on downsampled images: it shows whether synthetic data helps or "
            "hurts such a model, not the effect on a production model."]
-    u = m.get("utility") or {}
-    if u.get("available"):
-        n = u["n_test"]
-        out.append(f"Utility measured on {n['total']} real test images ({n['positive']} positive) for the "
-                   f"{u['task']} task only.")
     for s in m["verdict"]["steps"]:
         if s["status"] in ("warn", "fail", "not computed"):
             out.append(f"{s['step']}: {s['status']} - {s['summary']}")
     return out
 
 
-def _front_matter(m: dict[str, Any]) -> dict[str, Any]:
+def _front_matter(m: dict[str, Any], figures: list[str]) -> dict[str, Any]:
     g = m["governance"]
     syn = m["datasets"]["synthetic"]
     u = m.get("utility") or {}
@@ -59,6 +61,7 @@ def _front_matter(m: dict[str, Any]) -> dict[str, Any]:
             "overall": m["verdict"]["overall"],
             "task": u.get("task"),
             "protocol": [{"step": s["step"], "status": s["status"], "summary": s["summary"]} for s in m["verdict"]["steps"]],
+            "figures": figures,
             "reference": "Pesapane et al., Diagnostics 2025: governance, statistical comparison, with/without "
                          "synthetic training tested on independent real images, subgroup analyses",
         },
@@ -69,7 +72,8 @@ def dataset_card(m: dict[str, Any]) -> str:
     """The card text for the JSON-safe metrics ``m`` of :func:`mammosynth.report.evaluate`."""
     import yaml
 
-    fm = _front_matter(m)
+    figures = key_figures(m)
+    fm = _front_matter(m, figures)
     front = yaml.safe_dump(fm, sort_keys=False, allow_unicode=True, width=100)
     lines = ["---", front.rstrip("\n"), "---", "", f"# {fm['title']}", "",
              f"**Overall verdict: {m['verdict']['overall'].upper()}.** {m['verdict']['summary']}", "",
@@ -84,6 +88,7 @@ def dataset_card(m: dict[str, Any]) -> str:
              "## Out of scope", "", *[f"- {x}" for x in OUT_OF_SCOPE], "",
              "## Protocol results", "", "| Step | Result | Summary |", "|---|---|---|",
              *[f"| {s['step']} | {s['status']} | {s['summary'].replace('|', '/')} |" for s in m["verdict"]["steps"]], "",
+             "## Key figures", "", *([f"- {x}" for x in figures] or ["- none computed"]), "",
              "## Limitations", "", *[f"- {x}" for x in fm["limitations"]], "",
              "Full numbers: `metrics.json`; figures: `report.html`.", ""]
     return "\n".join(lines)

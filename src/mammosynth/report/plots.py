@@ -143,3 +143,25 @@ def prdc_bars(prdc: dict[str, dict[str, Any]]) -> str:
     ax.set_xticks(range(4), names)
     ax.legend(frameon=False, fontsize=8)
     return _fig_uri(fig)
+
+
+def summary_boxes(comparison: dict[str, Any], label: str) -> str:
+    """Median and interquartile range of a per-image measure for real and synthetic images,
+    overall and per stratum; ``comparison`` holds ``real`` / ``synthetic`` summaries
+    (``median``, ``q25``, ``q75``) and optional ``strata`` of the same shape."""
+    plt = _plt()
+    rows = [("all", comparison)] + list((comparison.get("strata") or {}).items())
+    fig, ax = plt.subplots(figsize=(5.5, 0.7 + 0.45 * len(rows)))
+    for k, (name, c) in enumerate(rows):
+        y = len(rows) - 1 - k
+        for side, colour, dy in (("real", REAL_COLOUR, 0.12), ("synthetic", SYN_COLOUR, -0.12)):
+            s = c.get(side) or {}
+            if s.get("median") is None:
+                continue
+            lo, hi = s.get("q25", s["median"]), s.get("q75", s["median"])
+            ax.errorbar(s["median"], y + dy, xerr=[[s["median"] - lo], [hi - s["median"]]], fmt="o", color=colour,
+                        capsize=3, ms=4, label=side if k == 0 else None)
+    ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
+    ax.set_xlabel(f"{label}: median and IQR")
+    ax.legend(frameon=False, fontsize=8)
+    return _fig_uri(fig)

@@ -1,5 +1,7 @@
 """The verdict: pass / warn / fail / not computed per protocol step, in plain words.
 
+The rules of the built-in steps are here (registered with their checks in
+:mod:`mammosynth.report.steps.core`); :func:`verdict` judges every registered check.
 Thresholds are module constants so a validation board can read (and change) them.
 """
 from __future__ import annotations
@@ -7,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..metrics.equity import equity_flags
-
-STATUSES = ("pass", "warn", "fail", "not computed")
+from .registry import STATUSES, Step
 #: total-variation distance between real and synthetic label distributions
 TV_PASS, TV_WARN = 0.10, 0.25
 #: Kolmogorov-Smirnov statistic between real and synthetic pixel-intensity distributions
@@ -19,9 +20,8 @@ DOMINANT_SHARE = 0.5
 ALPHA, AUC_DROP_WARN = 0.05, 0.02
 
 
-def _step(name: str, status: str, summary: str, details: list[str] | None = None) -> dict[str, Any]:
-    assert status in STATUSES, status
-    return {"step": name, "status": status, "summary": summary, "details": details or []}
+def _step(name: str, status: str, summary: str, details: list[str] | None = None) -> Step:
+    return Step(name, status, summary, tuple(details or ()))
 
 
 def _worst(statuses: list[str]) -> str:
@@ -31,7 +31,7 @@ def _worst(statuses: list[str]) -> str:
     return "not computed"
 
 
-def governance_step(gov: dict[str, Any]) -> dict[str, Any]:
+def governance_step(gov: dict[str, Any]) -> Step:
     missing = [k for k, v in (("real source description", gov["real"].get("source")),
                               ("real content hash", gov["real"].get("content_hash")),
                               ("generator checkpoint hash", gov["model"].get("checkpoint_sha256")),
@@ -43,7 +43,7 @@ def governance_step(gov: dict[str, Any]) -> dict[str, Any]:
                  f"source data and model identified (checkpoint {gov['model']['checkpoint_sha256'][:12]}...)")
 
 
-def population_step(image: dict[str, Any]) -> dict[str, Any]:
+def population_step(image: dict[str, Any]) -> Step:
     name = "2. Comparison with the real population"
     if not image.get("available", True) and "labels" not in image:
         return _step(name, "not computed", image.get("reason") or "image metrics not computed")
@@ -77,7 +77,7 @@ def population_step(image: dict[str, Any]) -> dict[str, Any]:
     return _step(name, status, words, details)
 
 
-def conditioning_step(cond: dict[str, Any]) -> dict[str, Any]:
+def conditioning_step(cond: dict[str, Any]) -> Step:
     name = "2b. Conditioning fidelity"
     if not cond.get("available", True):
         return _step(name, "not computed", cond.get("reason") or "not computed")
@@ -106,7 +106,7 @@ def _fmt_auc(r: dict[str, Any]) -> str:
     return f"{r['value']:.3f} (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f})"
 
 
-def utility_step(util: dict[str, Any]) -> dict[str, Any]:
+def utility_step(util: dict[str, Any]) -> Step:
     name = "3. Utility on independent real test images"
     if not util.get("available"):
         return _step(name, "not computed", util.get("reason") or "not computed")
@@ -132,7 +132,7 @@ def utility_step(util: dict[str, Any]) -> dict[str, Any]:
     return _step(name, "pass", f"no harm from adding synthetic images: {gain} ({d:+.3f}, p = {p:.3g})", details)
 
 
-def equity_step(eq: dict[str, Any]) -> dict[str, Any]:
+def equity_step(eq: dict[str, Any]) -> Step:
     name = "4. Subgroup equity"
     if not eq.get("available", True):
         return _step(name, "not computed", eq.get("reason") or "not computed")
@@ -149,7 +149,7 @@ def equity_step(eq: dict[str, Any]) -> dict[str, Any]:
     return _step(name, "pass", f"no subgroup harmed ({n_done} subgroups compared)")
 
 
-def memorisation_step(image: dict[str, Any]) -> dict[str, Any]:
+def memorisation_step(image: dict[str, Any]) -> Step:
     name = "Near-copies of training patients"
     mem = image.get("memorization") or {}
     if not mem.get("available"):
@@ -161,7 +161,7 @@ def memorisation_step(image: dict[str, Any]) -> dict[str, Any]:
     return _step(name, "pass", "no synthetic image is closer to a training image than real held-out images are")
 
 
-def diversity_step(image: dict[str, Any]) -> dict[str, Any]:
+def diversity_step(image: dict[str, Any]) -> Step:
     name = "Diversity (no mode collapse)"
     div = image.get("diversity") or {}
     if "mode_collapse" not in div:
@@ -173,12 +173,12 @@ def diversity_step(image: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
-    """All steps plus an overall status (worst of the steps; 'warn' if any step is not computed)."""
-    image = metrics.get("image_metrics") or {}
-    steps = [governance_step(metrics["governance"]), population_step(image),
-             conditioning_step(metrics.get("conditioning") or {}), utility_step(metrics.get("utility") or {}),
-             equity_step(metrics.get("equity") or {}), memorisation_step(image), diversity_step(image)]
-    statuses = [s["status"] for s in steps]
+    """Every registered check judged (:mod:`.registry`), plus an overall status: the worst
+    step; 'warn' when all that ran passed but some step could not be computed."""
+    from .registry import checks
+
+    steps = [c.judge(metrics) for c in checks()]
+    statuses = [s.status for s in steps]
     overall = _worst(statuses)
     if overall == "pass" and "not computed" in statuses:
         overall = "warn"
@@ -186,4 +186,4 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
              "warn": "Usable with caution: some checks raised warnings or could not be run; read them before use.",
              "fail": "Not fit for use as evaluated: at least one check failed.",
              "not computed": "No check could be run."}[overall]
-    return {"overall": overall, "summary": words, "steps": steps}
+    return {"overall": overall, "summary": words, "steps": [s.to_dict() for s in steps]}
