@@ -31,9 +31,9 @@ Protocol (:func:`detectability`)
   or resizing, which would alter the texture the test is about.
 * Deterministic under ``seed`` for a given thread count.
 
-Cost: 162 real vs 500 synthetic 128x128 films (162 vs 162 after balancing: 5 x 72 steps;
-the floor on 80 vs 80: 5 x 40 steps) are about 560 steps of batch 32 at 0.09 CPU-s each on
-one core, i.e. about a minute of CPU. With ``threads`` None torch uses every core this
+Cost: 162 real vs 500 synthetic 128x128 films (162 vs 162 after balancing: 5 x 90 steps;
+the floor on 80 vs 80: 5 x 40 steps) are about 650 steps of batch 32 at 0.09 CPU-s each on
+one core, i.e. about a minute of CPU (8 passes: 47 CPU-s measured, everything included). With ``threads`` None torch uses every core this
 process may run on; on a machine shared with other jobs ``threads=1`` is faster (OpenMP
 threads wait on each other when one of them is descheduled).
 """
@@ -63,8 +63,8 @@ class DetectabilityConfig:
     balance: str = "subsample"
     max_per_side: int = 500
     #: a fixed schedule, no early stopping: ``epochs`` passes over the training folds, at
-    #: least ``min_steps`` (blurred mini-MIAS films, sigma 1 px: AUC 0.997 after 10 passes)
-    epochs: int = 8
+    #: least ``min_steps`` (blurred mini-MIAS films, sigma 1 px: AUC 0.997 after 10 passes, 0.92 after 8)
+    epochs: int = 10
     min_steps: int = 40
     batch_size: int = 32
     lr: float = 3e-3
