@@ -1,17 +1,20 @@
 """Classifier two-sample test: separation, the floor, balancing, groups, determinism."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from mammosynth.metrics.detectability import (DetectabilityConfig, _folds, _prepare, detectability,
-                                              detectability_test, split_halves)
+from mammosynth.metrics.detectability import (DetectabilityConfig, _Centres, _folds, _prepare, detectability,
+                                              detectability_test, score_grid, split_halves)
 
-TINY = DetectabilityConfig(folds=3, epochs=4, min_steps=30, batch_size=16, lr=5e-3, channels=(8, 16), n_boot=200,
-                           threads=1)
+TINY = DetectabilityConfig(folds=3, steps=40, whole_steps=20, batch_size=16, lr=5e-3, channels=(8, 16), stem=4,
+                           n_boot=200, threads=1)
+#: a few steps only, for tests about bookkeeping rather than separation
+FEW = DetectabilityConfig(folds=2, steps=3, whole_steps=2, batch_size=8, channels=(4,), stem=0, n_boot=50, threads=1)
 
 
 def noise(n: int, seed: int, smooth: float = 0.0, size: int = 32) -> np.ndarray:
@@ -36,27 +39,81 @@ def test_two_samples_of_one_distribution_are_not_separated():
     assert res.auc < 0.75
 
 
+def test_whole_image_view_catches_a_layout_difference():
+    # same texture, but the bright half on the left in one set and on the right in the other:
+    # crops of 16 px mostly see one half or the other, the whole-image view sees the layout
+    a, b = noise(18, 8), noise(18, 9)
+    a[:, :, :16] += 0.3
+    b[:, :, 16:] += 0.3
+    res = detectability(np.clip(a, 0, 1), np.clip(b, 0, 1), config=TINY)
+    assert res.auc > 0.8   # 0.85 measured (seed 0, one thread)
+    assert res.pos_views.shape == (18, 2) and np.any(res.pos_views[:, 1] != 0)
+
+
 def test_deterministic_under_a_seed():
     a, b = noise(12, 4), noise(12, 5, smooth=1.0)
-    cfg = DetectabilityConfig(folds=2, epochs=1, min_steps=5, batch_size=8, channels=(4, 8), n_boot=50, threads=1)
+    cfg = dataclasses.replace(FEW, steps=5, channels=(4, 8), stem=4)
     r1, r2 = detectability(a, b, config=cfg), detectability(a, b, config=cfg)
     assert r1.auc == r2.auc and np.array_equal(r1.pos_scores, r2.pos_scores)
-    r3 = detectability(a, b, config=DetectabilityConfig(**{**cfg.__dict__, "seed": 1}))
+    assert np.array_equal(r1.neg_views, r2.neg_views)
+    r3 = detectability(a, b, config=dataclasses.replace(cfg, seed=1))
     assert not np.array_equal(r1.pos_scores, r3.pos_scores)
 
 
+def test_all_images_used_unless_capped_or_subsampled():
+    pos, neg = noise(30, 6), noise(12, 7)
+    res = detectability(pos, neg, config=FEW)
+    assert (res.n_pos, res.n_neg, res.n_pos_given, res.n_neg_given) == (30, 12, 30, 12)
+    assert len(res.pos_scores) == 30 and np.isfinite(res.pos_scores).all()
+    capped = detectability(pos, neg, config=dataclasses.replace(FEW, max_per_side=20))
+    assert (capped.n_pos, capped.n_neg) == (20, 12) and len(np.unique(capped.pos_index)) == 20
+    sub = detectability(pos, neg, config=dataclasses.replace(FEW, balance="subsample"))
+    assert (sub.n_pos, sub.n_neg) == (12, 12)
+
+
+def test_balanced_batches_separate_an_imbalanced_pair():
+    # 6 smooth vs 30 white-noise images: balanced batches still learn the minority side
+    res = detectability(noise(6, 10, smooth=2.0), noise(30, 11), config=TINY)
+    assert res.auc > 0.9 and res.n_pos == 6 and res.n_neg == 30
+
+
+def test_crop_size_rule():
+    cfg = DetectabilityConfig()
+    assert cfg.crop_for((5, 128, 128)) == (64, 64)
+    assert cfg.crop_for((5, 1024, 640)) == (64, 64)
+    assert cfg.crop_for((5, 48, 64)) == (16, 16)   # 24 -> 16
+    assert cfg.crop_for((5, 24, 30)) == (24, 30)   # 12 -> 8 < 16: the whole image
+    assert DetectabilityConfig(crop=32).crop_for((1, 20, 64)) == (20, 32)
+
+
+def test_crop_centres_and_scoring_grid_stay_in_the_breast():
+    m = np.zeros((3, 64, 64), bool)
+    m[0, 10:50, :20] = True
+    m[1, 30:34, 40:44] = True   # smaller than a grid cell: no node inside -> its centroid
+    centres = _Centres(m)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        idx = np.full(500, i)
+        y, x = centres.draw(idx, rng.random(500))
+        assert m[i, y, x].all() if m[i].any() else len(np.unique(y * 64 + x)) > 100  # empty: anywhere
+    grid = score_grid(m, (32, 32), 16)
+    assert 1 < len(grid[0][0]) <= 16 and m[0][grid[0]].all()
+    assert len(grid[1][0]) == 1 and m[1][grid[1]].all()
+    assert (grid[2][0][0], grid[2][1][0]) == (32, 32)
+    assert all(np.array_equal(a, b) for g, h in zip(grid, score_grid(m, (32, 32), 16)) for a, b in zip(g, h))
+
+
 def test_balancing_strata_and_floor():
-    cfg = DetectabilityConfig(folds=2, epochs=1, min_steps=3, batch_size=8, channels=(4,), n_boot=50, threads=1)
     pos, neg = noise(30, 6), noise(12, 7)
     pos_strata = np.array(["A", "B"] * 15)
     neg_strata = np.array(["A"] * 6 + ["B"] * 3 + ["C"] * 3)
-    res = detectability(pos, neg, pos_strata, neg_strata, cfg)
-    assert (res.n_pos, res.n_neg, res.n_pos_given, res.n_neg_given) == (12, 12, 30, 12)
-    assert len(np.unique(res.pos_index)) == 12
+    res = detectability(pos, neg, pos_strata, neg_strata, FEW)
     assert set(res.strata) <= {"A"}  # B has 3 negatives, C no positives
     real_groups = np.repeat([f"p{i}" for i in range(6)], 2)
-    t = detectability_test(neg, pos, neg_strata, pos_strata, cfg, real_groups=real_groups)
-    assert t.floor.n_pos + t.floor.n_neg <= 12 and t.synthetic.n_pos == 12
+    masks = np.ones(neg.shape, bool)
+    t = detectability_test(neg, pos, neg_strata, pos_strata, FEW, real_groups=real_groups, real_masks=masks,
+                           syn_masks=np.ones(pos.shape, bool))
+    assert t.floor.n_pos + t.floor.n_neg == 12 and t.synthetic.n_pos == 30
     assert t.margin == pytest.approx(t.synthetic.auc - t.floor.auc)
     assert t.to_dict()["verdict"] in ("pass", "warn", "fail")
 
@@ -83,6 +140,10 @@ def test_large_inputs_are_area_downsampled():
 def test_argument_checks():
     with pytest.raises(ValueError, match="balance"):
         DetectabilityConfig(balance="oversample")
+    with pytest.raises(ValueError, match="crop"):
+        DetectabilityConfig(crop=2)
+    with pytest.raises(ValueError, match="positive masks"):
+        detectability(noise(6, 0), noise(6, 1), config=FEW, pos_masks=np.ones((6, 8, 8), bool))
     with pytest.raises(ValueError, match="differ in size"):
         detectability(noise(6, 0), noise(6, 1, size=16), config=TINY)
     with pytest.raises(ValueError, match="at least 3 images"):

@@ -190,8 +190,8 @@ def test_realism_metrics_end_to_end():
     xr, mr = _breasts(12, False, 0)
     xs, ms = _breasts(12, True, 1)
     recs = [_record(i, "AB"[i % 2]) for i in range(12)]
-    cfg = RealismConfig(detectability=DetectabilityConfig(folds=2, epochs=1, min_steps=4, batch_size=8, n_boot=100,
-                                                          channels=(4, 8), threads=1),
+    cfg = RealismConfig(detectability=DetectabilityConfig(folds=2, steps=4, whole_steps=2, batch_size=8, n_boot=100,
+                                                          channels=(4, 8), stem=0, threads=1),
                         patch=16, stride=8, fit=(2, 7), n_boot=100)
     res = realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False)
     assert res.spectrum.diff_median > 0.5 and res.detail.ratio < 0.5
@@ -212,6 +212,12 @@ def test_realism_sheet(tmp_path):
     out = realism_sheet(xr, mr, xs, ms, tmp_path / "sheet.png", n=4, crop=32)
     img = Image.open(out["path"])
     assert img.size == ((80 + 4 * (32 + 4)) * 2, (2 * (32 + 4) + 4) * 2)
-    assert out["n_real"] == out["n_synthetic"] == 4
+    assert out["n_real"] == out["n_synthetic"] == 4 and out["crop"] == 32
+    # 64 px does not fit inside a 44 x 40 breast (40 x 36 after erosion): the largest power of two that does
+    small = realism_sheet(xr, mr, xs, ms, tmp_path / "small.png", n=4, crop=64)
+    assert small["crop"] == 32 and Image.open(small["path"]).size == img.size
+    narrow = ms.copy()
+    narrow[:, :, 20:] = False   # synthetic breasts 20 px wide (16 after erosion): both rows fall back to 16
+    assert realism_sheet(xr, mr, xs, narrow, tmp_path / "narrow.png", n=4, crop=64)["crop"] == 16
     with pytest.raises(ValueError, match="window inside the breast"):
         realism_sheet(xr, mr, xs, np.zeros_like(ms), tmp_path / "none.png", crop=32)

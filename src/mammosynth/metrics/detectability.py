@@ -3,39 +3,56 @@
 Why: Fréchet-type distances say "how far", not "how visible". A classifier trained to
 separate the two sets and scored out of fold answers the question a radiologist would ask
 ("can you tell?") with an AUC: 0.5 means indistinguishable, 1.0 always told apart (Lopez-Paz
-& Oquab 2017, classifier two-sample tests). The default GAN's samples give 0.97.
+& Oquab 2017, classifier two-sample tests).
 
 The floor
 ---------
 A CNN trained on a few hundred images finds spurious differences even between two halves of
-one set (0.55 for real vs real on mini-MIAS), so the synthetic AUC is judged against the AUC
+one set (0.55 for real vs real on mini-MIAS with the previous protocol), so the synthetic AUC is judged against the AUC
 of the same protocol on two disjoint halves of the real set (:func:`detectability_test`;
 split by patient when ``real_groups`` is given, so one woman's films stay on one side).
 
 Protocol (:func:`detectability`)
 --------------------------------
-* Inputs at native resolution (texture is what it should see); only images longer than
-  ``max_side`` are area-downsampled.
-* Balance: the larger side is subsampled (seeded) to the smaller's size, both capped at
-  ``max_per_side``, so the AUC is not an artefact of class imbalance and the cost is bounded.
+* All the data: no subsampling by default (``balance="batches"``): every training batch is
+  half positives, half negatives, so class imbalance does not bias the networks and the AUC
+  (which does not need equal sizes) uses every image; ``max_per_side`` (default 1000)
+  caps the cost; ``balance="subsample"`` restores equal sizes.
+* Inputs at native resolution; only images longer than ``max_side`` are area-downsampled.
 * Stratified k-fold CV (by group when groups are given); every image gets an out-of-fold
   score; AUC with a stratified bootstrap CI (:func:`.stats.bootstrap_auc_ci`), per stratum
   where each side has >= 5 images.
-* The CNN: three stride-2 3x3 conv-BN-ReLU blocks (16, 32, 64 channels), global average
-  pooling, one logit. No pooling or resizing before the first conv: its 3x3 kernels
-  overlap at stride 2, so every pixel enters a filter and pixel-scale texture and noise
-  stay visible (a high-pass filter evaluated at every second pixel still measures
-  high-pass energy); a stride-1 stem doubled the cost on two cores. Trained with AdamW and a one-cycle schedule for a fixed number
-  of steps (``epochs`` passes, at least ``min_steps``; no early stopping, nothing tuned on the
-  test fold). Augmentation: random translation by up to ``shift`` px (zero fill); no blur, flip
-  or resizing, which would alter the texture the test is about.
+* Two views, their logits averaged into the image's score:
+
+  - **crops** (texture): a CNN with a stride-1 3x3 stem (``stem`` channels: 1-2 px
+    texture) and stride-2 blocks (``channels``) trained for ``steps`` steps on random
+    ``crop`` x ``crop`` windows (default 64, or the largest power of two <= the short side
+    / 2; whole images below 16) at native resolution, centred on breast pixels
+    (``pos_masks`` / ``neg_masks``; anywhere without masks), half flipped upside down
+    (no resizing or blur, which would alter the texture). Whole images give a few dozen
+    samples per fold; crops give thousands of distinct ones. An image's crop score is the
+    mean logit over a fixed grid of up to ``score_crops`` crops inside its breast
+    (:func:`score_grid`);
+  - **whole image** (layout: where breast, pectoral muscle and bright structures lie): the
+    stride-2 CNN on the image area-downsampled to ``whole_side`` px on the long side,
+    ``whole_steps`` steps, random shifts of up to ``shift`` px (``whole_side=0`` switches
+    it off).
+
+  AdamW with a one-cycle schedule, fixed step counts (no early stopping, nothing tuned on
+  the test fold).
 * Deterministic under ``seed`` for a given thread count.
 
-Cost: 162 real vs 500 synthetic 128x128 films (162 vs 162 after balancing: 5 x 72 steps;
-the floor on 80 vs 80: 5 x 40 steps) are about 560 steps of batch 32 at 0.09 CPU-s each on
-one core, i.e. about a minute of CPU. With ``threads`` None torch uses every core this
-process may run on; on a machine shared with other jobs ``threads=1`` is faster (OpenMP
-threads wait on each other when one of them is descheduled).
+Figures and cost
+----------------
+NOT YET MEASURED for this protocol: the acceptance runs (mini-MIAS 128x128: real vs
+sigma 1 / 0.5 blurred copies, 54 held-back films vs 160 synthetic of three GAN runs, the
+real-vs-real floor on 162 films, seconds for 54 vs 160 and 162 vs 1000) could not run on
+the shared 2-core machine (this process got ~2 % of a core). The previous whole-image,
+subsampled protocol gave 0.706 [0.61, 0.80] for visibly smooth GAN samples (an outside
+detector: 0.97) and 0.92 for sigma-1 blurred films. The defaults ``steps=300``,
+``whole_steps=150`` are the brief's suggestion, not a measured choice. With ``threads``
+None torch uses every core this process may run on; on a machine shared with other jobs
+``threads=1`` is faster (OpenMP threads wait on each other when one is descheduled).
 """
 from __future__ import annotations
 
@@ -51,7 +68,7 @@ from ..utils import num_workers, progress
 from .stats import bootstrap_auc_ci
 from .twosample import MIN_STRATUM, Strata, check_stack, check_strata, finite, strata_index, strata_subset
 
-BALANCE = ("subsample", "none")
+BALANCE = ("batches", "subsample", "none")
 
 
 @dataclass(frozen=True)
@@ -60,17 +77,28 @@ class DetectabilityConfig:
 
     folds: int = 5
     max_side: int = 256
-    balance: str = "subsample"
-    max_per_side: int = 500
-    #: a fixed schedule, no early stopping: ``epochs`` passes over the training folds, at
-    #: least ``min_steps`` (blurred mini-MIAS films, sigma 1 px: AUC 0.997 after 10 passes)
-    epochs: int = 8
-    min_steps: int = 40
+    #: "batches": every training batch half positives, half negatives (all images used);
+    #: "subsample": the larger side subsampled to the smaller's size; "none": as given
+    balance: str = "batches"
+    max_per_side: int = 1000
+    #: crop side in px (None: 64, or the largest power of two <= the short side / 2; whole
+    #: images when that is below 16)
+    crop: int | None = None
+    #: optimiser steps per fold of the crop network and of the whole-image network
+    steps: int = 300
+    whole_steps: int = 150
+    #: crops per image averaged into its score (a fixed grid inside the breast)
+    score_crops: int = 16
+    #: long side of the whole-image view (area-downsampled); 0 switches the view off
+    whole_side: int = 64
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
+    #: channels of the stride-2 blocks; ``stem``: a stride-1 conv before them in the crop network (0: none)
     channels: tuple[int, ...] = (16, 32, 64)
-    shift: int = 4
+    stem: int = 16
+    #: random translation (px) of the whole-image view
+    shift: int = 2
     n_boot: int = 1000
     seed: int = 0
     threads: int | None = None
@@ -80,20 +108,30 @@ class DetectabilityConfig:
             raise ValueError("folds must be >= 2, max_side >= 16 and max_per_side >= 2")
         if self.balance not in BALANCE:
             raise ValueError(f"balance must be one of {BALANCE}, got {self.balance!r}")
-        if self.epochs < 1 or self.min_steps < 1 or self.batch_size < 2 or self.lr <= 0 or not self.channels:
-            raise ValueError("epochs, min_steps >= 1, batch_size >= 2, lr > 0 and channels non-empty required")
+        if self.steps < 1 or self.whole_steps < 0 or self.batch_size < 2 or self.lr <= 0 or not self.channels:
+            raise ValueError("steps >= 1, whole_steps >= 0, batch_size >= 2, lr > 0 and channels non-empty required")
+        if (self.crop is not None and self.crop < 4) or self.score_crops < 1 or self.whole_side < 0 or self.stem < 0:
+            raise ValueError("crop >= 4 (or None), score_crops >= 1, whole_side >= 0 and stem >= 0 required")
 
-    def steps_for(self, n_train: int) -> int:
-        """Optimiser steps per fold: ``epochs`` passes over ``n_train`` images, >= ``min_steps``."""
-        return max(self.min_steps, self.epochs * -(-int(n_train) // self.batch_size))
+    def crop_for(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """Crop (height, width) for images of ``shape`` (..., H, W): see ``crop``."""
+        h, w = int(shape[-2]), int(shape[-1])
+        c = self.crop
+        if c is None:
+            c = min(64, 1 << int(math.floor(math.log2(max(1, min(h, w) // 2)))))
+            if c < 16:
+                return h, w
+        return min(c, h), min(c, w)
 
 
 @dataclass(frozen=True)
 class DetectabilityResult:
     """Out-of-fold AUC of positives vs negatives, its bootstrap CI and per-stratum AUCs.
 
-    ``pos_index`` / ``neg_index``: the images used (after balancing), ``pos_scores`` /
-    ``neg_scores``: their out-of-fold logits (not in :meth:`to_dict`)."""
+    ``pos_index`` / ``neg_index``: the images used (all up to ``max_per_side`` unless
+    ``balance="subsample"``), ``pos_scores`` / ``neg_scores``: their out-of-fold scores,
+    ``pos_views`` / ``neg_views``: the crop and whole-image logits averaged into them (not
+    in :meth:`to_dict`). ``steps_per_fold``: steps of the crop network."""
 
     auc: float
     ci_low: float
@@ -111,6 +149,9 @@ class DetectabilityResult:
     neg_index: np.ndarray = field(default_factory=lambda: np.zeros(0, int), repr=False)
     pos_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     neg_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: per image [crop logit, whole-image logit], the two views behind the score
+    pos_views: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
+    neg_views: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"auc": finite(self.auc), "ci_low": finite(self.ci_low), "ci_high": finite(self.ci_high),
@@ -176,12 +217,22 @@ def _prepare(x: np.ndarray, max_side: int) -> np.ndarray:
     return F.interpolate(torch.from_numpy(x).unsqueeze(1), size=size, mode="area").squeeze(1).numpy()
 
 
+def _prepare_masks(m: np.ndarray | None, n: int, shape: tuple[int, int], max_side: int) -> np.ndarray:
+    """Masks on the grid of :func:`_prepare` (all True when none are given)."""
+    if m is None:
+        return np.ones((n, *shape), bool)
+    m = np.asarray(m).astype(bool, copy=False)
+    if m.shape[1:] == shape:
+        return m
+    return _prepare(m.astype(np.float32), max_side) > 0.5
+
+
 def _balance(n_pos: int, n_neg: int, config: DetectabilityConfig, rng: np.random.Generator
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the positives and negatives used (sorted)."""
+    """Indices of the positives and negatives used (sorted): all up to ``max_per_side``
+    (a seeded subsample beyond it), or equal numbers with ``balance="subsample"``."""
     if config.balance == "subsample":
-        k = min(n_pos, n_neg, config.max_per_side)
-        kp = kn = k
+        kp = kn = min(n_pos, n_neg, config.max_per_side)
     else:
         kp, kn = min(n_pos, config.max_per_side), min(n_neg, config.max_per_side)
     pick = (lambda n, k: np.arange(n) if k >= n else np.sort(rng.choice(n, size=k, replace=False)))
@@ -217,15 +268,72 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-# -- the classifier --------------------------------------------------------------------
-def build_texture_cnn(channels: Sequence[int] = (16, 32, 64)):
-    """Stride-2 3x3 conv-BN-ReLU blocks, global average pooling, one logit."""
+# -- crops -------------------------------------------------------------------------------
+class _Centres:
+    """Candidate crop centres per image: its mask pixels (every pixel for an empty mask),
+    flattened into one array with offsets so a centre is drawn with two integers."""
+
+    def __init__(self, masks: np.ndarray):
+        n, h, w = masks.shape
+        flat = masks.reshape(n, -1)
+        empty = ~flat.any(1)
+        flat = flat | empty[:, None]
+        self.counts = flat.sum(1)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.pixels = np.flatnonzero(flat) % (h * w)
+        self.width = w
+
+    def draw(self, idx: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, x) centres of images ``idx`` for uniforms ``u`` in [0, 1)."""
+        k = self.offsets[idx] + np.minimum((u * self.counts[idx]).astype(np.int64), self.counts[idx] - 1)
+        p = self.pixels[k]
+        return p // self.width, p % self.width
+
+
+def _windows(x, idx, cy, cx, crop: tuple[int, int]):
+    """[B, 1, ch, cw] windows of ``x`` [N, H, W] (torch) centred on (cy, cx), moved
+    inside the image where they would cross its edge."""
+    import torch
+
+    ch, cw = crop
+    h, w = x.shape[1:]
+    top = np.clip(np.asarray(cy) - ch // 2, 0, h - ch)
+    left = np.clip(np.asarray(cx) - cw // 2, 0, w - cw)
+    return torch.stack([x[i, t:t + ch, l:l + cw] for i, t, l in zip(np.asarray(idx), top, left)]).unsqueeze(1)
+
+
+def score_grid(masks: np.ndarray, crop: tuple[int, int], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per image the (y, x) centres of its scoring crops: a grid with a quarter-crop
+    step, the nodes inside the breast (up to ``n``, evenly spread over them); the mask's
+    centroid (the image centre for an empty mask) when no node is inside. Fixed, no seed."""
+    _, h, w = masks.shape
+    sy, sx = max(1, crop[0] // 4), max(1, crop[1] // 4)
+    gy, gx = np.meshgrid(np.arange(sy // 2, h, sy), np.arange(sx // 2, w, sx), indexing="ij")
+    gy, gx = gy.ravel(), gx.ravel()
+    out = []
+    for m in masks:
+        inside = np.flatnonzero(m[gy, gx])
+        if len(inside) == 0:
+            ys, xs = np.nonzero(m)
+            c = (np.array([int(ys.mean())]), np.array([int(xs.mean())])) if len(ys) else (
+                np.array([h // 2]), np.array([w // 2]))
+            out.append(c)
+            continue
+        pick = inside[np.unique(np.linspace(0, len(inside) - 1, min(n, len(inside))).round().astype(int))]
+        out.append((gy[pick], gx[pick]))
+    return out
+
+
+# -- the classifiers ---------------------------------------------------------------------
+def build_texture_cnn(channels: Sequence[int] = (16, 32, 64), stem: int = 0):
+    """Optional stride-1 3x3 conv-BN-ReLU stem (``stem`` channels), stride-2 3x3
+    conv-BN-ReLU blocks, global average pooling, one logit."""
     import torch.nn as nn
 
     layers: list[nn.Module] = []
     c_in = 1
-    for c in channels:
-        layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+    for c, stride in ([(stem, 1)] if stem else []) + [(c, 2) for c in channels]:
+        layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c),
                    nn.ReLU(inplace=True)]
         c_in = c
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 1)]
@@ -245,27 +353,26 @@ def _shift_batch(xb, shift: int, gen):
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(off)])
 
 
-def _train_fold(x: np.ndarray, y: np.ndarray, config: DetectabilityConfig, seed: int, steps: int, desc: str,
-                show: bool):
+def _batch_labels(y: np.ndarray, bs: int, balance: str, rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``y`` of one training batch: half positives, half negatives (drawn
+    with replacement) unless ``balance`` is "none"."""
+    if balance == "none":
+        return rng.integers(0, len(y), bs)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    return np.concatenate([pos[rng.integers(0, len(pos), bs // 2)], neg[rng.integers(0, len(neg), bs - bs // 2)]])
+
+
+def _fit(model, batches, steps: int, config: DetectabilityConfig, desc: str, show: bool):
+    """AdamW, one-cycle schedule, ``steps`` steps of BCE on ``batches()`` -> (x, y)."""
     import torch
     import torch.nn.functional as F
 
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = build_texture_cnn(config.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1) * 2.0 - 1.0
-    yt = torch.from_numpy(y.astype(np.float32))
-    bs = min(config.batch_size, len(yt))
-    order, pos = torch.randperm(len(yt), generator=gen), 0
     model.train()
     for _ in progress(range(steps), total=steps, desc=desc, unit="step", disable=None if show else True):
-        if pos + bs > len(order):  # reshuffle: every batch is full (BatchNorm needs >= 2)
-            order, pos = torch.randperm(len(yt), generator=gen), 0
-        idx = order[pos:pos + bs]
-        pos += bs
-        loss = F.binary_cross_entropy_with_logits(model(_shift_batch(xt[idx], config.shift, gen)).squeeze(1), yt[idx])
+        xb, yb = batches()
+        loss = F.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -274,15 +381,67 @@ def _train_fold(x: np.ndarray, y: np.ndarray, config: DetectabilityConfig, seed:
     return model
 
 
-def _scores(model, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+def _train_crops(xt, y: np.ndarray, centres: _Centres, crop: tuple[int, int], config: DetectabilityConfig,
+                 seed: int, desc: str, show: bool):
+    """The crop network on random native-resolution crops centred in the breast, half of
+    them flipped upside down (texture statistics do not care; no resampling or blur)."""
     import torch
 
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    yt = torch.from_numpy(y.astype(np.float32))
+    bs = config.batch_size
+
+    def batches():
+        idx = _batch_labels(y, bs, config.balance, rng)
+        xb = _windows(xt, idx, *centres.draw(idx, rng.random(len(idx))), crop)
+        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+        xb = torch.where(flip[:, None, None, None], xb.flip(2), xb)
+        return xb, yt[idx]
+
+    return _fit(build_texture_cnn(config.channels, config.stem), batches, config.steps, config, desc, show)
+
+
+def _train_whole(xt, y: np.ndarray, config: DetectabilityConfig, seed: int, desc: str, show: bool):
+    """The whole-image network (layout: where the breast, the pectoral muscle, bright
+    structures lie), with random shifts of up to ``shift`` px."""
+    import torch
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    yt = torch.from_numpy(y.astype(np.float32))
+
+    def batches():
+        idx = _batch_labels(y, config.batch_size, config.balance, rng)
+        return _shift_batch(xt[idx].unsqueeze(1), config.shift, gen), yt[idx]
+
+    return _fit(build_texture_cnn(config.channels), batches, config.whole_steps, config, desc, show)
+
+
+def _crop_scores(model, xt, grid: list[tuple[np.ndarray, np.ndarray]], crop: tuple[int, int],
+                 batch_size: int = 256) -> np.ndarray:
+    """Per image the mean logit of its scoring crops."""
+    import torch
+
+    idx = np.concatenate([np.full(len(g[0]), i) for i, g in enumerate(grid)])
+    cy = np.concatenate([g[0] for g in grid])
+    cx = np.concatenate([g[1] for g in grid])
     out = []
     with torch.no_grad():
-        for s in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch_size], dtype=np.float32)).unsqueeze(1)
-            out.append(model(xb * 2.0 - 1.0).squeeze(1).double().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        for s in range(0, len(idx), batch_size):
+            sl = slice(s, s + batch_size)
+            out.append(model(_windows(xt, idx[sl], cy[sl], cx[sl], crop)).squeeze(1).double().numpy())
+    logits = np.concatenate(out)
+    return np.bincount(idx, logits, minlength=len(grid)) / np.bincount(idx, minlength=len(grid))
+
+
+def _whole_scores(model, xt, batch_size: int = 256) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate([model(xt[s:s + batch_size].unsqueeze(1)).squeeze(1).double().numpy()
+                               for s in range(0, len(xt), batch_size)])
 
 
 # -- the protocol ----------------------------------------------------------------------
@@ -297,21 +456,57 @@ def _stratum_aucs(y: np.ndarray, s: np.ndarray, pos_strata: Strata, neg_strata: 
     return out
 
 
+def _check_masks(masks: np.ndarray | None, x: np.ndarray, name: str) -> np.ndarray | None:
+    if masks is None:
+        return None
+    m = np.asarray(masks)
+    if m.shape != x.shape:
+        raise ValueError(f"{name}: shape {m.shape}, images {x.shape}")
+    return m.astype(bool, copy=False)
+
+
+def _oof_scores(x: np.ndarray, m: np.ndarray, y: np.ndarray, fold: np.ndarray, config: DetectabilityConfig,
+                desc: str, show: bool) -> np.ndarray:
+    """Out-of-fold scores [N, 2]: mean crop logit, whole-image logit (0 without that view)."""
+    import torch
+
+    crop = config.crop_for(x.shape)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) * 2.0 - 1.0
+    grid = score_grid(m, crop, config.score_crops)
+    xw = None
+    if config.whole_side and config.whole_steps:
+        xw = torch.from_numpy(np.ascontiguousarray(_prepare(x, config.whole_side), dtype=np.float32)) * 2.0 - 1.0
+    out = np.zeros((len(y), 2))
+    for k in range(config.folds):
+        test, train = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        seed = config.seed * 1000 + k
+        tag = f"{desc} fold {k + 1}/{config.folds}"
+        net = _train_crops(xt[train], y[train], _Centres(m[train]), crop, config, seed, tag + " crops", show)
+        out[test, 0] = _crop_scores(net, xt[test], [grid[i] for i in test], crop)
+        if xw is not None:
+            net = _train_whole(xw[train], y[train], config, seed + 500, tag + " whole", show)
+            out[test, 1] = _whole_scores(net, xw[test])
+    return out
+
+
 def detectability(pos_images: np.ndarray, neg_images: np.ndarray, pos_strata: Strata = None,
                   neg_strata: Strata = None, config: DetectabilityConfig = DetectabilityConfig(),
                   pos_groups: Sequence[str] | None = None, neg_groups: Sequence[str] | None = None,
-                  progress: bool = False, desc: str = "detectability") -> DetectabilityResult:
-    """Out-of-fold AUC of a CNN trained to tell ``pos_images`` from ``neg_images``.
+                  progress: bool = False, desc: str = "detectability", pos_masks: np.ndarray | None = None,
+                  neg_masks: np.ndarray | None = None) -> DetectabilityResult:
+    """Out-of-fold AUC of CNNs trained to tell ``pos_images`` from ``neg_images``.
 
-    Images float [N, H, W] in [0, 1], both sets of one size. Strata: labels per image (or
-    ``{axis: labels}``) for per-stratum AUCs; groups (e.g. patient ids) keep a group's
-    images in one fold. See the module docstring for the protocol.
+    Images float [N, H, W] in [0, 1], both sets of one size; masks (optional, bool, same
+    shape) confine crop centres to the breast (None: anywhere). Strata: labels per image
+    (or ``{axis: labels}``) for per-stratum AUCs; groups (e.g. patient ids) keep a
+    group's images in one fold. See the module docstring for the protocol.
     """
     t0 = time.perf_counter()
     xp, _ = check_stack(pos_images, name="positive images")
     xn, _ = check_stack(neg_images, name="negative images")
     if xp.shape[1:] != xn.shape[1:]:
         raise ValueError(f"positive and negative images differ in size: {xp.shape[1:]} vs {xn.shape[1:]}")
+    mp, mn = _check_masks(pos_masks, xp, "positive masks"), _check_masks(neg_masks, xn, "negative masks")
     check_strata(pos_strata, len(xp), "positive strata")
     check_strata(neg_strata, len(xn), "negative strata")
     rng = np.random.default_rng(config.seed)
@@ -319,25 +514,24 @@ def detectability(pos_images: np.ndarray, neg_images: np.ndarray, pos_strata: St
     if min(len(pi), len(ni)) < config.folds:
         raise ValueError(f"need at least {config.folds} images per side (folds), got {len(pi)} and {len(ni)}")
     x = _prepare(np.concatenate([xp[pi], xn[ni]]), config.max_side)
+    m = np.concatenate([_prepare_masks(None if mm is None else mm[i], len(i), x.shape[1:], config.max_side)
+                        for mm, i in ((mp, pi), (mn, ni))])
     y = np.concatenate([np.ones(len(pi), np.int64), np.zeros(len(ni), np.int64)])
     groups = [None if g is None else np.asarray(g, dtype=str)[idx] for g, idx in ((pos_groups, pi), (neg_groups, ni))]
     fold = np.concatenate([_folds(len(pi), config.folds, groups[0], rng),
                            _folds(len(ni), config.folds, groups[1], rng)])
-    scores = np.zeros(len(y))
-    steps = config.steps_for(int((fold != 0).sum()))
     with _torch_threads(config.threads):
-        for k in range(config.folds):
-            test = fold == k
-            model = _train_fold(x[~test], y[~test], config, config.seed * 1000 + k, steps,
-                                f"{desc} fold {k + 1}/{config.folds}", progress)
-            scores[test] = _scores(model, x[test])
+        views = _oof_scores(x, m, y, fold, config, desc, progress)
+    # one score per image: the two views' logits averaged (each a log-odds estimate)
+    scores = views.mean(1) if config.whole_side and config.whole_steps else views[:, 0]
     r = bootstrap_auc_ci(y, scores, n_boot=config.n_boot, seed=config.seed)
     strata = _stratum_aucs(y, scores, strata_subset(pos_strata, pi), strata_subset(neg_strata, ni), len(pi), config)
     return DetectabilityResult(auc=r["value"], ci_low=r["ci_low"], ci_high=r["ci_high"], n_pos=len(pi),
                                n_neg=len(ni), n_pos_given=len(xp), n_neg_given=len(xn),
-                               seconds=time.perf_counter() - t0, steps_per_fold=steps, level=r["level"],
+                               seconds=time.perf_counter() - t0, steps_per_fold=config.steps, level=r["level"],
                                n_boot=config.n_boot, strata=strata, pos_index=pi, neg_index=ni,
-                               pos_scores=scores[:len(pi)], neg_scores=scores[len(pi):])
+                               pos_scores=scores[:len(pi)], neg_scores=scores[len(pi):],
+                               pos_views=views[:len(pi)], neg_views=views[len(pi):])
 
 
 def split_halves(n: int, groups: Sequence[str] | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +543,9 @@ def split_halves(n: int, groups: Sequence[str] | None = None, seed: int = 0) -> 
 
 def detectability_test(real_images: np.ndarray, syn_images: np.ndarray, real_strata: Strata = None,
                        syn_strata: Strata = None, config: DetectabilityConfig = DetectabilityConfig(),
-                       real_groups: Sequence[str] | None = None, progress: bool = False) -> DetectabilityTest:
+                       real_groups: Sequence[str] | None = None, progress: bool = False,
+                       real_masks: np.ndarray | None = None, syn_masks: np.ndarray | None = None
+                       ) -> DetectabilityTest:
     """Synthetic (positive) vs real (negative) detectability, and the floor: the same
     protocol on two disjoint halves of the real set (by ``real_groups``, e.g. patient ids,
     when given). See :class:`DetectabilityTest` for the verdict rule."""
@@ -357,11 +553,13 @@ def detectability_test(real_images: np.ndarray, syn_images: np.ndarray, real_str
     groups = None if real_groups is None else np.asarray(real_groups, dtype=str)
     if groups is not None and len(groups) != len(real):
         raise ValueError(f"real_groups: {len(groups)} ids for {len(real)} images")
+    rm = None if real_masks is None else np.asarray(real_masks)
     syn = detectability(syn_images, real, syn_strata, real_strata, config, neg_groups=groups,
-                        progress=progress, desc="synthetic vs real")
+                        progress=progress, desc="synthetic vs real", pos_masks=syn_masks, neg_masks=rm)
     a, b = split_halves(len(real), groups, config.seed)
     floor = detectability(real[a], real[b], strata_subset(real_strata, a), strata_subset(real_strata, b), config,
                           pos_groups=None if groups is None else groups[a],
                           neg_groups=None if groups is None else groups[b], progress=progress,
-                          desc="real vs real")
+                          desc="real vs real", pos_masks=None if rm is None else rm[a],
+                          neg_masks=None if rm is None else rm[b])
     return DetectabilityTest(synthetic=syn, floor=floor)

@@ -159,19 +159,42 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     detail = detail_comparison(highpass_energy(xr, mr, config.erode), highpass_energy(xs, ms, config.erode),
                                sr, ss, seed=config.seed, n_boot=config.n_boot)
     say("detectability (synthetic vs real, then the real-vs-real floor)")
-    det = detectability_test(xr, xs, sr, ss, config.detectability, real_groups=real_groups, progress=progress)
+    det = detectability_test(xr, xs, sr, ss, config.detectability, real_groups=real_groups, progress=progress,
+                             real_masks=mr, syn_masks=ms)
     verdict = realism_verdict(det, spec, detail, config)
     return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config)
 
 
 # -- the sheet ---------------------------------------------------------------------------
+MIN_SHEET_CROP = 16
+
+
+def _inside(masks: np.ndarray, crop: int) -> np.ndarray:
+    """[N, H - crop + 1, W - crop + 1]: top-left corners of windows wholly inside ``masks``."""
+    sat = np.pad(masks.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    return (sat[:, crop:, crop:] - sat[:, :-crop, crop:] - sat[:, crop:, :-crop] + sat[:, :-crop, :-crop]
+            ) == crop * crop
+
+
+def sheet_crop(masks: np.ndarray, crop: int, images_shape: tuple[int, ...] | None = None) -> int | None:
+    """``crop`` if some image has a ``crop``-sized window inside its (eroded) breast, else
+    the largest power of two >= 16 below it that has one (128 px films: the breast is ~35 px
+    wide, no 64 px window fits); None when not even a 16 px window does."""
+    m = erode_masks(masks, default_erosion(images_shape or masks.shape))
+    c = crop
+    while c >= MIN_SHEET_CROP:
+        if c <= min(m.shape[1:]) and _inside(m, c).any():
+            return c
+        c = 1 << (int(c).bit_length() - 1) if c & (c - 1) else c // 2  # next power of two below
+    return None
+
+
 def _crops(images: np.ndarray, masks: np.ndarray, n: int, crop: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Up to ``n`` native-resolution ``crop`` x ``crop`` windows wholly inside the (eroded)
     breast, from different images picked at random, each at a random valid position."""
-    m = erode_masks(masks, default_erosion(images.shape))
-    sat = np.pad(m.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
-    inside = (sat[:, crop:, crop:] - sat[:, :-crop, crop:] - sat[:, crop:, :-crop] + sat[:, :-crop, :-crop]
-              ) == crop * crop
+    if crop > min(images.shape[1:]):
+        return []
+    inside = _inside(erode_masks(masks, default_erosion(images.shape)), crop)
     out = []
     for i in rng.permutation(len(images)):
         pos = np.argwhere(inside[i])
@@ -190,9 +213,11 @@ def realism_sheet(real_images: np.ndarray, real_masks: np.ndarray, syn_images: n
     Crops are ``crop`` x ``crop`` px at native resolution, wholly inside the eroded breast
     mask; the sheet is enlarged ``scale`` x by pixel replication only (no resampling, which
     would change the texture being judged). Both rows share one grey window (0.5 and 99.5
-    percentiles of all crops), so a brightness or contrast difference stays visible.
-    Returns ``{"path", "n_real", "n_synthetic", "size"}``; raises ValueError when no image
-    has a crop-sized breast interior on a side.
+    percentiles of all crops), so a brightness or contrast difference stays visible. When
+    no breast on a side holds a ``crop`` window, the largest power of two >= 16 that fits
+    on both sides is used (:func:`sheet_crop`). Returns ``{"path", "n_real", "n_synthetic",
+    "size", "crop"}`` (``crop``: the side used); raises ValueError when not even a 16 px
+    window fits inside any breast of a side.
     """
     from PIL import Image, ImageDraw
 
@@ -200,9 +225,16 @@ def realism_sheet(real_images: np.ndarray, real_masks: np.ndarray, syn_images: n
     from ..utils import atomic_file
 
     rng = np.random.default_rng(seed)
-    rows = []
+    sides = []
     for name, (x, m) in (("real", (real_images, real_masks)), ("synthetic", (syn_images, syn_masks))):
         x, m = check_stack(x, m, f"{name} images")
+        fit = sheet_crop(m, crop, x.shape)
+        if fit is None:
+            raise ValueError(f"{name}: no image has a {MIN_SHEET_CROP}x{MIN_SHEET_CROP} window inside the breast")
+        sides.append((name, x, m))
+        crop = min(crop, fit)
+    rows = []
+    for name, x, m in sides:
         c = _crops(x, m, n, crop, rng)
         if not c:
             raise ValueError(f"{name}: no image has a {crop}x{crop} window inside the breast")
@@ -221,4 +253,5 @@ def realism_sheet(real_images: np.ndarray, real_masks: np.ndarray, syn_images: n
         draw.text((6, (gap + r * (crop + gap) + crop // 2) * scale - 8), name, fill=0, font=_font(14))
     with atomic_file(path) as tmp:
         img.save(tmp)
-    return {"path": str(path), "n_real": len(rows[0][1]), "n_synthetic": len(rows[1][1]), "size": list(img.size)}
+    return {"path": str(path), "n_real": len(rows[0][1]), "n_synthetic": len(rows[1][1]), "size": list(img.size),
+            "crop": crop}
