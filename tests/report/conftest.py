@@ -62,3 +62,22 @@ def eval_sets(tiny_dataset_factory):
                         "seed": 0}
     (syn / "dataset.json").write_text(json.dumps(info))
     return real, syn
+
+
+@pytest.fixture(autouse=True)
+def _small_realism(monkeypatch):
+    """The Realism step's default classifier trains 2 x 5 folds x 450 steps (about two CPU
+    minutes): evaluations here use a few steps, with the step's code path unchanged. Tests
+    of the measures themselves are in tests/metrics/test_realism.py and test_detectability.py."""
+    import dataclasses
+
+    from mammosynth.metrics import realism
+    from mammosynth.metrics.detectability import DetectabilityConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class SmallRealismConfig(realism.RealismConfig):
+        detectability: DetectabilityConfig = dataclasses.field(default_factory=lambda: DetectabilityConfig(
+            folds=2, steps=4, whole_steps=2, score_crops=2, n_boot=50, threads=1))
+        n_boot: int = 50
+
+    monkeypatch.setattr(realism, "RealismConfig", SmallRealismConfig)

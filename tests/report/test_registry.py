@@ -133,7 +133,7 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
 
     rc = realism_config(detect_folds=2)
     assert rc.detectability.folds == 2
-    rc = dataclasses.replace(rc, n_boot=50, detectability=dataclasses.replace(rc.detectability, epochs=1, min_steps=2,
+    rc = dataclasses.replace(rc, n_boot=50, detectability=dataclasses.replace(rc.detectability, steps=4, whole_steps=2,
                                                                               n_boot=50))
     assert isinstance(rc, RealismConfig)
     real = tiny_dataset_factory(n=32, size=(128, 80))
