@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageReadError
+from .images import ImageReadError, check_pixels
 
 #: transfer syntax UID prefix -> the pylibjpeg plugin that decodes it
 _PLUGIN_FOR_SYNTAX = {
@@ -111,6 +111,16 @@ def _window(arr: np.ndarray, ds: Any) -> tuple[np.ndarray, str]:
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr, dtype=np.float64), "minmax"
 
 
+def check_dicom_size(ds: Any, path: str | os.PathLike) -> None:
+    """The decoded-size limit (:data:`mammosynth.io.images.MAX_PIXELS`) from the header alone."""
+    try:
+        shape = (int(getattr(ds, "NumberOfFrames", 1) or 1), int(getattr(ds, "Rows", 0) or 0),
+                 int(getattr(ds, "Columns", 0) or 0), int(getattr(ds, "SamplesPerPixel", 1) or 1))
+    except (TypeError, ValueError) as exc:
+        raise ImageReadError(path, f"bad image size attributes ({exc})") from None
+    check_pixels(path, tuple(d for i, d in enumerate(shape) if d != 1 or i in (1, 2)))
+
+
 def read_dicom(path: str | os.PathLike, voi: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a single-frame grayscale DICOM as uint8/uint16 (brighter = denser).
 
@@ -144,6 +154,7 @@ def read_dicom(path: str | os.PathLike, voi: bool = True) -> tuple[np.ndarray, d
     bits = int(getattr(ds, "BitsStored", 0) or 0)
     if not 1 <= bits <= 16:
         raise ImageReadError(path, f"BitsStored {bits} not supported; expected 8 to 16 bit grayscale")
+    check_dicom_size(ds, path)
     tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if tsyntax is not None and tsyntax.is_compressed:
         from pydicom.pixels import get_decoder

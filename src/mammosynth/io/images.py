@@ -14,6 +14,13 @@ import numpy as np
 
 from ..utils import atomic_file
 
+#: The one decoded-size limit of every reader (raster and DICOM), in pixels (all samples and
+#: pages counted). Checked from the header before any pixel is decoded, so a small file
+#: claiming a huge image (a decompression bomb) costs nothing. 50 megapixels is above any
+#: digital or digitised mammogram (DDSM scans reach ~40 MP); override with the
+#: ``MAMMOSYNTH_MAX_PIXELS`` environment variable.
+MAX_PIXELS = int(os.environ.get("MAMMOSYNTH_MAX_PIXELS", "50000000"))
+
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".pnm", ".ppm", ".bmp"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ""}
 WRITE_FORMATS = ("png16", "png8", "tiff")
@@ -26,6 +33,45 @@ class ImageReadError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+def check_pixels(path: str | os.PathLike, shape: tuple[int, ...], what: str = "") -> None:
+    """Raise :class:`ImageReadError` when an image of ``shape`` would exceed :data:`MAX_PIXELS`."""
+    n = 1
+    for d in shape:
+        n *= max(0, int(d))
+    if n > MAX_PIXELS:
+        dims = " x ".join(str(int(d)) for d in shape)
+        raise ImageReadError(path, f"decoded size {dims}{what} = {n:,} pixels exceeds the limit of "
+                                   f"{MAX_PIXELS:,} pixels (MAMMOSYNTH_MAX_PIXELS; a decompression bomb?)")
+
+
+def _grey_lut(rgb: np.ndarray, path: Path) -> np.ndarray:
+    """The grey levels of a palette ``[3, n]``; a palette with colours is refused."""
+    if not (np.array_equal(rgb[0], rgb[1]) and np.array_equal(rgb[1], rgb[2])):
+        raise ImageReadError(path, "colour palette image; mammograms must be grayscale")
+    return rgb[0]
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """First (only) page of a TIFF, size-checked before decoding; grey palettes mapped to levels."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) != 1:
+            raise ImageReadError(path, f"multi-page TIFF ({len(tif.pages)} pages); expected one grayscale image")
+        page = tif.pages[0]
+        check_pixels(path, page.shape)
+        arr = page.asarray()
+        if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
+            cmap = page.colormap
+            if cmap is None:
+                raise ImageReadError(path, "palette TIFF without a colour map")
+            lut = _grey_lut(np.asarray(cmap), path)
+            if arr.dtype == np.uint8 and np.all(lut % 257 == 0):
+                lut = (lut // 257).astype(np.uint8)  # an 8-bit grey palette stays 8 bit
+            arr = lut[arr]
+    return arr
 
 
 def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -62,13 +108,13 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     meta: dict[str, Any] = {"format": suffix.lstrip(".")}
     try:
         if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            arr = tifffile.imread(path)
+            arr = _read_tiff(path)
         else:
             from PIL import Image
 
             with Image.open(path) as im:
+                check_pixels(path, (im.height, im.width, len(im.getbands())) if len(im.getbands()) > 1
+                             else (im.height, im.width))
                 im.load()
                 meta["text"] = dict(getattr(im, "text", {}) or {})
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -78,6 +124,14 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
                     arr = arr.astype(np.uint16)
                 elif im.mode in ("L", "RGB", "RGBA", "LA"):
                     arr = np.asarray(im.convert("L") if im.mode == "LA" else im)
+                elif im.mode in ("P", "PA"):
+                    idx = np.asarray(im.getchannel(0) if im.mode == "PA" else im)
+                    pal = np.zeros((3, 256), np.uint8)
+                    rgb = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3).T[:, :256]
+                    pal[:, : rgb.shape[1]] = rgb
+                    used = np.unique(idx)
+                    _grey_lut(pal[:, used], path)  # only the entries the image uses must be grey
+                    arr = pal[0][idx]
                 elif im.mode == "1":
                     raise ImageReadError(path, "1-bit image; expected 8 or 16 bit grayscale")
                 else:

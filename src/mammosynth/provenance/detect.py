@@ -56,6 +56,9 @@ def _dicom_pixels(path: Path) -> tuple[np.ndarray, list[str]]:
     except Exception as exc:
         raise ValueError(f"{path}: cannot parse DICOM ({type(exc).__name__}: {exc})") from exc
     _, reasons = is_synthetic_dicom(ds)
+    from ..io.dicom import check_dicom_size
+
+    check_dicom_size(ds, path)  # the decoded-size limit, before decoding
     try:
         arr = np.asarray(ds.pixel_array)
     except Exception as exc:
@@ -130,4 +133,6 @@ def detect_paths(paths: list[str | os.PathLike], cfg: WatermarkConfig = Watermar
             results.append(detect_file(f, cfg, crops=crops))
         except ValueError as exc:  # ImageReadError is a ValueError
             results.append({"path": str(f), "error": str(exc)})
+        except Exception as exc:  # one hostile file must not hide the results of the others
+            results.append({"path": str(f), "error": f"{f}: cannot read ({type(exc).__name__}: {exc})"})
     return results
