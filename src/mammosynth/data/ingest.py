@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..io.images import ImageReadError, read_image
+from ..io.paths import confine
 from ..utils import num_workers, progress
 from .adapters import LabelReject, SourceItem, detect_layout, get_adapter
 from .prepared import DatasetWriter, split_for_patient
@@ -211,6 +212,18 @@ def _results(jobs: list[tuple], workers: int) -> Iterator[tuple[str, Any]]:
         yield from ex.map(_work, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers))))
 
 
+def _outside_paths(source: Path, item: SourceItem) -> str | None:
+    """The reason when the item's image or a mask resolves outside SOURCE (every adapter's
+    paths pass here before anything opens them), else None."""
+    paths = [item.path] + [p for f in item.findings for p in (f.mask_path, f.mask_fallback) if p is not None]
+    for p in paths:
+        try:
+            confine(source, p)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 # -- the public entry point -------------------------------------------------------------
 
 def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLike = "prepared",
@@ -248,6 +261,10 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
     for entry in adapter.scan(source):
         if isinstance(entry, LabelReject):
             reject(entry.source_file, entry.reason)
+            continue
+        outside = _outside_paths(source, entry)
+        if outside:
+            reject(entry.source_file, outside)
             continue
         if entry.image_id in seen:
             reject(entry.source_file, f"duplicate image id {entry.image_id}")

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..io.images import read_image, write_image
+from ..io.paths import confine
 from ..utils import atomic_file
 from .schema import SCHEMA_VERSION, SPLITS, ImageRecord
 
@@ -139,7 +140,15 @@ class PreparedDataset:
         r = self.records[record] if isinstance(record, int) else record
         if r.file is None:
             raise ValueError(f"{self.root}: record {r.image_id} has no stored file")
-        return self.root / r.file
+        return self.confined(r.file, r.image_id)
+
+    def confined(self, rel: str, image_id: str) -> Path:
+        """``root / rel`` when it resolves (after symlinks) inside the dataset; a crafted
+        manifest naming ``../`` or absolute paths, or a symlink out, raises ValueError."""
+        try:
+            return confine(self.root, rel, what="dataset")
+        except ValueError as exc:
+            raise ValueError(f"{self.root / MANIFEST}: record {image_id}: {exc}") from None
 
     def image(self, record: ImageRecord | int) -> np.ndarray:
         """The stored image as uint16 (8-bit files are scaled up)."""
@@ -158,7 +167,7 @@ class PreparedDataset:
         f = r.findings[finding]
         if f.mask is None:
             return None
-        arr, _ = read_image(self.root / f.mask)
+        arr, _ = read_image(self.confined(f.mask, r.image_id))
         return arr > 0
 
     def counts(self) -> dict[str, dict[str, int]]:

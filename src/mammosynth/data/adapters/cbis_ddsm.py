@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from ...io.paths import is_inside
 from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, hashed_id,
                    laterality_code, read_csv, rel, require_columns, view_code)
 
@@ -36,6 +37,8 @@ def resolve(source: Path, text: str) -> Path | None:
     t = text.strip().strip('"').replace("\\", "/")
     if not t:
         return None
+    if not is_inside(source, source / t) or t.split("/")[0] in ("", ".", ".."):
+        return None  # never look outside SOURCE (ingest rejects such rows by their reason)
     for base in (source, source / "CBIS-DDSM"):
         p = base / t
         if p.is_file():
@@ -77,7 +80,10 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
                 continue
             path = resolve(source, img_text)
             if path is None:
-                yield LabelReject(key, f"missing file: named by label row {where}")
+                t = img_text.strip().strip('"').replace("\\", "/")
+                outside = not is_inside(source, source / t) or t.split("/")[0] in ("", ".", "..")
+                yield LabelReject(key, f"path outside the source: named by label row {where}" if outside
+                                  else f"missing file: named by label row {where}")
                 bad[key] = where
                 continue
             mask = resolve(source, row.get("ROI mask file path", ""))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from ...io.paths import confine
 from ..schema import PATHOLOGIES, normalise_finding_kind
 from .base import (LabelReject, RawFinding, SourceItem, acr_density, csv_columns, image_files,
                    laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
@@ -69,7 +70,7 @@ def _row_finding(source: Path, row: dict[str, str]) -> RawFinding | None:
             raise ValueError(f"box must have x1 > x0 and y1 > y0, got {box}")
     mask = None
     if row.get("mask"):
-        mask = source / row["mask"]
+        mask = confine(source, row["mask"])
         if not mask.is_file():
             raise ValueError(f"ROI mask not found: {row['mask']}")
     codes = {k: row[k] for k in ("finding", "pathology") if row.get(k)}
@@ -93,6 +94,7 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         try:
             if not row.get("file"):
                 raise ValueError("empty 'file'")
+            confine(source, row["file"])
             finding = _row_finding(source, row)
             fields = dict(
                 laterality=laterality_code(row.get("laterality", "")),

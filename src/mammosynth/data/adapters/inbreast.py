@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from ...io.paths import plain_name
 from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files,
                    laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
@@ -100,6 +101,7 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         try:
             if not fname:
                 raise ValueError("empty File Name")
+            plain_name(fname, "File Name")
             lat = laterality_code(row["Laterality"])
             view = view_code(row["View"])
             density = acr_density(row.get("ACR", ""))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..prepared import DATASET_JSON, MANIFEST, PreparedDataset
+from ...io.paths import confine
 from .base import LabelReject, RawFinding, SourceItem
 
 NAME = "prepared"
@@ -27,6 +28,12 @@ def dataset_kind(source: Path) -> str:
 def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
     ds = PreparedDataset(source)
     for r in ds:
+        try:  # paths from the manifest stay inside the set (after '..' and symlinks)
+            for rel in [r.file or ""] + [f.mask for f in r.findings if f.mask]:
+                confine(source, rel, what="source")
+        except ValueError as exc:
+            yield LabelReject(r.file or r.image_id, str(exc))
+            continue
         if r.file is None or not (source / r.file).is_file():
             yield LabelReject(r.file or r.image_id, "missing file: named in the manifest")
             continue

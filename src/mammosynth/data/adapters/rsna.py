@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from ...io.paths import plain_name
 from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files, laterality_code,
                    parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
@@ -45,6 +46,8 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         pid, iid = row["patient_id"], row["image_id"]
         named.add(f"{pid}/{iid}")
         try:
+            plain_name(pid, "patient_id")
+            plain_name(iid, "image_id")
             lat = laterality_code(row["laterality"])
             view = view_code(row["view"])
             density = acr_density(row.get("density", ""))

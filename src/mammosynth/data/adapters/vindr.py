@@ -17,6 +17,7 @@ import ast
 from pathlib import Path
 from typing import Iterator
 
+from ...io.paths import plain_name
 from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files,
                    laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
@@ -104,6 +105,8 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
             where = f"{rel(source, csv_path)}:{line}"
             key = row["image_id"]
             try:
+                plain_name(row["study_id"], "study_id")
+                plain_name(key, "image_id")
                 lat = laterality_code(row["laterality"])
                 view = view_code(row["view_position"])
                 density = acr_density(row.get("breast_density", ""))
