@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -94,43 +95,98 @@ def image_files(root: Path, suffixes: set[str] = IMAGE_SUFFIXES) -> list[Path]:
     return sorted(out)
 
 
-def read_csv(path: Path, delimiter: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+#: Label files larger than this are refused as a whole (they are text tables, not data).
+MAX_LABEL_BYTES = 256 << 20
+#: A label value longer than this is refused with its row (the csv module's own limit).
+MAX_FIELD_CHARS = 131_072
+
+
+def read_label_text(path: Path) -> str:
+    """The text of a label file: UTF-8 (with or without BOM), else Latin-1 (every byte is a
+    character there, so decoding never fails and the rows decide). Raises
+    :class:`LayoutError` naming the file for an oversized or unreadable file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_LABEL_BYTES:
+            raise LayoutError(f"{path}: label file of {size:,} bytes is larger than {MAX_LABEL_BYTES:,}; refused")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read label file ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _sniff(first: str, delimiter: str | None) -> str:
+    return delimiter if delimiter is not None else max([",", ";", "\t"], key=first.count)
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Iterator[tuple[int, dict[str, str] | LabelReject]]:
     """Rows of a CSV file as ``(line_number, {column: value})`` with stripped keys/values.
 
-    The delimiter is sniffed among ``, ; \\t`` when not given.
+    The delimiter is sniffed among ``, ; \\t`` when not given. A row that cannot be used
+    (a field over :data:`MAX_FIELD_CHARS`, binary data, broken quoting) comes as
+    ``(line, LabelReject("FILE:LINE", reason))``: callers yield it and go on.
     """
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        head = f.read(4096)
-        f.seek(0)
-        if delimiter is None:
-            first = head.splitlines()[0] if head else ""
-            delimiter = max([",", ";", "\t"], key=first.count)
-        reader = csv.DictReader(f, delimiter=delimiter)
-        if reader.fieldnames is None:
+    text = read_label_text(path)
+    lines = iter(io.StringIO(text, newline=""))
+    first = text.split("\n", 1)[0]
+    reader = csv.reader(lines, delimiter=_sniff(first, delimiter))
+    header: list[str] | None = None
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
             return
-        reader.fieldnames = [str(n).strip() for n in reader.fieldnames]
-        for row in reader:
-            clean = {str(k).strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in row.items() if k}
-            if not any(clean.values()):
-                continue
-            yield reader.line_num, clean
+        except csv.Error as exc:
+            if header is None:
+                raise LayoutError(f"{path}:{reader.line_num}: bad header ({exc})") from None
+            yield reader.line_num, LabelReject(f"{path.name}:{reader.line_num}", f"bad label row: {exc}")
+            continue
+        if header is None:
+            if any("\0" in v for v in values):
+                raise LayoutError(f"{path}:1: binary data (NUL bytes); not a text label file")
+            header = [str(n).strip() for n in values]
+            continue
+        if any("\0" in v for v in values):
+            yield reader.line_num, LabelReject(f"{path.name}:{reader.line_num}", "bad label row: binary data (NUL bytes)")
+            continue
+        clean = {k: v.strip() for k, v in zip(header, values) if k}
+        for k in header[len(values):]:
+            if k:
+                clean[k] = ""
+        if not any(clean.values()):
+            continue
+        yield reader.line_num, clean
 
 
 def require_columns(path: Path, columns: set[str], present: list[str]) -> None:
     missing = sorted(columns - set(present))
     if missing:
-        raise LayoutError(f"{path}: missing column(s) {missing}; found {present}")
+        found = [str(c)[:40] for c in present[:30]]
+        raise LayoutError(f"{path}:1: missing column(s) {missing}; found {found}")
 
 
 def csv_columns(path: Path, delimiter: str | None = None) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        first = f.readline()
-    if delimiter is None:
-        delimiter = max([",", ";", "\t"], key=first.count)
-    return [c.strip() for c in next(csv.reader([first], delimiter=delimiter), [])]
+    try:
+        with open(path, "rb") as f:
+            raw = f.readline(1 << 20)
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read label file ({exc.strerror or exc})") from None
+    try:
+        first = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        first = raw.decode("latin-1")
+    try:
+        return [c.strip() for c in next(csv.reader([first.rstrip("\r\n")], delimiter=_sniff(first, delimiter)), [])]
+    except csv.Error as exc:
+        raise LayoutError(f"{path}:1: bad header ({exc})") from None
 
 
 def parse_float(text: str, what: str) -> float:
+    if len(str(text)) > 64:  # a 5,000-digit value is junk, not a coordinate
+        raise ValueError(f"{what} is too long to be a number ({len(str(text)):,} characters)")
     try:
         v = float(text)
     except (TypeError, ValueError):

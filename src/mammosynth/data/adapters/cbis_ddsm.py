@@ -61,6 +61,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         cols = csv_columns(csv_path)
         require_columns(csv_path, REQUIRED, cols)
         for line, row in read_csv(csv_path):
+            if isinstance(row, LabelReject):  # an unusable row (binary, oversized field)
+                yield row
+                continue
             where = f"{rel(source, csv_path)}:{line}"
             img_text = row["image file path"]
             key = img_text.strip()

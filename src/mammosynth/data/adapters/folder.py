@@ -88,6 +88,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
     items: dict[str, SourceItem] = {}
     bad: dict[str, str] = {}
     for line, row in read_csv(csv_path):
+        if isinstance(row, LabelReject):  # an unusable row (binary, oversized field)
+            yield row
+            continue
         where = f"{csv_path.name}:{line}"
         path = source / row.get("file", "")
         key = rel(source, path)

@@ -93,6 +93,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
     dicoms = {p.name.split("_")[0]: p for p in image_files(source / "AllDICOMs")}
     named: set[str] = set()
     for line, row in read_csv(csv_path):
+        if isinstance(row, LabelReject):  # an unusable row (binary, oversized field)
+            yield row
+            continue
         where = f"{csv_path.name}:{line}"
         fname = row["File Name"].strip()
         if fname.endswith(".0"):

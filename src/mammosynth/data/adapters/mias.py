@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..schema import MIAS_DENSITY
-from .base import LabelReject, LayoutError, RawFinding, SourceItem, image_files, parse_float, rel
+from .base import LabelReject, LayoutError, RawFinding, SourceItem, image_files, parse_float, read_label_text, rel
 
 NAME = "mias"
 DATASET = "mini-MIAS"
@@ -23,7 +23,7 @@ KINDS = {"CIRC": "mass", "SPIC": "mass", "MISC": "mass", "CALC": "calcification"
          "ARCH": "distortion", "ASYM": "asymmetry", "NORM": None}
 SEVERITY = {"B": "benign", "M": "malignant"}
 SPACING_MM = (0.2, 0.2)
-_REF = re.compile(r"^mdb(\d{3,})$", re.IGNORECASE)
+_REF = re.compile(r"^mdb(\d{3,6})$", re.IGNORECASE)  # bounded: a 5,000-digit number is junk
 
 
 def info_file(source: Path) -> Path | None:
@@ -37,8 +37,8 @@ def detect(source: Path) -> bool:
     info = info_file(source)
     if info is None:
         return False
-    with open(info, encoding="utf-8", errors="replace") as f:
-        head = f.read(2048)
+    with open(info, "rb") as f:
+        head = f.read(2048).decode("latin-1")
     return bool(re.search(r"^\s*mdb\d{3}", head, re.IGNORECASE | re.MULTILINE))
 
 
@@ -84,30 +84,32 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         raise LayoutError(f"{source}: no Info.txt; not a mini-MIAS folder")
     films: dict[str, dict] = {}
     bad: dict[str, str] = {}
-    with open(info, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            tokens = line.split()
-            if not tokens or tokens[0].startswith("#") or (n == 1 and tokens[0].upper() == "REFNUM"):
-                continue
-            where = f"{info.name}:{n}"
-            m = _REF.match(tokens[0])
-            if not m:
-                yield LabelReject(where, f"bad label row: reference {tokens[0]!r} is not mdbNNN")
-                continue
-            ref = tokens[0].lower()
-            try:
-                bg, finding = _parse_row(tokens)
-            except ValueError as exc:
-                yield LabelReject(where, f"bad label row for {ref}: {exc}")
-                bad[ref] = where
-                continue
-            film = films.setdefault(ref, {"bg": bg, "findings": [], "line": where, "num": int(m.group(1))})
-            if film["bg"] != bg:
-                yield LabelReject(where, f"bad label row for {ref}: background {bg} differs from earlier row {film['bg']}")
-                bad[ref] = where
-                continue
-            if finding is not None:
-                film["findings"].append(finding)
+    for n, line in enumerate(read_label_text(info).split("\n"), 1):
+        tokens = line.split()
+        if not tokens or tokens[0].startswith("#") or (n == 1 and tokens[0].upper() == "REFNUM"):
+            continue
+        where = f"{info.name}:{n}"
+        m = _REF.match(tokens[0])
+        if "\0" in line or len(line) > 4096:
+            yield LabelReject(where, "bad label row: binary data or a line over 4,096 characters")
+            continue
+        if not m:
+            yield LabelReject(where, f"bad label row: reference {tokens[0][:40]!r} is not mdbNNN")
+            continue
+        ref = tokens[0].lower()
+        try:
+            bg, finding = _parse_row(tokens)
+        except ValueError as exc:
+            yield LabelReject(where, f"bad label row for {ref}: {exc}")
+            bad[ref] = where
+            continue
+        film = films.setdefault(ref, {"bg": bg, "findings": [], "line": where, "num": int(m.group(1))})
+        if film["bg"] != bg:
+            yield LabelReject(where, f"bad label row for {ref}: background {bg} differs from earlier row {film['bg']}")
+            bad[ref] = where
+            continue
+        if finding is not None:
+            film["findings"].append(finding)
     on_disk = {p.stem.lower(): p for p in image_files(source) if _REF.match(p.stem)}
     for ref in sorted(set(films) | set(bad)):
         path = on_disk.get(ref)

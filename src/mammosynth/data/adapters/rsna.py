@@ -42,6 +42,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
     require_columns(csv_path, REQUIRED, csv_columns(csv_path))
     named: set[str] = set()
     for line, row in read_csv(csv_path):
+        if isinstance(row, LabelReject):  # an unusable row (binary, oversized field)
+            yield row
+            continue
         where = f"train.csv:{line}"
         pid, iid = row["patient_id"], row["image_id"]
         named.add(f"{pid}/{iid}")

@@ -13,7 +13,7 @@ kept in ``source_codes``).
 """
 from __future__ import annotations
 
-import ast
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -62,16 +62,35 @@ def _image_path(source: Path, study: str, image: str) -> Path | None:
     return None
 
 
+_QUOTED = re.compile(r"""\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*([,\]])""")
+MAX_CATEGORIES_CHARS = 1024
+
+
 def parse_categories(text: str) -> list[str]:
+    """``"['Mass', 'Suspicious Calcification']"`` (or ``"Mass, Other"``) -> names.
+
+    A bounded, non-recursive parser of a flat list of quoted names: anything else (nested
+    lists, expressions, over :data:`MAX_CATEGORIES_CHARS` characters) raises ValueError.
+    Never ``eval``: a hostile row must not reach the Python parser's recursion."""
     t = text.strip()
-    if t.startswith("["):
-        try:
-            vals = ast.literal_eval(t)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"cannot parse finding_categories {text!r}") from None
-    else:
-        vals = [v for v in t.split(",") if v.strip()]
-    return [str(v).strip() for v in vals]
+    if len(t) > MAX_CATEGORIES_CHARS:
+        raise ValueError(f"finding_categories is too long ({len(t):,} characters)")
+    if not t.startswith("["):
+        return [v.strip() for v in t.split(",") if v.strip()]
+    if t[1:].strip() == "]":
+        return []
+    vals, pos = [], 1
+    while True:
+        m = _QUOTED.match(t, pos)
+        if m is None:
+            raise ValueError(f"cannot parse finding_categories {t[:60]!r}: expected a flat list of quoted names")
+        vals.append((m.group(1) if m.group(1) is not None else m.group(2)).strip())
+        pos = m.end()
+        if m.group(3) == "]":
+            break
+    if t[pos:].strip():
+        raise ValueError(f"cannot parse finding_categories {t[:60]!r}: text after the list")
+    return vals
 
 
 def row_findings(cats: list[str], box: tuple[float, float, float, float] | None, birads: str) -> list[RawFinding]:
@@ -102,6 +121,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
             continue
         require_columns(csv_path, {"study_id", "image_id", "laterality", "view_position"}, csv_columns(csv_path))
         for line, row in read_csv(csv_path):
+            if isinstance(row, LabelReject):  # an unusable row (binary, oversized field)
+                yield row
+                continue
             where = f"{rel(source, csv_path)}:{line}"
             key = row["image_id"]
             try:
