@@ -34,6 +34,8 @@ from .preprocess import PreprocessConfig, map_box, map_mask, preprocess, scaled_
 from .schema import Finding, ImageRecord, hash_patient_id
 
 EXIT_OK, EXIT_FAIL, EXIT_PARTIAL = 0, 1, 3
+#: Images with a side shorter than this are not mammograms (1x1, 2x2, 1x4000 strips...).
+MIN_IMAGE_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,17 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
+def junk_reason(arr: np.ndarray) -> str | None:
+    """Why an image cannot be a mammogram (too small, constant), or None."""
+    h, w = arr.shape
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return f"not a mammogram: {w}x{h} image is smaller than the minimum of {MIN_IMAGE_SIDE} px a side"
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo == hi:
+        return f"not a mammogram: constant image (every pixel is {lo}); no breast found"
+    return None
+
+
 def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
                  fractions: tuple[float, float, float]) -> tuple[str, Any]:
     """Read, preprocess and label one item: ``("ok", (record, image, masks))`` or ``("reject", reason)``."""
@@ -135,6 +148,9 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
             return "reject", f"unreadable image: {exc.reason}"
         if meta.get("bit_depth") not in (8, 10, 12, 14, 16):
             return "reject", f"wrong bit depth {meta.get('bit_depth')}"
+        junk = junk_reason(arr)
+        if junk:
+            return "reject", junk
         laterality = item.laterality or meta.get("laterality")
         src_masks: dict[int, np.ndarray] = {}
         boxes = []
