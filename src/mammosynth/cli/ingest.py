@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help=f"skip the {step.replace('_', ' ')} step")
     p.add_argument("--workers", type=int, default=_I.workers, help=f"worker processes (default: {_I.workers})")
     p.add_argument("--limit", type=int, default=_I.limit, help="ingest at most N images")
+    p.add_argument("--allow-synthetic", action="store_true",
+                   help="keep inputs carrying mammosynth's synthetic markings (text, DICOM, watermark), "
+                        "recorded as synthetic with their provenance (default: refused as real)")
+    p.add_argument("--hash-names", action="store_true",
+                   help="replace every file/folder name by a salted hash in image ids, stored files, manifest "
+                        "and dataset.json (always done when a name holds an identifier of its DICOM); the "
+                        "source paths go to PREPARED.PRIVATE-names.jsonl beside (not in) the dataset")
     p.set_defaults(func=run_ingest)
 
     s = subparsers.add_parser("show", help="write a contact sheet PNG of a prepared dataset",
@@ -44,7 +51,8 @@ def run_ingest(args: argparse.Namespace) -> int:
     from ..data.ingest import ingest
 
     pcfg = PreprocessConfig(size=tuple(args.size), bits=args.bits, **{s: getattr(args, s) for s in _STEPS})
-    cfg = IngestConfig(preprocess=pcfg, workers=args.workers, limit=args.limit)
+    cfg = IngestConfig(preprocess=pcfg, workers=args.workers, limit=args.limit,
+                       allow_synthetic=args.allow_synthetic, hash_names=args.hash_names)
     result = ingest(args.source, layout=args.layout, out=args.out, config=cfg)
     print(result.summary())
     return result.exit_code

@@ -45,8 +45,10 @@ class IngestConfig:
     preprocess: PreprocessConfig = PreprocessConfig()
     workers: int | None = 2  # process pool size; None: all available cores; 1: no pool
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    salt: str = "mammosynth"  # patient-id hash salt (not stored in the dataset)
+    salt: str = "mammosynth"  # patient-id and name hash salt (not stored in the dataset)
     limit: int | None = None  # ingest at most this many images (quick looks)
+    allow_synthetic: bool = False  # keep inputs marked as mammosynth synthetics (recorded synthetic)
+    hash_names: bool = False  # always replace file/folder names by salted hashes
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -65,6 +67,12 @@ class IngestResult:
     rejects: list[dict[str, str]] = field(default_factory=list)  # this run's rejects
     total: int = 0  # images in the prepared dataset after the run
     counts: dict[str, Any] = field(default_factory=dict)
+    synthetic_kept: int = 0  # inputs with mammosynth markings kept (allow_synthetic), this run
+
+    @property
+    def synthetic_refused(self) -> int:
+        """Inputs refused because they carry mammosynth's synthetic markings (this run)."""
+        return sum(1 for r in self.rejects if r["reason"].startswith("synthetic: mammosynth"))
 
     @property
     def rejected(self) -> int:
@@ -80,6 +88,11 @@ class IngestResult:
     def summary(self, max_reasons: int = 10) -> str:
         lines = [f"ingest {self.layout}: {self.added} added, {self.skipped} already done, "
                  f"{self.rejected} rejected; {self.total} images in {self.path}"]
+        if self.synthetic_refused:
+            lines.append(f"  {self.synthetic_refused} synthetic image(s) refused: they carry mammosynth's markings "
+                         "(--allow-synthetic keeps them, recorded as synthetic)")
+        if self.synthetic_kept:
+            lines.append(f"  {self.synthetic_kept} synthetic image(s) kept (--allow-synthetic), recorded synthetic: true")
         reasons = Counter(_reason_kind(r["reason"]) for r in self.rejects)
         for reason, n in reasons.most_common(max_reasons):
             lines.append(f"  rejected {n:4d} x {reason}")
@@ -138,9 +151,49 @@ def junk_reason(arr: np.ndarray) -> str | None:
     return None
 
 
+def _reduced_for_watermark(arr: np.ndarray, cap: int = 512) -> np.ndarray:
+    """Block-mean reduction to at most ``cap`` px a side (same dtype): the watermark lives in
+    low frequencies, and a small input keeps the per-image check fast on full-size films."""
+    k = int(np.ceil(max(arr.shape) / cap))
+    if k <= 1:
+        return arr
+    h, w = (arr.shape[0] // k) * k, (arr.shape[1] // k) * k
+    small = arr[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    return np.rint(small).astype(arr.dtype)
+
+
+def synthetic_evidence(arr: np.ndarray, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """mammosynth's own markings on an input, checked before preprocessing: text chunks
+    (PNG/TIFF/JPEG), DICOM SYN/SYNTHETIC marks and the invisible watermark (searched
+    without crop hypotheses, on a reduced copy: ~0.1 s an image). None when unmarked."""
+    from ..provenance.markings import markings_from_text
+    from ..provenance.watermark import MIN_SIDE, detect_watermark
+
+    found: dict[str, Any] = {"detected_on_ingest": []}
+    marks = markings_from_text(meta.get("text") or {})
+    if marks:
+        found["detected_on_ingest"].append("metadata")
+        found["provenance"] = marks["provenance"]
+    if meta.get("synthetic_markers"):
+        found["detected_on_ingest"].append("dicom")
+        found["dicom"] = list(meta["synthetic_markers"])
+    small = _reduced_for_watermark(arr)
+    if min(small.shape) >= MIN_SIDE:
+        det = detect_watermark(small, crops=False)
+        if det.found:
+            found["detected_on_ingest"].append("watermark")
+            found["watermark"] = {"payload": f"{det.payload:016x}", "p_value": det.p_value}
+    return found if found["detected_on_ingest"] else None
+
+
 def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
-                 fractions: tuple[float, float, float]) -> tuple[str, Any]:
-    """Read, preprocess and label one item: ``("ok", (record, image, masks))`` or ``("reject", reason)``."""
+                 fractions: tuple[float, float, float], kind: str = "real",
+                 allow_synthetic: bool = False, hash_names: bool = False) -> tuple[str, Any]:
+    """Read, preprocess and label one item: ``("ok", (record, image, masks))`` or ``("reject", reason)``.
+
+    ``kind``: the dataset's kind; into a ``real`` set an input carrying mammosynth's
+    markings is refused (``allow_synthetic``: kept, recorded synthetic with its provenance).
+    """
     try:
         try:
             arr, meta = read_image(item.path)
@@ -151,6 +204,10 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
         junk = junk_reason(arr)
         if junk:
             return "reject", junk
+        synthetic = synthetic_evidence(arr, meta) if kind == "real" else None
+        if synthetic is not None and not allow_synthetic:
+            return "reject", (f"synthetic: mammosynth markings found ({', '.join(synthetic['detected_on_ingest'])}); "
+                              "refused as real (--allow-synthetic keeps it, recorded as synthetic)")
         laterality = item.laterality or meta.get("laterality")
         src_masks: dict[int, np.ndarray] = {}
         boxes = []
@@ -206,6 +263,7 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
             source_dataset=item.extra.get("dataset", "unknown"), source_file=item.source_file,
             pixel_spacing_mm=scaled_spacing(spacing, pre.transforms), bit_depth=int(meta["bit_depth"]),
             preprocessing=info, split=item.split or split_for_patient(patient, fractions),
+            synthetic=synthetic is not None, generation=synthetic,
         )
         return "ok", (record, pre.image, out_masks)
     except (ValueError, OSError) as exc:
@@ -292,7 +350,8 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         if config.limit is not None and len(jobs) >= config.limit:
             continue
         entry.extra.setdefault("dataset", adapter.DATASET)
-        jobs.append((entry, pcfg, config.salt, tuple(config.split_fractions)))
+        jobs.append((entry, pcfg, config.salt, tuple(config.split_fractions), kind,
+                     config.allow_synthetic, config.hash_names))
     workers = num_workers(config.workers)
     try:
         for job, (status, payload) in zip(jobs, progress(_results(jobs, workers), total=len(jobs), desc=f"ingest {layout}")):
@@ -303,8 +362,12 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
             record, image, masks = payload
             writer.add(record, image, masks=masks)
             result.added += 1
+            result.synthetic_kept += int(record.synthetic and kind == "real")
     finally:
-        info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects)}})
+        kept = sum(1 for r in writer.records if r.synthetic) if kind == "real" else 0
+        info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects),
+                                              "synthetic_refused_this_run": result.synthetic_refused,
+                                              "synthetic_kept": kept}})
     result.total = len(writer.records)
     result.counts = info["counts"]
     return result

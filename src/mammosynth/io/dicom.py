@@ -111,6 +111,21 @@ def _window(arr: np.ndarray, ds: Any) -> tuple[np.ndarray, str]:
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr, dtype=np.float64), "minmax"
 
 
+def synthetic_markers(ds: Any) -> list[str]:
+    """The marks that say a DICOM is a mammosynth synthetic (ConversionType SYN, Manufacturer
+    mammosynth, SYNTHETIC^ patient name, a DerivationDescription saying synthetic)."""
+    reasons = []
+    if str(ds.get("ConversionType", "")).upper() == "SYN":
+        reasons.append("ConversionType SYN")
+    if str(ds.get("Manufacturer", "")).lower().startswith("mammosynth"):
+        reasons.append("Manufacturer mammosynth")
+    if str(ds.get("PatientName", "")).upper().startswith("SYNTHETIC"):
+        reasons.append("PatientName SYNTHETIC^")
+    if "synthetic" in str(ds.get("DerivationDescription", "")).lower():
+        reasons.append("DerivationDescription says synthetic")
+    return reasons
+
+
 def check_dicom_size(ds: Any, path: str | os.PathLike) -> None:
     """The decoded-size limit (:data:`mammosynth.io.images.MAX_PIXELS`) from the header alone."""
     try:
@@ -203,6 +218,7 @@ def read_dicom(path: str | os.PathLike, voi: bool = True) -> tuple[np.ndarray, d
         "transfer_syntax": str(tsyntax) if tsyntax is not None else None,
     }
     meta.update(_header_meta(ds))
+    meta["synthetic_markers"] = synthetic_markers(ds)
     return np.ascontiguousarray(out), meta
 
 

@@ -53,7 +53,7 @@ def _grey_lut(rgb: np.ndarray, path: Path) -> np.ndarray:
     return rgb[0]
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path, meta: dict[str, Any] | None = None) -> np.ndarray:
     """First (only) page of a TIFF, size-checked before decoding; grey palettes mapped to levels."""
     import tifffile
 
@@ -62,6 +62,8 @@ def _read_tiff(path: Path) -> np.ndarray:
             raise ImageReadError(path, f"multi-page TIFF ({len(tif.pages)} pages); expected one grayscale image")
         page = tif.pages[0]
         check_pixels(path, page.shape)
+        if meta is not None and page.description:
+            meta["text"] = _tiff_text(page.description)
         arr = page.asarray()
         if page.photometric == tifffile.PHOTOMETRIC.PALETTE:
             cmap = page.colormap
@@ -72,6 +74,17 @@ def _read_tiff(path: Path) -> np.ndarray:
                 lut = (lut // 257).astype(np.uint8)  # an 8-bit grey palette stays 8 bit
             arr = lut[arr]
     return arr
+
+
+def _tiff_text(desc: str) -> dict[str, str]:
+    """A TIFF ImageDescription as text metadata (mammosynth stores a JSON dict there)."""
+    import json
+
+    try:
+        obj = json.loads(desc)
+    except ValueError:
+        return {"Description": desc[:10_000]}
+    return {str(k): str(v) for k, v in obj.items()} if isinstance(obj, dict) else {"Description": desc[:10_000]}
 
 
 def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -108,7 +121,7 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     meta: dict[str, Any] = {"format": suffix.lstrip(".")}
     try:
         if suffix in (".tif", ".tiff"):
-            arr = _read_tiff(path)
+            arr = _read_tiff(path, meta)
         else:
             from PIL import Image
 
@@ -116,7 +129,11 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
                 check_pixels(path, (im.height, im.width, len(im.getbands())) if len(im.getbands()) > 1
                              else (im.height, im.width))
                 im.load()
-                meta["text"] = dict(getattr(im, "text", {}) or {})
+                meta["text"] = {str(k): str(v) for k, v in (getattr(im, "text", {}) or {}).items()}
+                comment = im.info.get("comment")  # JPEG COM segment
+                if comment:
+                    meta["text"].setdefault("comment", comment.decode("utf-8", "replace")
+                                            if isinstance(comment, bytes) else str(comment))
                 if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                     arr = np.asarray(im, dtype=np.int64)
                     if arr.min() < 0 or arr.max() > 65535:

@@ -245,14 +245,7 @@ def check_mg_dicom(ds_or_path: Any) -> list[str]:
 
 def is_synthetic_dicom(ds: Any) -> tuple[bool, list[str]]:
     """Whether a DICOM dataset is marked synthetic; the reasons found."""
-    reasons = []
-    if str(ds.get("ConversionType", "")).upper() == "SYN":
-        reasons.append("ConversionType SYN")
-    if str(ds.get("Manufacturer", "")).lower().startswith("mammosynth"):
-        reasons.append("Manufacturer mammosynth")
-    if str(ds.get("PatientName", "")).upper().startswith("SYNTHETIC"):
-        reasons.append("PatientName SYNTHETIC^")
-    desc = str(ds.get("DerivationDescription", ""))
-    if "synthetic" in desc.lower():
-        reasons.append("DerivationDescription says synthetic")
+    from ..io.dicom import synthetic_markers
+
+    reasons = synthetic_markers(ds)  # one definition, shared with the ingest check
     return bool(reasons), reasons
