@@ -89,10 +89,19 @@ def test_vindr_and_rsna_ids_cannot_walk_out(tmp_path, outside):
     assert len(res.rejects) == 2
 
 
-def crafted_prepared(tmp_path, outside):
-    from conftest import write_tiny_dataset
+def tiny_prepared(root, n=2):
+    from mammosynth.data.prepared import DatasetWriter
+    from mammosynth.data.schema import ImageRecord
 
-    root = write_tiny_dataset(tmp_path / "prep", n=2)
+    with DatasetWriter(root, kind="real", source={"name": "t"}) as wr:
+        for i in range(n):
+            img = (synthetic_film(128, "left", seed=i).astype(np.uint16) * 257)
+            wr.add(ImageRecord(image_id=f"img{i}", patient_id=f"p{i}", laterality="R", view="CC", split="train"), img)
+    return root
+
+
+def crafted_prepared(tmp_path, outside):
+    root = tiny_prepared(tmp_path / "prep")
     lines = (root / "manifest.jsonl").read_text().splitlines()
     rec = json.loads(lines[0])
     rec["file"] = "../outside/film.png"
@@ -115,9 +124,7 @@ def test_prepared_reader_refuses_outside_paths(tmp_path, outside, capsys):
 
 
 def test_symlinked_image_in_prepared_set_refused(tmp_path, outside):
-    from conftest import write_tiny_dataset
-
-    root = write_tiny_dataset(tmp_path / "prep", n=2)
+    root = tiny_prepared(tmp_path / "prep")
     rec = PreparedDataset(root)[0]
     os.unlink(root / rec.file)
     (root / rec.file).symlink_to(outside / "film.png")
