@@ -111,7 +111,8 @@ def test_header_meta_and_dispatch(tmp_path):
     arr, meta = read_image(path)  # no suffix: DICOM
     assert meta["laterality"] == "L" and meta["view"] == "CC" and meta["age"] == 57.0
     assert meta["pixel_spacing_mm"] == (0.1, 0.1) and meta["bit_depth"] == 14
-    assert "Doe" not in str({k: v for k, v in meta.items() if k != "patient_id_raw"})
+    assert "Doe" not in str({k: v for k, v in meta.items() if k not in ("patient_id_raw", "identifiers_raw")})
+    assert {"SECRET-123", "Doe^Jane", "Doe", "Jane"} <= set(meta["identifiers_raw"])  # compared, never stored
 
 
 def test_rle_compressed_round_trip(tmp_path):

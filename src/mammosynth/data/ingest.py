@@ -15,8 +15,11 @@ patient-level (:func:`~mammosynth.data.prepared.split_for_patient`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing as mp
 import os
+import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..io.images import ImageReadError, read_image
+from ..io.dicom import dicom_identifiers
 from ..io.paths import confine
 from ..utils import num_workers, progress
 from .adapters import LabelReject, SourceItem, detect_layout, get_adapter
@@ -140,6 +144,41 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
+PRIVATE_NAMES_SUFFIX = ".PRIVATE-names.jsonl"
+_LABEL_LINE = re.compile(r"^[\w.-]+\.(csv|txt|CSV|TXT):\d+$")  # "labels.csv:12": names no patient
+
+
+def private_names_path(out: str | os.PathLike) -> Path:
+    """Where the withheld source names of ``out`` go: ``OUT.PRIVATE-names.jsonl`` beside the
+    dataset, never inside it (the dataset folder is what gets shared)."""
+    out = Path(out)
+    return out.parent / (out.name + PRIVATE_NAMES_SUFFIX)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(text).lower())
+
+
+def name_holds_identifier(name: str, values: Iterable[str], min_chars: int = 3) -> bool:
+    """Whether a file/folder path holds one of a file's identifying values (compared without
+    case and punctuation, so ``Doe^Jane`` matches ``DOE_JANE``; values under ``min_chars``
+    letters/digits are too common to count)."""
+    flat = _norm(name)
+    return any(len(v) >= min_chars and v in flat for v in map(_norm, values))
+
+
+def hashed_name(salt: str, source_file: str) -> str:
+    """The salted-hash image id that replaces a withheld name (stable across reruns)."""
+    return "img-" + hashlib.sha256(f"{salt}\x00name\x00{source_file}".encode()).hexdigest()[:16]
+
+
+def scrub(text: str, words: Iterable[str], replacement: str) -> str:
+    """``text`` with every word (case-insensitive, longest first) replaced."""
+    for w in sorted({str(w) for w in words if w and len(_norm(w)) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(w), replacement, text, flags=re.IGNORECASE)
+    return text
+
+
 def junk_reason(arr: np.ndarray) -> str | None:
     """Why an image cannot be a mammogram (too small, constant), or None."""
     h, w = arr.shape
@@ -189,87 +228,110 @@ def synthetic_evidence(arr: np.ndarray, meta: dict[str, Any]) -> dict[str, Any] 
 def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
                  fractions: tuple[float, float, float], kind: str = "real",
                  allow_synthetic: bool = False, hash_names: bool = False) -> tuple[str, Any]:
-    """Read, preprocess and label one item: ``("ok", (record, image, masks))`` or ``("reject", reason)``.
+    """Read, preprocess and label one item.
 
-    ``kind``: the dataset's kind; into a ``real`` set an input carrying mammosynth's
-    markings is refused (``allow_synthetic``: kept, recorded synthetic with its provenance).
+    Returns ``("ok", (record, image, masks, private))`` or ``("reject", reason)``, or, when
+    the item's name is withheld, ``("reject", (reason, private))``. ``private`` is None or
+    ``{"id", "source_file"}``: the name went to a salted hash (``hash_names``, or the
+    file/folder name holds an identifying value of its DICOM) and the pair belongs in the
+    private names file only. ``kind``: the dataset's kind; into a ``real`` set an input
+    carrying mammosynth's markings is refused (``allow_synthetic``: kept, recorded
+    synthetic with its provenance).
     """
+    seen: list[str] = []  # the file's identifying values, once read (compared, never stored)
     try:
-        try:
-            arr, meta = read_image(item.path)
-        except ImageReadError as exc:
-            return "reject", f"unreadable image: {exc.reason}"
-        if meta.get("bit_depth") not in (8, 10, 12, 14, 16):
-            return "reject", f"wrong bit depth {meta.get('bit_depth')}"
-        junk = junk_reason(arr)
-        if junk:
-            return "reject", junk
-        synthetic = synthetic_evidence(arr, meta) if kind == "real" else None
-        if synthetic is not None and not allow_synthetic:
-            return "reject", (f"synthetic: mammosynth markings found ({', '.join(synthetic['detected_on_ingest'])}); "
-                              "refused as real (--allow-synthetic keeps it, recorded as synthetic)")
-        laterality = item.laterality or meta.get("laterality")
-        src_masks: dict[int, np.ndarray] = {}
-        boxes = []
-        for k, f in enumerate(item.findings):
-            box = _finding_box(f, arr.shape)
-            if f.mask_path is not None:
-                try:
-                    m = _read_mask(f.mask_path, arr.shape)
-                except ValueError:
-                    if f.mask_fallback is None:
-                        raise
-                    m = _read_mask(f.mask_fallback, arr.shape)
-                src_masks[k] = m
-                ys, xs = np.nonzero(m)
-                box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-            boxes.append(box)
-        try:
-            pre = preprocess(arr, laterality, pcfg)
-        except ValueError as exc:
-            return "reject", f"preprocessing failed: {exc}"
-        findings, out_masks, dropped, clipped = [], {}, [], []
-        for k, (f, box) in enumerate(zip(item.findings, boxes)):
-            new_box = map_box(box, pre.transforms) if box is not None else None
-            if box is not None and new_box is None:
-                dropped.append(k)
-            elif new_box is not None and not np.allclose(unmap_box(new_box, pre.transforms), box, atol=1e-6):
-                clipped.append(k)  # part of the box lay outside the breast crop
-            findings.append(Finding(kind=f.kind, pathology=f.pathology, box=new_box,
-                                    source_codes=dict(f.source_codes)))
-            if k in src_masks:
-                out_masks[k] = map_mask(src_masks[k], pre.transforms)
-        info = dict(pre.info)
-        if dropped:
-            info["boxes_outside_breast"] = dropped
-        if clipped:
-            info["boxes_clipped"] = clipped
-        for key in ("windowing", "inverted", "photometric"):
-            if key in meta:
-                info[key] = meta[key]
-        info.update(item.extra.get("preprocessing", {}))
-        if item.patient_hashed:
-            patient = item.patient_hashed
-        else:
-            raw = item.patient_raw or meta.get("patient_id_raw")
-            info["patient_from"] = "label" if item.patient_raw else ("dicom" if raw else "image")
-            patient = hash_patient_id(item.extra.get("dataset", "source"), raw or item.image_id, salt=salt)
-        spacing = item.pixel_spacing_mm or meta.get("pixel_spacing_mm")
-        record = ImageRecord(
-            image_id=item.image_id, patient_id=patient, laterality=pre.laterality,
-            view=item.view or meta.get("view") or "other", density=item.density,
-            density_source=item.density_source, findings=tuple(findings),
-            age=item.age if item.age is not None else meta.get("age"),
-            source_dataset=item.extra.get("dataset", "unknown"), source_file=item.source_file,
-            pixel_spacing_mm=scaled_spacing(spacing, pre.transforms), bit_depth=int(meta["bit_depth"]),
-            preprocessing=info, split=item.split or split_for_patient(patient, fractions),
-            synthetic=synthetic is not None, generation=synthetic,
-        )
-        return "ok", (record, pre.image, out_masks)
+        status, payload = _process(item, pcfg, salt, fractions, kind, allow_synthetic, seen)
     except (ValueError, OSError) as exc:
-        return "reject", str(exc)
+        status, payload = "reject", str(exc)
     except Exception as exc:  # a bad file must never stop the run
-        return "reject", f"unexpected error ({type(exc).__name__}: {exc})"
+        status, payload = "reject", f"unexpected error ({type(exc).__name__}: {exc})"
+    if status == "reject" and not seen and item.path.suffix.lower() in (".dcm", ".dicom", ""):
+        seen = dicom_identifiers(item.path)  # the header may still name the patient
+    if not (hash_names or name_holds_identifier(item.source_file, seen)):
+        return (status, payload) if status == "reject" else (status, (*payload, None))
+    private = {"id": hashed_name(salt, item.source_file), "source_file": item.source_file}
+    if status == "reject":
+        words = [item.source_file, str(item.path), item.path.name, item.path.stem, item.image_id, *seen]
+        return "reject", (scrub(payload, words, private["id"]), private)
+    record, image, masks = payload
+    return "ok", (record.replace(image_id=private["id"], source_file=None), image, masks, private)
+
+
+def _process(item: SourceItem, pcfg: PreprocessConfig, salt: str, fractions: tuple[float, float, float],
+             kind: str, allow_synthetic: bool, seen: list[str]) -> tuple[str, Any]:
+    """The work of :func:`process_item`; fills ``seen`` with the file's identifying values."""
+    try:
+        arr, meta = read_image(item.path)
+    except ImageReadError as exc:
+        return "reject", f"unreadable image: {exc.reason}"
+    seen += [str(v) for v in meta.pop("identifiers_raw", [])]
+    if meta.get("bit_depth") not in (8, 10, 12, 14, 16):
+        return "reject", f"wrong bit depth {meta.get('bit_depth')}"
+    junk = junk_reason(arr)
+    if junk:
+        return "reject", junk
+    synthetic = synthetic_evidence(arr, meta) if kind == "real" else None
+    if synthetic is not None and not allow_synthetic:
+        return "reject", (f"synthetic: mammosynth markings found ({', '.join(synthetic['detected_on_ingest'])}); "
+                          "refused as real (--allow-synthetic keeps it, recorded as synthetic)")
+    laterality = item.laterality or meta.get("laterality")
+    src_masks: dict[int, np.ndarray] = {}
+    boxes = []
+    for k, f in enumerate(item.findings):
+        box = _finding_box(f, arr.shape)
+        if f.mask_path is not None:
+            try:
+                m = _read_mask(f.mask_path, arr.shape)
+            except ValueError:
+                if f.mask_fallback is None:
+                    raise
+                m = _read_mask(f.mask_fallback, arr.shape)
+            src_masks[k] = m
+            ys, xs = np.nonzero(m)
+            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        boxes.append(box)
+    try:
+        pre = preprocess(arr, laterality, pcfg)
+    except ValueError as exc:
+        return "reject", f"preprocessing failed: {exc}"
+    findings, out_masks, dropped, clipped = [], {}, [], []
+    for k, (f, box) in enumerate(zip(item.findings, boxes)):
+        new_box = map_box(box, pre.transforms) if box is not None else None
+        if box is not None and new_box is None:
+            dropped.append(k)
+        elif new_box is not None and not np.allclose(unmap_box(new_box, pre.transforms), box, atol=1e-6):
+            clipped.append(k)  # part of the box lay outside the breast crop
+        findings.append(Finding(kind=f.kind, pathology=f.pathology, box=new_box,
+                                source_codes=dict(f.source_codes)))
+        if k in src_masks:
+            out_masks[k] = map_mask(src_masks[k], pre.transforms)
+    info = dict(pre.info)
+    if dropped:
+        info["boxes_outside_breast"] = dropped
+    if clipped:
+        info["boxes_clipped"] = clipped
+    for key in ("windowing", "inverted", "photometric"):
+        if key in meta:
+            info[key] = meta[key]
+    info.update(item.extra.get("preprocessing", {}))
+    if item.patient_hashed:
+        patient = item.patient_hashed
+    else:
+        raw = item.patient_raw or meta.get("patient_id_raw")
+        info["patient_from"] = "label" if item.patient_raw else ("dicom" if raw else "image")
+        patient = hash_patient_id(item.extra.get("dataset", "source"), raw or item.image_id, salt=salt)
+    spacing = item.pixel_spacing_mm or meta.get("pixel_spacing_mm")
+    record = ImageRecord(
+        image_id=item.image_id, patient_id=patient, laterality=pre.laterality,
+        view=item.view or meta.get("view") or "other", density=item.density,
+        density_source=item.density_source, findings=tuple(findings),
+        age=item.age if item.age is not None else meta.get("age"),
+        source_dataset=item.extra.get("dataset", "unknown"), source_file=item.source_file,
+        pixel_spacing_mm=scaled_spacing(spacing, pre.transforms), bit_depth=int(meta["bit_depth"]),
+        preprocessing=info, split=item.split or split_for_patient(patient, fractions),
+        synthetic=synthetic is not None, generation=synthetic,
+    )
+    return "ok", (record, pre.image, out_masks)
 
 
 def _work(args: tuple) -> tuple[str, Any]:
@@ -296,6 +358,34 @@ def _outside_paths(source: Path, item: SourceItem) -> str | None:
         except ValueError as exc:
             return str(exc)
     return None
+
+
+class PrivateNames:
+    """The private mapping of withheld names (hash id -> source path), one JSON line each,
+    beside the dataset (never inside it), created owner-only (0600)."""
+
+    def __init__(self, path: Path, source: Path):
+        self.path, self.source = path, source
+        self.used = False
+        self._done: set[str] = set()
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    self._done.add(json.loads(line)["id"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+
+    def add(self, private: dict[str, str], rejected: bool = False) -> None:
+        self.used = True
+        if private["id"] in self._done:
+            return
+        self._done.add(private["id"])
+        entry = {"id": private["id"], "source_file": private["source_file"], "source": str(self.source),
+                 "rejected": rejected,
+                 "note": "PRIVATE: maps withheld names to source paths; do not share with the dataset"}
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
 
 
 # -- the public entry point -------------------------------------------------------------
@@ -325,8 +415,16 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
     writer = DatasetWriter(out, kind=kind, source={"layout": layout, "dataset": adapter.DATASET, "path": str(source)},
                            settings=settings, fmt="png8" if pcfg.bits == 8 else "png16")
     result = IngestResult(path=out, layout=layout)
+    names = PrivateNames(private_names_path(out), source)
 
-    def reject(source_file: str, reason: str) -> None:
+    def reject(source_file: str, reason: str, private: dict[str, str] | None = None) -> None:
+        if private is None and config.hash_names and not _LABEL_LINE.match(source_file):
+            private = {"id": hashed_name(config.salt, source_file), "source_file": source_file}
+            reason = scrub(reason, [source_file, Path(source_file).name, Path(source_file).stem], private["id"])
+        if private is not None:
+            names.add(private, rejected=True)
+            source_file = private["id"]
+        reason = reason if len(reason) <= 1000 else reason[:1000] + "..."  # hostile rows stay readable
         writer.reject(source_file, reason)
         result.rejects.append({"source_file": source_file, "reason": reason})
 
@@ -340,6 +438,8 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         if outside:
             reject(entry.source_file, outside)
             continue
+        if config.hash_names:  # known before reading: reruns find the hashed ids done
+            entry.image_id = hashed_name(config.salt, entry.source_file)
         if entry.image_id in seen:
             reject(entry.source_file, f"duplicate image id {entry.image_id}")
             continue
@@ -357,13 +457,21 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         for job, (status, payload) in zip(jobs, progress(_results(jobs, workers), total=len(jobs), desc=f"ingest {layout}")):
             item = job[0]
             if status != "ok":
-                reject(item.source_file, payload)
+                reason, private = payload if isinstance(payload, tuple) else (payload, None)
+                reject(item.source_file, reason, private)
                 continue
-            record, image, masks = payload
+            record, image, masks, private = payload
+            if private is not None:
+                names.add(private)
+            if writer.has(record.image_id):  # withheld name found done by an earlier run
+                result.skipped += 1
+                continue
             writer.add(record, image, masks=masks)
             result.added += 1
             result.synthetic_kept += int(record.synthetic and kind == "real")
     finally:
+        if names.used or config.hash_names:  # the source path may hold a name too
+            writer.source["path"] = f"(withheld: see {names.path.name} beside the dataset)"
         kept = sum(1 for r in writer.records if r.synthetic) if kind == "real" else 0
         info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects),
                                               "synthetic_refused_this_run": result.synthetic_refused,
@@ -379,4 +487,5 @@ def iter_items(source: str | os.PathLike, layout: str = "auto") -> Iterable[Sour
     return get_adapter(detect_layout(source) if layout == "auto" else layout).scan(source)
 
 
-__all__ = ["IngestConfig", "IngestResult", "PreprocessConfig", "ingest", "iter_items", "process_item"]
+__all__ = ["IngestConfig", "IngestResult", "PreprocessConfig", "hashed_name", "ingest", "iter_items",
+           "name_holds_identifier", "private_names_path", "process_item", "synthetic_evidence"]

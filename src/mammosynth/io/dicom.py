@@ -12,7 +12,9 @@ installed the error names the missing package (``pylibjpeg-libjpeg``,
 The metadata dict never leaks identifying attributes into the output: the only DICOM
 values returned are the ones the label schema needs (laterality, view, age, pixel
 spacing) plus the raw patient id under ``"patient_id_raw"``, which callers must hash
-(:func:`mammosynth.data.schema.hash_patient_id`) and never store.
+(:func:`mammosynth.data.schema.hash_patient_id`) and never store, and the identifying
+values under ``"identifiers_raw"`` (:func:`identifying_values`), which ingest compares with
+file and folder names and never stores.
 """
 from __future__ import annotations
 
@@ -79,7 +81,47 @@ def _header_meta(ds: Any) -> dict[str, Any]:
     pid = str(getattr(ds, "PatientID", "") or "").strip()
     if pid:
         meta["patient_id_raw"] = pid
+    meta["identifiers_raw"] = identifying_values(ds)
     return meta
+
+
+#: Header attributes whose values identify the patient or the examination: a file or folder
+#: name holding one of them must not reach the output (see ``mammosynth.data.ingest``).
+IDENTIFYING_ATTRIBUTES = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientName", "StudyID",
+                          "PatientBirthDate")
+
+
+def identifying_values(ds: Any) -> list[str]:
+    """The identifying values of a DICOM header (raw: callers compare, never store them).
+    A person name counts whole and by each component (family, given...)."""
+    out: list[str] = []
+    for kw in IDENTIFYING_ATTRIBUTES:
+        try:
+            value = ds.get(kw, None)
+        except Exception:  # a malformed element must not stop the read
+            continue
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+        for v in values:
+            text = str(v).strip()
+            if not text:
+                continue
+            out.append(text)
+            if kw == "PatientName":
+                out += [p for p in re.split(r"[\^\s,]+", text) if p]
+    return out
+
+
+def dicom_identifiers(path: str | os.PathLike) -> list[str]:
+    """:func:`identifying_values` from the header alone (for files whose pixels cannot be read);
+    an empty list when even the header is unreadable."""
+    try:
+        import pydicom
+
+        return identifying_values(pydicom.dcmread(path, stop_before_pixels=True))
+    except Exception:
+        return []
 
 
 def _window(arr: np.ndarray, ds: Any) -> tuple[np.ndarray, str]:
