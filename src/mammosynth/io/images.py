@@ -156,6 +156,8 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     except ImageReadError:
         raise
     except Exception as exc:  # PIL/tifffile raise many types for corrupt or truncated data
+        if type(exc).__name__ == "DecompressionBombError":  # PIL's own guard fired first (> 2x its limit)
+            raise ImageReadError(path, f"decoded size exceeds the limit of {MAX_PIXELS:,} pixels ({exc})") from None
         raise ImageReadError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from exc
     arr = _to_gray(np.asarray(arr), path)
     meta["bit_depth"] = _bit_depth(arr, path)
