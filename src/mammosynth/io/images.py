@@ -55,8 +55,13 @@ def _grey_lut(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_tiff(path: Path, meta: dict[str, Any] | None = None) -> np.ndarray:
     """First (only) page of a TIFF, size-checked before decoding; grey palettes mapped to levels."""
+    import logging
+
     import tifffile
 
+    # a corrupt TIFF makes tifffile log one line per bad tag (hundreds a file, flooding the
+    # run's output); the reject reason already says it cannot be decoded
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
     with tifffile.TiffFile(path) as tif:
         if len(tif.pages) != 1:
             raise ImageReadError(path, f"multi-page TIFF ({len(tif.pages)} pages); expected one grayscale image")
