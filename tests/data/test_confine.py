@@ -132,3 +132,13 @@ def test_symlinked_image_in_prepared_set_refused(tmp_path, outside):
         with pytest.raises(ValueError, match="outside the dataset"):
             PreparedDataset(root).image(0)
     assert opened == []
+
+
+def test_training_loader_refuses_outside_paths(tmp_path, outside):
+    from mammosynth.training.data import load_training_data
+
+    root = crafted_prepared(tmp_path, outside)
+    with watch_opens(outside) as opened:
+        with pytest.raises(ValueError, match="outside the dataset"):
+            load_training_data(str(root), (32, 20), (), show_progress=False)
+    assert opened == []

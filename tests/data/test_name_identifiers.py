@@ -83,3 +83,13 @@ def test_hash_names_hashes_every_name(tmp_path):
     assert "smith" not in all_output_text(tmp_path / "out").lower()
     private = private_names_path(tmp_path / "out").read_text()
     assert "SMITH_left.png" in private and "SMITH_bad.png" in private
+
+
+def test_identifier_in_source_folder_name_withheld(tmp_path):
+    src = tmp_path / "MRN4471902"
+    write_dicom(src / "scan01.dcm", synthetic_film(128, "left").astype(np.uint16) * 16)
+    res = ingest(src, "folder", tmp_path / "out", FAST)
+    assert res.added == 1
+    text = all_output_text(tmp_path / "out")
+    assert "mrn4471902" not in text.lower()
+    assert PreparedDataset(tmp_path / "out")[0].image_id.startswith("img-")

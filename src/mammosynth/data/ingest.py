@@ -247,7 +247,8 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
         status, payload = "reject", f"unexpected error ({type(exc).__name__}: {exc})"
     if status == "reject" and not seen and item.path.suffix.lower() in (".dcm", ".dicom", ""):
         seen = dicom_identifiers(item.path)  # the header may still name the patient
-    if not (hash_names or name_holds_identifier(item.source_file, seen)):
+    name = f"{item.extra.get('source_name', '')}/{item.source_file}"  # the source folder's own name counts
+    if not (hash_names or name_holds_identifier(name, seen)):
         return (status, payload) if status == "reject" else (status, (*payload, None))
     private = {"id": hashed_name(salt, item.source_file), "source_file": item.source_file}
     if status == "reject":
@@ -450,6 +451,7 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         if config.limit is not None and len(jobs) >= config.limit:
             continue
         entry.extra.setdefault("dataset", adapter.DATASET)
+        entry.extra["source_name"] = source.resolve().name
         jobs.append((entry, pcfg, config.salt, tuple(config.split_fractions), kind,
                      config.allow_synthetic, config.hash_names))
     workers = num_workers(config.workers)
