@@ -197,7 +197,7 @@ def _reduced_for_watermark(arr: np.ndarray, cap: int = 512) -> np.ndarray:
     if k <= 1:
         return arr
     h, w = (arr.shape[0] // k) * k, (arr.shape[1] // k) * k
-    small = arr[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    small = arr[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3), dtype=np.float32)
     return np.rint(small).astype(arr.dtype)
 
 
