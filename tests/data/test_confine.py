@@ -142,3 +142,14 @@ def test_training_loader_refuses_outside_paths(tmp_path, outside):
         with pytest.raises(ValueError, match="outside the dataset"):
             load_training_data(str(root), (32, 20), (), show_progress=False)
     assert opened == []
+
+
+def test_label_file_symlinked_out_is_never_read(tmp_path, outside):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(synthetic_film(128, "right", seed=2)).save(src / "good.png")
+    (src / "labels.csv").symlink_to(outside / "labels.csv")
+    with watch_opens(outside) as opened:
+        with pytest.raises(ValueError, match="symlink to outside"):
+            ingest(src, "folder", tmp_path / "out", FAST)
+    assert opened == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ...io.images import RASTER_SUFFIXES
+from ...io.paths import is_inside
 
 IMAGE_SUFFIXES = RASTER_SUFFIXES | {".dcm", ".dicom"}
 
@@ -101,10 +102,18 @@ MAX_LABEL_BYTES = 256 << 20
 MAX_FIELD_CHARS = 131_072
 
 
+def _label_inside(path: Path) -> None:
+    """A label file that is a symlink must point inside its own folder (else LayoutError):
+    ``labels.csv -> /etc/passwd`` is never read."""
+    if path.is_symlink() and not is_inside(path.parent, path):
+        raise LayoutError(f"{path}: label file is a symlink to outside its folder; refused")
+
+
 def read_label_text(path: Path) -> str:
     """The text of a label file: UTF-8 (with or without BOM), else Latin-1 (every byte is a
     character there, so decoding never fails and the rows decide). Raises
     :class:`LayoutError` naming the file for an oversized or unreadable file."""
+    _label_inside(path)
     try:
         size = path.stat().st_size
         if size > MAX_LABEL_BYTES:
@@ -169,6 +178,7 @@ def require_columns(path: Path, columns: set[str], present: list[str]) -> None:
 
 
 def csv_columns(path: Path, delimiter: str | None = None) -> list[str]:
+    _label_inside(path)
     try:
         with open(path, "rb") as f:
             raw = f.readline(1 << 20)
