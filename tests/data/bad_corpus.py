@@ -109,7 +109,7 @@ def dicom(path: Path, pixels: np.ndarray | None, patient: str = "ANON-0001", acc
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{abs(hash(path.name)) % 10**12}"
+    meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{zlib.crc32(path.name.encode())}"
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
