@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Iterator
@@ -84,32 +85,33 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         raise LayoutError(f"{source}: no Info.txt; not a mini-MIAS folder")
     films: dict[str, dict] = {}
     bad: dict[str, str] = {}
-    for n, line in enumerate(read_label_text(info).split("\n"), 1):
-        tokens = line.split()
-        if not tokens or tokens[0].startswith("#") or (n == 1 and tokens[0].upper() == "REFNUM"):
-            continue
-        where = f"{info.name}:{n}"
-        m = _REF.match(tokens[0])
-        if "\0" in line or len(line) > 4096:
-            yield LabelReject(where, "bad label row: binary data or a line over 4,096 characters")
-            continue
-        if not m:
-            yield LabelReject(where, f"bad label row: reference {tokens[0][:40]!r} is not mdbNNN")
-            continue
-        ref = tokens[0].lower()
-        try:
-            bg, finding = _parse_row(tokens)
-        except ValueError as exc:
-            yield LabelReject(where, f"bad label row for {ref}: {exc}")
-            bad[ref] = where
-            continue
-        film = films.setdefault(ref, {"bg": bg, "findings": [], "line": where, "num": int(m.group(1))})
-        if film["bg"] != bg:
-            yield LabelReject(where, f"bad label row for {ref}: background {bg} differs from earlier row {film['bg']}")
-            bad[ref] = where
-            continue
-        if finding is not None:
-            film["findings"].append(finding)
+    with io.StringIO(read_label_text(info)) as f:  # UTF-8 (BOM or not), else Latin-1
+        for n, line in enumerate(f, 1):
+            tokens = line.split()
+            if not tokens or tokens[0].startswith("#") or (n == 1 and tokens[0].upper() == "REFNUM"):
+                continue
+            where = f"{info.name}:{n}"
+            m = _REF.match(tokens[0])
+            if "\0" in line or len(line) > 4096:
+                yield LabelReject(where, "bad label row: binary data or a line over 4,096 characters")
+                continue
+            if not m:
+                yield LabelReject(where, f"bad label row: reference {tokens[0][:40]!r} is not mdbNNN")
+                continue
+            ref = tokens[0].lower()
+            try:
+                bg, finding = _parse_row(tokens)
+            except ValueError as exc:
+                yield LabelReject(where, f"bad label row for {ref}: {exc}")
+                bad[ref] = where
+                continue
+            film = films.setdefault(ref, {"bg": bg, "findings": [], "line": where, "num": int(m.group(1))})
+            if film["bg"] != bg:
+                yield LabelReject(where, f"bad label row for {ref}: background {bg} differs from earlier row {film['bg']}")
+                bad[ref] = where
+                continue
+            if finding is not None:
+                film["findings"].append(finding)
     on_disk = {p.stem.lower(): p for p in image_files(source) if _REF.match(p.stem)}
     for ref in sorted(set(films) | set(bad)):
         path = on_disk.get(ref)
