@@ -331,8 +331,8 @@ def _segment_stack(x: np.ndarray, threshold_scale: float) -> np.ndarray:
 
 
 #: how far (fraction of the long side) the mask may grow past the Otsu outline into faint
-#: tissue connected to it: the subcutaneous fat and skin (up to a quarter of a fatty breast)
-SKIN_GROWTH = 0.25
+#: tissue connected to it: the subcutaneous fat and skin
+SKIN_GROWTH = 0.08
 
 
 def _grow_to_skin(x: np.ndarray, m: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -342,16 +342,22 @@ def _grow_to_skin(x: np.ndarray, m: np.ndarray, top: np.ndarray) -> np.ndarray:
     dense tissue from fat, so the threshold falls inside the breast and the skin line
     becomes ragged. The mask grows geodesically (3x3 steps, at most ``SKIN_GROWTH`` of
     the long side) through pixels brighter than the background: the median + 4 robust
-    SDs (1.4826 MAD) of the non-zero pixels farther away, and at least 2 % of the maximum."""
+    SDs (1.4826 MAD) of the non-zero pixels farther away (0 when there are hardly any:
+    the background is padding), and at least 2 % of the maximum. An image with no pixel farther
+    away (the breast fills it) is left as it is."""
     b, h, w = x.shape
     steps = max(1, int(round(SKIN_GROWTH * max(h, w))))
     far = ~_window_filter(m.astype(np.uint8), np.maximum, radius=min(steps + 2, max(h, w))).astype(bool)
-    bg = np.where(far & (x > 0), x, np.nan)  # exact zeros are padding or film border, not background noise
+    nonzero = far & (x > 0)  # exact zeros are padding or the film border, not background noise
+    bg = np.where(nonzero, x, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an image without background: all-NaN slice
+        warnings.simplefilter("ignore", RuntimeWarning)  # an image without such pixels: all-NaN slice
         med = np.nanmedian(bg.reshape(b, -1), axis=1)
         mad = np.nanmedian(np.abs(bg - med[:, None, None]).reshape(b, -1), axis=1)
-    low = np.fmax(np.nan_to_num(med + 4 * 1.4826 * mad, nan=0.0), 0.02 * top)  # no background: the floor
+    n_far, n_nonzero = far.reshape(b, -1).sum(axis=1), nonzero.reshape(b, -1).sum(axis=1)
+    # background noise seen (a film, a detector): grow above it; only padding (exact zeros): above 0
+    noise = np.where(n_nonzero >= max(16, 0.01 * h * w), med + 4 * 1.4826 * mad, 0.0)
+    low = np.where(n_far > 0, np.fmax(np.nan_to_num(noise, nan=0.0), 0.02 * top), np.inf)  # no background seen: no growth
     tissue = x > low[:, None, None].astype(np.float32)
     grown = m.astype(np.uint8)
     for _ in range(steps):
