@@ -557,7 +557,12 @@ def test_jpeg2000_and_jpeg_ls_decode_out_of_the_box(tmp_path):
     assert meta["transfer_syntax"] == str(JPEGLSNearLossless) and arr.shape == (50, 10) and arr.max() > 0
 
 
-@pytest.mark.parametrize("layout, build", [("cbis-ddsm", cbis_download), ("inbreast", inbreast_tree),
-                                           ("rsna", rsna_tree), ("vindr", vindr_tree), ("cmmd", cmmd_tree)])
-def test_auto_detects_each_layout_from_its_real_files(tmp_path, layout, build):
-    assert detect_layout(build(tmp_path / layout)) == layout
+@pytest.mark.parametrize("layout, build, added, code", [
+    ("cbis-ddsm", cbis_download, 3, 0), ("inbreast", inbreast_tree, 3, 0), ("rsna", rsna_tree, 6, 0),
+    ("vindr", vindr_tree, 2, 0), ("cmmd", cmmd_tree, 5, 3)])
+def test_mammosynth_ingest_auto_detects_each_layout_from_its_real_files(tmp_path, capsys, layout, build, added, code):
+    src, out = build(tmp_path / layout), tmp_path / "out"
+    assert main(["ingest", str(src), "--out", str(out), "--size", "64", "40", "--workers", "1"]) == code
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["source"]["layout"] == layout and len(PreparedDataset(out)) == added
+    assert f"ingest {layout}: {added} added" in capsys.readouterr().out

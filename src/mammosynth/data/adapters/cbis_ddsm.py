@@ -85,12 +85,17 @@ class Resolver:
                 return [(p, "") for p in sorted(top.rglob("*.dcm"))]
         return []
 
-    def image(self, text: str) -> Path | None:
+    def image(self, text: str) -> tuple[Path | None, str]:
+        """The film a CSV path names, or None and why."""
         found = self.candidates(text)
         full = [p for p, d in found if d == "full mammogram images"]
         if len(full) == 1:
-            return full[0]
-        return found[0][0] if len(found) == 1 else None
+            return full[0], ""
+        if len(found) == 1:
+            return found[0][0], ""
+        if not found:
+            return None, "missing file"
+        return None, f"ambiguous file: {len(found)} DICOMs and no single 'full mammogram images' series"
 
     def masks(self, mask_text: str, crop_text: str) -> list[Path]:
         """The ROI files to try as the mask, most likely first."""
@@ -145,9 +150,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject | Note]:
             splits_of_woman[pid].add(split)
             kinds[key].add(kind)
             if key not in items:
-                path = resolver.image(row["image file path"])
+                path, why = resolver.image(row["image file path"])
                 if path is None:
-                    yield LabelReject(row["image file path"].strip(), f"missing file: named by label row {where}")
+                    yield LabelReject(row["image file path"].strip(), f"{why}: named by label row {where}")
                     bad[key] = where
                     continue
                 items[key] = SourceItem(
