@@ -303,7 +303,7 @@ def test_inbreast_spiculated_region_alone_stays_a_mass():
 
 def padded_mono1_film(h=192, w=144, seed=0, chest_wall="left"):
     """MONOCHROME1 12-bit film as RSNA ships it: padded with the maximum over most of the
-    image; a dense core and a faint edge (fat and skin, the outer 12 %) at ~8 % of it. Returns
+    image; a dense core and a faint edge (fat and skin, the outer 12 %) at 15 % of it. Returns
     (stored pixels, true breast mask)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:h, :w]
@@ -311,7 +311,7 @@ def padded_mono1_film(h=192, w=144, seed=0, chest_wall="left"):
     r = np.sqrt(((yy - h / 2) / (0.3 * h)) ** 2 + ((xx - cx) / (0.55 * w)) ** 2)
     img = np.zeros((h, w))
     breast, core = r < 1.0, r < 0.88
-    img[breast] = 250 + rng.normal(0, 15, breast.sum())
+    img[breast] = 450 + rng.normal(0, 20, breast.sum())
     img[core] = 3000 + rng.normal(0, 150, core.sum())
     return (4095 - np.clip(img, 0, 4095)).astype(np.uint16), breast
 
