@@ -18,6 +18,11 @@ from scipy import stats
 from .roc import auc, delong_cov, jackknife_cov
 
 
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an infinite df (one reader, no reader variance) is null."""
+    return float(x) if np.isfinite(x) else None
+
+
 @dataclass(frozen=True)
 class ORHResult:
     """Random-reader random-case OR-Hillis test of equal figures of merit."""
@@ -45,7 +50,7 @@ class ORHResult:
             "fom": self.fom.tolist(), "modality_fom": list(self.modality_fom),
             "ms_t": self.ms_t, "ms_tr": self.ms_tr, "var_error": self.var_error,
             "cov1": self.cov1, "cov2": self.cov2, "cov3": self.cov3,
-            "f": self.f, "ndf": self.ndf, "ddf": self.ddf, "p": self.p,
+            "f": _finite(self.f), "ndf": self.ndf, "ddf": _finite(self.ddf), "p": self.p,
             "diffs": list(self.diffs), "cov_method": self.cov_method,
         }
 
@@ -62,7 +67,7 @@ class SingleModalityResult:
     chance: float
 
     def to_dict(self) -> dict:
-        return {"fom": self.fom, "se": self.se, "df": self.df, "ci": list(self.ci),
+        return {"fom": self.fom, "se": self.se, "df": _finite(self.df), "ci": list(self.ci),
                 "p_vs_chance": self.p_vs_chance, "chance": self.chance}
 
 
