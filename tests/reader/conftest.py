@@ -15,7 +15,7 @@ def phantoms(tmp_path_factory):
     from mammosynth.phantom import PhantomConfig, make_phantom_dataset
 
     root = tmp_path_factory.mktemp("phantoms")
-    cfg = dict(size=(96, 64), findings="mass:0.6", density="A:0.3,B:0.3,C:0.2,D:0.2")
+    cfg = dict(size=(96, 64), findings="mass:0.4", density="A:0.3,B:0.3,C:0.2,D:0.2")
     real = make_phantom_dataset(root / "real", 12, PhantomConfig(seed=1, **cfg), workers=1)
     synth = make_phantom_dataset(root / "synth", 12, PhantomConfig(seed=2, **cfg), workers=1)
     return real, synth
@@ -32,7 +32,7 @@ def db_urls() -> list:
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'reader.db'}"
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     from mammosynth.reader.db import Base, make_engine
 
@@ -42,7 +42,6 @@ def db_url(request, tmp_path):
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         Base.metadata.drop_all(conn)
     engine.dispose()
-    del create_engine
     return url
 
 
@@ -82,7 +81,6 @@ class Browser:
 @pytest.fixture
 def make_app(db_url):
     from mammosynth.reader.app import create_app
-    from mammosynth.reader.db import open_db
     from mammosynth.reader import service
 
     def make(**kw):
@@ -94,7 +92,6 @@ def make_app(db_url):
             service.create_user(db, "tina", "tina-pass-1", "trainee")
         return app
 
-    del open_db
     return make
 
 
