@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 
 import pytest
 
@@ -30,19 +31,24 @@ def db_urls() -> list:
 
 @pytest.fixture(params=db_urls())
 def db_url(request, tmp_path):
+    """SQLite file per test; on PostgreSQL a fresh schema per test (safe under xdist)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'reader.db'}"
+        yield f"sqlite:///{tmp_path / 'reader.db'}"
+        return
     from sqlalchemy import text
 
-    from mammosynth.reader.db import Base, make_engine
+    from mammosynth.reader.db import make_engine
 
-    url = os.environ["MAMMOSYNTH_TEST_PG"]
-    engine = make_engine(url)
-    with engine.begin() as conn:  # a clean schema for each test
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        Base.metadata.drop_all(conn)
+    base = os.environ["MAMMOSYNTH_TEST_PG"]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = make_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
-    return url
 
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
