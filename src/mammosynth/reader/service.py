@@ -166,14 +166,15 @@ class Progress:
 
 def next_case(db: Session, study: Study, a: Assignment, user: User, session_no: int, tier: int | None = None) -> Progress:
     """The reader's next unanswered case in their own random order (resume = this)."""
-    cases = cases_of(db, study)
+    q = select(Case.id).where(Case.study_id == study.id).order_by(Case.id)
     if tier is not None:
-        cases = [c for c in cases if c.tier == tier]
-    order = [cases[i] for i in reader_order(len(cases), a.seed)]
+        q = q.where(Case.tier == tier)
+    ids = list(db.scalars(q))  # ids only: cheap even for thousands of cases
     answered = set(db.scalars(select(Answer.case_id).where(
         Answer.study_id == study.id, Answer.user_id == user.id, Answer.session_no == session_no)))
-    todo = [c for c in order if c.id not in answered]
-    return Progress(len(cases) - len(todo), len(cases), todo[0] if todo else None)
+    done = sum(1 for i in ids if i in answered)
+    nxt = next((ids[k] for k in reader_order(len(ids), a.seed) if ids[k] not in answered), None)
+    return Progress(done, len(ids), db.get(Case, nxt) if nxt is not None else None)
 
 
 def case_by_token(db: Session, study: Study, token: str) -> Case:
