@@ -67,7 +67,7 @@
       if ("x0" in m) { c.strokeRect(m.x0, m.y0, m.x1 - m.x0, m.y1 - m.y0); }
       else { c.beginPath(); c.arc(m.x, m.y, 12 / s, 0, 2 * Math.PI); c.stroke(); }
       if (m.rating !== undefined) { c.fillStyle = color; c.font = (14 / s) + "px sans-serif";
-        c.fillText(String(m.rating), ("x0" in m ? m.x1 : m.x) + 6 / s, ("x0" in m ? m.y0 : m.y) - 6 / s); }
+        c.fillText(String(m.rating), ("x0" in m ? m.x1 + 4 / s : m.x + 14 / s), ("x0" in m ? m.y0 : m.y - 10 / s)); }
     }
     this.overlay.forEach(function (o) { if (o.image === self.index) shape(o, o.color); });
     marks.forEach(function (m) { if (m.image === self.index) shape(m, "#f3f"); });
