@@ -7,8 +7,6 @@ import uuid
 
 import pytest
 
-pytest.importorskip("fastapi")
-
 
 @pytest.fixture(scope="session")
 def phantoms(tmp_path_factory):

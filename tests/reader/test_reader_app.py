@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+
+pytest.importorskip("fastapi", reason="the reader extra is not installed")
 from sqlalchemy import select, text
 
 from mammosynth.reader import service

@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 import pytest
+
+pytest.importorskip("fastapi", reason="the reader extra is not installed")
 from PIL import Image
 from sqlalchemy import select
 
