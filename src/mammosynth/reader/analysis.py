@@ -66,7 +66,7 @@ def score_table(db: Session, study: Study) -> ReaderScores:
     key = "synthetic" if study.kind == "realsynth" else "abnormal"
     truth = np.array([int(c.truth_dict[key]) for c in cases])
     idx = {c.id: i for i, c in enumerate(cases)}
-    rows = [(a, u) for a, u in _answers(db, study) if a.session_no == min(a.session_no, 1)]
+    rows = [(a, u) for a, u in _answers(db, study) if a.session_no <= 1]  # training: first session only
     readers = tuple(dict.fromkeys(u for _, u in rows))
     scores = np.full((1, len(readers), len(cases)), np.nan)
     for a, u in rows:
@@ -99,6 +99,9 @@ def _roc(table: ReaderScores, notes: list[str]) -> tuple[tuple[ReaderResult, ...
 
 def _localisation(db: Session, study: Study, notes: list[str]) -> dict | None:
     cases = cases_of(db, study)
+    # an abnormal case without lesion boxes (e.g. RSNA's cancer=1) can be neither a
+    # normal case nor a lesion for the AFROC: leave it out of the localisation analysis
+    cases = [c for c in cases if c.truth_dict["lesions"] or not c.truth_dict["abnormal"]]
     lesions = {f"c{c.id}": len(c.truth_dict["lesions"]) for c in cases}
     if not any(lesions.values()) or all(lesions.values()):
         notes.append("localisation needs normal cases and cases with lesion boxes")
@@ -109,7 +112,9 @@ def _localisation(db: Session, study: Study, notes: list[str]) -> dict | None:
     for a, u in _answers(db, study):
         if a.session_no > 1:
             continue
-        c = by_id[a.case_id]
+        c = by_id.get(a.case_id)
+        if c is None:
+            continue
         ms = json.loads(a.marks)
         hit = scoring.assign(ms, c.truth_dict["lesions"], short[c.id])
         marks.setdefault(u, []).extend(Mark(f"c{c.id}", m["rating"], h) for m, h in zip(ms, hit))

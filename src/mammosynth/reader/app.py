@@ -224,7 +224,7 @@ def create_app(db_url: str = DEFAULT_DB, secure_cookies: bool = False, login_lim
                 rating = form.get("rating")
                 rating = float(rating) if rating not in (None, "") else None
                 marks = json.loads(str(form.get("marks") or "[]"))
-                elapsed = int(float(form.get("elapsed_ms") or 0)) or None
+                elapsed = int(min(max(float(form.get("elapsed_ms") or 0), 0.0), 1e9)) or None
                 return svc.record_answer(db, study, user, case, rating, marks, n, elapsed)
 
             try:
