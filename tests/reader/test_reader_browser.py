@@ -140,7 +140,7 @@ def test_admin_creates_study_two_readers_complete_it_analysis_appears(server, br
     assert read_study(alice, base, ["1", "2", "4", "5"], shots / "realsynth.png") == 8
     bob = login(browser, base, "bob", "bob-pass-1", has_touch=True)  # a tablet-like context
     bob.set_viewport_size({"width": 1024, "height": 768})
-    assert read_study(bob, base, ["3", "5"]) == 8
+    assert read_study(bob, base, ["3", "5"], shots / "tablet.png") == 8
     admin.goto(study_url + "/results")
     text = admin.inner_text("main")
     assert "alice" in text and "bob" in text and "Pooled (random readers and cases" in text
