@@ -33,7 +33,7 @@ class PlainProgress:
         self._closed = False
 
     def __iter__(self) -> Iterator[Any]:
-        for x in self.iterable or ():
+        for x in (() if self.iterable is None else self.iterable):
             yield x
             self.update(1)
         self.close()

@@ -201,3 +201,28 @@ def test_config_and_weights_that_disagree_name_the_tensor(tiny_pipe, tmp_path, c
     err = capsys.readouterr().err
     _one_line_error(err, "weights do not fit", "shape")
     assert "size mismatch" not in err
+
+
+def test_ingest_out_under_a_regular_file_is_one_line(tmp_path, capsys):
+    from mammosynth.io.images import write_image
+    import numpy as np
+
+    write_image(tmp_path / "src" / "a.png", np.full((64, 48), 30000, np.uint16))
+    (tmp_path / "afile").write_text("x")
+    rc = main(["ingest", str(tmp_path / "src"), "--layout", "folder", "--out", str(tmp_path / "afile" / "prep")])
+    assert rc == 1
+    _one_line_error(capsys.readouterr().err, "afile", "not a folder")
+
+
+def test_saved_pipeline_honours_the_umask(tiny_pipe, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        pre = tiny_pipe.save_pretrained(tmp_path / "pre")
+        out = generate(None, 2, tmp_path / "syn", GenerateConfig(), pipe=tiny_pipe)
+    finally:
+        os.umask(old)
+    for path in (pre / "model.safetensors", out / "images" / "syn-0-000000.png", out / MANIFEST):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path

@@ -241,6 +241,8 @@ class GanPipeline:
         """Write ``config.json`` and ``model.safetensors`` to ``directory``; returns it."""
         from safetensors.torch import save_file
 
+        from ..utils import current_umask
+
         if self.model_config is None:
             raise ValueError("save_pretrained needs the model config (build the pipeline with model_config=...)")
         directory = Path(directory)
@@ -250,6 +252,7 @@ class GanPipeline:
         os.close(fd)
         try:
             save_file(state, tmp, metadata={"format": "pt", "mammosynth_version": __version__})
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from colleagues
             os.replace(tmp, directory / WEIGHTS_NAME)
         except BaseException:
             if os.path.exists(tmp):

@@ -400,11 +400,10 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     target = cfg.kimg * 1000 if cfg.kimg is not None else None
     bar = None
     if info.is_main:
-        from tqdm.auto import tqdm
+        from ..utils import progress_bar  # tqdm on a terminal, a plain line every few seconds in a log
 
-        bar = tqdm(total=int(target) if target else None, initial=min(nimg, int(target)) if target else nimg,
-                   unit="img", unit_scale=True, desc="train", dynamic_ncols=True, file=sys.stderr,
-                   disable=os.environ.get("MAMMOSYNTH_NO_PROGRESS") == "1")
+        bar = progress_bar(total=int(target) if target else None, initial=min(nimg, int(target)) if target else nimg,
+                           unit="img", unit_scale=True, desc="train")
     acc = {"loss_D": 0.0, "loss_G": 0.0, "rec": 0.0, "r1": 0.0, "n": 0}
     img_since, interrupted = 0, False
     with _StopRequest() as stop_req:
