@@ -13,6 +13,8 @@ from mammosynth.provenance import detect_paths, sign_set, verify_set
 
 from prov_helpers import write_set
 
+pytestmark = pytest.mark.filterwarnings("ignore:images smaller than")
+
 
 def test_hidden_tmp_file_added_after_signing_is_tampering(signed_set, keydir):
     (signed_set / "images" / ".payload.tmp").write_bytes(b"smuggled")
