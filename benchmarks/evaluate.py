@@ -18,7 +18,7 @@ on 2 cores for 1000 synthetic images against cached real features.
 
 Usage: python benchmarks/evaluate.py [--n 1000] [--n-synthetic N] [--real PREPARED] [--size 256 160]
        [--seeds 3] [--threads 2] [--no-frd] [--no-realism] [--detect-folds K] [--keep DIR]
-       [--mias PATH] [--no-mias] [--skip-cold]
+       [--mias PATH] [--no-mias] [--skip-cold] [--syn-seed S]
 """
 from __future__ import annotations
 
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-cold", action="store_true",
                     help="no cold run: the cache must already hold the real set's features (--keep DIR)")
     ap.add_argument("--keep", type=Path, default=None, help="directory for data, cache and reports (kept)")
+    ap.add_argument("--syn-seed", type=int, default=2,
+                    help="phantom seed of the synthetic set of the cached run; with --keep and --skip-cold, a seed "
+                         "not used before gives a set whose own features are not cached (default %(default)s)")
     ap.add_argument("--mias", type=Path, default=DEFAULT_MIAS, help="mini-MIAS folder (default %(default)s)")
     ap.add_argument("--no-mias", action="store_true")
     args = ap.parse_args(argv)
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     real = args.real if args.real is not None else _phantoms(base / "real", args.n, size, 0)
     syn1 = _phantoms(base / "syn1", n_syn, size, 1) if not args.skip_cold else None
-    syn2 = _phantoms(base / "syn2", n_syn, size, 2)
+    syn2 = _phantoms(base / f"syn{args.syn_seed}", n_syn, size, args.syn_seed)
     print(f"data: phantom sets ready in {time.perf_counter() - t:.1f} s (not counted)")
 
     def config(cache: Path) -> EvaluateConfig:

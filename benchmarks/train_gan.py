@@ -105,15 +105,17 @@ def real_arrays(ds_spec: str) -> tuple[np.ndarray, np.ndarray, list]:
     return raw.astype(np.float32) / 65535.0, breast_masks(raw), list(ds.records)
 
 
-def realism(real: tuple, syn_u16: np.ndarray, sheet: Path):
+def realism(real: tuple, syn_u16: np.ndarray, sheet: Path, cache_dir: Path, real_key: str):
     """Realism measures of generated uint16 images against the held-back films, and the
-    native-resolution crop sheet."""
+    native-resolution crop sheet. The real side (the floor) is computed once, then cached."""
     from mammosynth.data.preprocess import breast_masks
+    from mammosynth.metrics.cache import FeatureCache
     from mammosynth.metrics.realism import RealismConfig, realism_metrics, realism_sheet
 
     xs, ms = syn_u16.astype(np.float32) / 65535.0, breast_masks(syn_u16)
     realism_sheet(real[0], real[1], xs, ms, sheet)
-    return realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False)
+    return realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False,
+                           cache=FeatureCache(cache_dir), real_key=real_key)
 
 
 def real_reference(held: tuple, train: tuple) -> tuple[float, float]:
@@ -241,7 +243,8 @@ def main() -> int:
             gen_dir = work / "png" / run.name
             shutil.rmtree(gen_dir, ignore_errors=True)
             rates, syn = generate(run, n_real, gen_dir)
-            real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"))
+            real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
+                             PreparedDataset(f"{split}:test").content_hash)
             score = frd(test_dir, gen_dir)
             score_raw = frd(test_dir, gen_dir.with_name(gen_dir.name + "-raw"))
             score_matched = frd(test_dir, subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))

@@ -198,10 +198,39 @@ def test_realism_metrics_end_to_end():
     assert "density:A" in res.spectrum.strata
     assert res.verdict.status in ("warn", "fail") and len(res.verdict.reasons) == 3
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-    assert set(d) == {"detectability", "spectrum", "detail", "verdict", "seconds"}
+    assert set(d) == {"detectability", "spectrum", "detail", "verdict", "seconds", "real_side_cached"}
     assert d["detectability"]["real_vs_real"]["n_pos"] == 6
     no_records = realism_metrics(xr, mr, None, xs, ms, None, cfg, progress=False)
     assert no_records.spectrum.strata == {}
+
+
+def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, monkeypatch):
+    from mammosynth.metrics import detectability as det_mod
+    from mammosynth.metrics.cache import FeatureCache
+
+    xr, mr = _breasts(12, False, 0)
+    xs, ms = _breasts(12, True, 1)
+    recs = [_record(i, "AB"[i % 2]) for i in range(12)]
+    cfg = RealismConfig(detectability=DetectabilityConfig(folds=2, steps=4, whole_steps=2, batch_size=8, n_boot=100,
+                                                          channels=(4, 8), stem=0, threads=1),
+                        patch=16, stride=8, fit=(2, 7), n_boot=100)
+    calls = []
+    real_fn = det_mod.detectability
+    monkeypatch.setattr(det_mod, "detectability", lambda *a, **k: calls.append(k["desc"]) or real_fn(*a, **k))
+    cache = FeatureCache(tmp_path)
+    fresh = realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-1")
+    assert calls == ["synthetic vs real", "real vs real"] and not fresh.real_side_cached
+    again = realism_metrics(xr, mr, recs, xs[::-1].copy(), ms[::-1].copy(), recs, cfg, progress=False, cache=cache,
+                            real_key="set-1")
+    assert calls[2:] == ["synthetic vs real"] and again.real_side_cached
+    assert again.detectability.floor.to_dict() == fresh.detectability.floor.to_dict()
+    np.testing.assert_array_equal(again.detectability.floor.neg_scores, fresh.detectability.floor.neg_scores)
+    assert again.spectrum.real.median == fresh.spectrum.real.median
+    # another real set (content hash), other settings or other labels: computed anew
+    realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-2")
+    other_labels = [_record(i, "BA"[i % 2]) for i in range(12)]
+    realism_metrics(xr, mr, other_labels, xs, ms, other_labels, cfg, progress=False, cache=cache, real_key="set-1")
+    assert calls[3:] == ["synthetic vs real", "real vs real"] * 2
 
 
 def test_realism_sheet(tmp_path):

@@ -1,6 +1,7 @@
 """The check registry, autoescaped templates and decode-once (mammosynth.report.registry)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -126,8 +127,6 @@ def test_each_image_is_decoded_once_per_evaluation(tiny_dataset_factory, monkeyp
 
 
 def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metrics, tmp_path):
-    import dataclasses
-
     from mammosynth.metrics.realism import RealismConfig
     from mammosynth.report.steps.realism import realism_config
 
@@ -153,3 +152,31 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     assert "Realism: detectability AUC" in (tmp_path / "o" / "dataset_card.md").read_text()
     off = evaluate(real, syn, tmp_path / "off", FAST)
     assert off["realism"]["available"] is False and "switched off" in off["realism"]["reason"]
+
+
+def test_second_synthetic_set_reuses_the_real_only_utility_regime(tiny_dataset_factory, stub_image_metrics,
+                                                                   monkeypatch, tmp_path):
+    import mammosynth.metrics.utility as utility
+
+    trained = []  # the utility regimes trained (conditioning trains classifiers of its own)
+    real_train = utility.train_classifier
+
+    def counting(*a, **k):
+        regime = str(k.get("desc", "")).split(" seed")[0]
+        if regime in utility.REGIMES:
+            trained.append(regime)
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(utility, "train_classifier", counting)
+    real = tiny_dataset_factory(n=32)
+    syn1 = tiny_dataset_factory(n=16, seed=1, kind="synthetic")
+    syn2 = tiny_dataset_factory(n=16, seed=2, kind="synthetic")
+    fast = dataclasses.replace(FAST, cache_dir=str(tmp_path / "cache"))  # empty: other tests share the default
+    first = evaluate(real, syn1, tmp_path / "a", fast)
+    assert sorted(trained) == ["real", "real+synthetic", "synthetic"]
+    second = evaluate(real, syn2, tmp_path / "b", fast)
+    assert sorted(trained[3:]) == ["real+synthetic", "synthetic"]  # (a) from the cache
+    ra, rb = (m["utility"]["regimes"]["real"] for m in (first, second))
+    assert ra == rb, (ra, rb)
+    evaluate(real, syn2, tmp_path / "c", dataclasses.replace(fast, use_cache=False))
+    assert sorted(trained[5:]) == ["real", "real+synthetic", "synthetic"]

@@ -32,7 +32,7 @@ from ..io.images import ImageReadError, read_image
 from ..io.dicom import dicom_identifiers
 from ..io.paths import confine
 from ..utils import num_workers, progress
-from .adapters import LabelReject, SourceItem, detect_layout, get_adapter
+from .adapters import LabelReject, Note, SourceItem, detect_layout, get_adapter
 from .prepared import DatasetWriter, split_for_patient
 from .preprocess import PreprocessConfig, map_box, map_mask, preprocess, scaled_spacing, unmap_box
 from .schema import Finding, ImageRecord, hash_patient_id
@@ -71,6 +71,7 @@ class IngestResult:
     rejects: list[dict[str, str]] = field(default_factory=list)  # this run's rejects
     total: int = 0  # images in the prepared dataset after the run
     counts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the adapter reported about SOURCE
     synthetic_kept: int = 0  # inputs with mammosynth markings kept (allow_synthetic), this run
 
     @property
@@ -103,6 +104,7 @@ class IngestResult:
         for key in ("density", "finding", "laterality", "split"):
             if key in self.counts:
                 lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts[key].items())))
+        lines += [f"  note: {n}" for n in self.notes]
         if self.rejects:
             lines.append(f"  details: {self.path / 'rejects.jsonl'}")
         return "\n".join(lines)
@@ -145,6 +147,11 @@ def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 PRIVATE_NAMES_SUFFIX = ".PRIVATE-names.jsonl"
+#: Layouts of public collections whose file/folder names are the collection's own
+#: de-identified subject ids (CBIS ``P_00001``, CMMD ``D1-0001``...), equal to the DICOM
+#: PatientID by design: their names are kept unless ``hash_names``. ``folder`` and
+#: ``prepared`` (hospital exports, anything else) are always checked.
+DEIDENTIFIED_LAYOUTS = frozenset({"mias", "cbis-ddsm", "vindr", "inbreast", "rsna", "cmmd"})
 _LABEL_LINE = re.compile(r"^[\w.-]+\.(csv|txt|CSV|TXT):\d+$")  # "labels.csv:12": names no patient
 
 
@@ -240,14 +247,15 @@ def synthetic_evidence(arr: np.ndarray, meta: dict[str, Any]) -> dict[str, Any] 
 
 def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
                  fractions: tuple[float, float, float], kind: str = "real",
-                 allow_synthetic: bool = False, hash_names: bool = False) -> tuple[str, Any]:
+                 allow_synthetic: bool = False, hash_names: bool = False,
+                 check_names: bool = True) -> tuple[str, Any]:
     """Read, preprocess and label one item.
 
     Returns ``("ok", (record, image, masks, private))`` or ``("reject", reason)``, or, when
     the item's name is withheld, ``("reject", (reason, private))``. ``private`` is None or
     ``{"id", "source_file"}``: the name went to a salted hash (``hash_names``, or the
     file/folder name holds an identifying value of its DICOM) and the pair belongs in the
-    private names file only. ``kind``: the dataset's kind; into a ``real`` set an input
+    private names file only (``check_names=False``: only with ``hash_names``). ``kind``: the dataset's kind; into a ``real`` set an input
     carrying mammosynth's markings is refused (``allow_synthetic``: kept, recorded
     synthetic with its provenance).
     """
@@ -261,7 +269,7 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
     if status == "reject" and not seen and item.path.suffix.lower() in (".dcm", ".dicom", ""):
         seen = dicom_identifiers(item.path)  # the header may still name the patient
     name = f"{item.extra.get('source_name', '')}/{item.source_file}"  # the source folder's own name counts
-    if not (hash_names or name_holds_identifier(name, seen)):
+    if not (hash_names or (check_names and name_holds_identifier(name, seen))):
         return (status, payload) if status == "reject" else (status, (*payload, None))
     private = {"id": hashed_name(salt, item.source_file), "source_file": item.source_file}
     if status == "reject":
@@ -319,6 +327,12 @@ def _process(item: SourceItem, pcfg: PreprocessConfig, salt: str, fractions: tup
                                 source_codes=dict(f.source_codes)))
         if k in src_masks:
             out_masks[k] = map_mask(src_masks[k], pre.transforms)
+    by_side = item.extra.get("findings_by_side")
+    if by_side is not None:  # labels per breast, the side known only now (CMMD, box-less findings)
+        if pre.laterality not in by_side:
+            return "reject", f"no label for the {pre.laterality} breast (side from the {pre.info['laterality_source']})"
+        findings = [Finding(kind=f.kind, pathology=f.pathology, source_codes=dict(f.source_codes))
+                    for f in by_side[pre.laterality]]
     info = dict(pre.info)
     if dropped:
         info["boxes_outside_breast"] = dropped
@@ -448,6 +462,9 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         if isinstance(entry, LabelReject):
             reject(entry.source_file, entry.reason)
             continue
+        if isinstance(entry, Note):
+            result.notes.append(entry.text)
+            continue
         outside = _outside_paths(source, entry)
         if outside:
             reject(entry.source_file, outside)
@@ -466,7 +483,7 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         entry.extra.setdefault("dataset", adapter.DATASET)
         entry.extra["source_name"] = source.resolve().name
         jobs.append((entry, pcfg, config.salt, tuple(config.split_fractions), kind,
-                     config.allow_synthetic, config.hash_names))
+                     config.allow_synthetic, config.hash_names, layout not in DEIDENTIFIED_LAYOUTS))
     workers = num_workers(config.workers)
     try:
         for job, (status, payload) in zip(jobs, progress(_results(jobs, workers), total=len(jobs), desc=f"ingest {layout}")):
@@ -490,7 +507,7 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         kept = sum(1 for r in writer.records if r.synthetic) if kind == "real" else 0
         info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects),
                                               "synthetic_refused_this_run": result.synthetic_refused,
-                                              "synthetic_kept": kept}})
+                                              "synthetic_kept": kept, "notes": result.notes}})
     result.total = len(writer.records)
     result.counts = info["counts"]
     return result

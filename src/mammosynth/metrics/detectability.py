@@ -154,6 +154,23 @@ class DetectabilityResult:
     pos_views: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
     neg_views: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
 
+    ARRAYS = ("pos_index", "neg_index", "pos_scores", "neg_scores", "pos_views", "neg_views")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as numpy arrays (scalars and strata as one JSON string): a cache entry."""
+        import json
+
+        scalars = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in self.ARRAYS}
+        return {"scalars": np.asarray(json.dumps(scalars, default=float)),
+                **{k: np.asarray(getattr(self, k)) for k in self.ARRAYS}}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "DetectabilityResult":
+        """Inverse of :meth:`to_arrays`."""
+        import json
+
+        return cls(**json.loads(str(arrays["scalars"])), **{k: np.asarray(arrays[k]) for k in cls.ARRAYS})
+
     def to_dict(self) -> dict[str, Any]:
         return {"auc": finite(self.auc), "ci_low": finite(self.ci_low), "ci_high": finite(self.ci_high),
                 "level": self.level, "n_boot": self.n_boot, "n_pos": self.n_pos, "n_neg": self.n_neg,
@@ -545,11 +562,12 @@ def split_halves(n: int, groups: Sequence[str] | None = None, seed: int = 0) -> 
 def detectability_test(real_images: np.ndarray, syn_images: np.ndarray, real_strata: Strata = None,
                        syn_strata: Strata = None, config: DetectabilityConfig = DetectabilityConfig(),
                        real_groups: Sequence[str] | None = None, progress: bool = False,
-                       real_masks: np.ndarray | None = None, syn_masks: np.ndarray | None = None
-                       ) -> DetectabilityTest:
+                       real_masks: np.ndarray | None = None, syn_masks: np.ndarray | None = None,
+                       floor: DetectabilityResult | None = None) -> DetectabilityTest:
     """Synthetic (positive) vs real (negative) detectability, and the floor: the same
     protocol on two disjoint halves of the real set (by ``real_groups``, e.g. patient ids,
-    when given). See :class:`DetectabilityTest` for the verdict rule."""
+    when given). See :class:`DetectabilityTest` for the verdict rule. ``floor``: a floor
+    computed before with the same real set and config (it depends on nothing else), reused."""
     real = np.asarray(real_images)
     groups = None if real_groups is None else np.asarray(real_groups, dtype=str)
     if groups is not None and len(groups) != len(real):
@@ -557,6 +575,8 @@ def detectability_test(real_images: np.ndarray, syn_images: np.ndarray, real_str
     rm = None if real_masks is None else np.asarray(real_masks)
     syn = detectability(syn_images, real, syn_strata, real_strata, config, neg_groups=groups,
                         progress=progress, desc="synthetic vs real", pos_masks=syn_masks, neg_masks=rm)
+    if floor is not None:
+        return DetectabilityTest(synthetic=syn, floor=floor)
     a, b = split_halves(len(real), groups, config.seed)
     floor = detectability(real[a], real[b], strata_subset(real_strata, a), strata_subset(real_strata, b), config,
                           pos_groups=None if groups is None else groups[a],

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..data.schema import ImageRecord
 from .detail import DetailResult, detail_comparison, highpass_energy
-from .detectability import DetectabilityConfig, DetectabilityTest, detectability_test
+from .cache import FeatureCache, cache_key
+from .detectability import DetectabilityConfig, DetectabilityResult, DetectabilityTest, detectability_test
 from .spectrum import SpectrumResult, spectral_exponents, spectrum_comparison
 from .twosample import check_stack, default_erosion, erode_masks
 
@@ -104,11 +105,14 @@ class RealismResult:
     verdict: RealismVerdict
     seconds: float
     config: RealismConfig = field(default_factory=RealismConfig, repr=False)
+    #: the real side (floor, real exponents and energies) came from the feature cache
+    real_side_cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"detectability": self.detectability.to_dict(self.config.margin),
                 "spectrum": self.spectrum.to_dict(), "detail": self.detail.to_dict(),
-                "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2)}
+                "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2),
+                "real_side_cached": self.real_side_cached}
 
 
 def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: DetailResult,
@@ -129,16 +133,39 @@ def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: Detail
     return RealismVerdict(status, tuple(reasons))
 
 
+# bump when the real side's measures change meaning (part of the cache key)
+REAL_SIDE_VERSION = 1
+
+
+def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.ndarray] | None,
+                   groups: Sequence[str] | None, config: RealismConfig) -> str:
+    """Cache key of the real side: the set's content, the labels behind strata and the floor's
+    split, the image size and every setting (``repr`` of the frozen config)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, arr in sorted((strata or {}).items()):
+        h.update(name.encode() + b"\0" + "\n".join(arr.tolist()).encode())
+    h.update(b"\1" + "\n".join(groups or []).encode())
+    return cache_key(kind="realism-real-side", version=REAL_SIDE_VERSION, real=real_key, shape=list(shape),
+                     labels=h.hexdigest(), config=repr(config))
+
+
 def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_records: Sequence[ImageRecord] | None,
                     syn_images: np.ndarray, syn_masks: np.ndarray, syn_records: Sequence[ImageRecord] | None,
                     config: RealismConfig = RealismConfig(), progress: bool = True,
-                    real_groups: Sequence[str] | None = None) -> RealismResult:
+                    real_groups: Sequence[str] | None = None, cache: FeatureCache | None = None,
+                    real_key: str | None = None) -> RealismResult:
     """Detectability, texture spectrum and fine detail of ``syn_images`` against ``real_images``.
 
     Images float32 [N, H, W] in [0, 1] (one size for both sets), masks bool [N, H, W]
     (:func:`mammosynth.data.preprocess.breast_masks`). Records (optional) give the strata
     and, for the real set, the patient ids that keep one woman's films on one side of the
     real-vs-real floor (``real_groups`` overrides them).
+
+    With ``cache`` and ``real_key`` (the real set's content hash), the real side (the
+    real-vs-real floor, about half the cost, and the real exponents and energies) is stored
+    and reused for the next synthetic set evaluated against the same real set.
     """
     t0 = time.perf_counter()
     xr, mr = check_stack(real_images, real_masks, "real images")
@@ -152,17 +179,27 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     if real_groups is None and real_records is not None:
         real_groups = [r.patient_id for r in real_records]
     say = (lambda msg: print(f"realism: {msg}", flush=True)) if progress else (lambda msg: None)
+    key = None if cache is None or real_key is None else _real_side_key(real_key, xr.shape, sr, real_groups, config)
+    hit = cache.load(key) if key is not None else None
     say("texture spectrum and fine detail")
     kw = dict(patch=config.patch, stride=config.stride, erode=config.erode, fit=config.fit)
-    spec = spectrum_comparison(spectral_exponents(xr, mr, **kw), spectral_exponents(xs, ms, **kw), sr, ss,
-                               seed=config.seed, n_boot=config.n_boot)
-    detail = detail_comparison(highpass_energy(xr, mr, config.erode), highpass_energy(xs, ms, config.erode),
-                               sr, ss, seed=config.seed, n_boot=config.n_boot)
-    say("detectability (synthetic vs real, then the real-vs-real floor)")
+    beta_r = hit["beta"] if hit else spectral_exponents(xr, mr, **kw)
+    energy_r = hit["energy"] if hit else highpass_energy(xr, mr, config.erode)
+    spec = spectrum_comparison(beta_r, spectral_exponents(xs, ms, **kw), sr, ss, seed=config.seed,
+                               n_boot=config.n_boot)
+    detail = detail_comparison(energy_r, highpass_energy(xs, ms, config.erode), sr, ss, seed=config.seed,
+                               n_boot=config.n_boot)
+    say("detectability (synthetic vs real" + (", the real-vs-real floor from the cache)" if hit else
+                                                ", then the real-vs-real floor)"))
+    floor = DetectabilityResult.from_arrays({k[6:]: v for k, v in hit.items() if k.startswith("floor.")}) if hit \
+        else None
     det = detectability_test(xr, xs, sr, ss, config.detectability, real_groups=real_groups, progress=progress,
-                             real_masks=mr, syn_masks=ms)
+                             real_masks=mr, syn_masks=ms, floor=floor)
+    if key is not None and not hit:
+        cache.save(key, {"beta": np.asarray(beta_r), "energy": np.asarray(energy_r),
+                         **{f"floor.{k}": v for k, v in det.floor.to_arrays().items()}})
     verdict = realism_verdict(det, spec, detail, config)
-    return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config)
+    return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config, real_side_cached=bool(hit))
 
 
 # -- the sheet ---------------------------------------------------------------------------

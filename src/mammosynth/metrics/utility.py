@@ -242,11 +242,14 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 # -- the protocol --------------------------------------------------------------------
 def regime_scores(train_x: np.ndarray, train_y: np.ndarray, syn_x: np.ndarray, syn_y: np.ndarray,
-                  test_x: np.ndarray, seeds: Sequence[int], config: ClassifierConfig = ClassifierConfig()
+                  test_x: np.ndarray, seeds: Sequence[int], config: ClassifierConfig = ClassifierConfig(),
+                  real_scores: Sequence[np.ndarray] | None = None
                   ) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
     """Positive-class scores on ``test_x`` per regime and seed; reasons for regimes skipped.
 
-    Labels ``-1`` (unknown) are dropped from training.
+    Labels ``-1`` (unknown) are dropped from training. ``real_scores``: regime (a)'s scores
+    from an earlier evaluation with the same real splits, task, seeds and config (regime (a)
+    sees no synthetic image), reused instead of retraining.
     """
     tr = train_y >= 0
     sy = syn_y >= 0
@@ -265,6 +268,9 @@ def regime_scores(train_x: np.ndarray, train_y: np.ndarray, syn_x: np.ndarray, s
         problem = class_problem(y, min_per_class=config.min_per_class)
         if problem:
             skipped[regime] = f"training set: {problem.replace('test set', 'set')}"
+            continue
+        if regime == "real" and real_scores is not None and len(real_scores) == len(seeds):
+            scores[regime] = [np.asarray(r) for r in real_scores]
             continue
         scores[regime] = []
         for seed in seeds:

@@ -52,6 +52,7 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
     if not config.realism:
         return unavailable("realism switched off (realism=False, --no-realism)")
     try:
+        from ...metrics.cache import FeatureCache
         from ...metrics.realism import RealismConfig, realism_metrics, realism_sheet
     except ImportError as exc:
         return unavailable(f"mammosynth.metrics.realism could not be imported ({exc})")
@@ -62,7 +63,8 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
             real, rm = inputs.real.stack(), inputs.real.masks()
             syn, sm = inputs.synthetic.stack(), inputs.synthetic.masks()
         res = realism_metrics(real, rm, inputs.real.records, syn, sm, inputs.synthetic.records, config=rc,
-                              progress=show)
+                              progress=show, cache=FeatureCache(config.cache_dir, enabled=config.use_cache),
+                              real_key=inputs.real.content_hash)
     except ValueError as exc:
         return unavailable(f"realism measures failed: {exc}")
     out = {"available": True, "reason": None, **res.to_dict(), "rule": rule_text(rc)}
