@@ -1,5 +1,6 @@
-"""Detect file opens under a folder (an audit hook: PIL, tifffile, pydicom and open() all
-raise the ``open`` audit event). Run the code under test in-process (``workers=1``)."""
+"""Detect file opens and folder listings under a folder (an audit hook: PIL, tifffile,
+pydicom and open() raise the ``open`` audit event, os.scandir/listdir (glob, rglob, walk)
+theirs). Run the code under test in-process (``workers=1``)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ _INSTALLED = False
 
 
 def _hook(event: str, args: tuple) -> None:
-    if event != "open" or not _WATCHED or not args:
+    if event not in ("open", "os.scandir", "os.listdir") or not _WATCHED or not args:
         return
     path = args[0]
     if isinstance(path, int) or path is None:
@@ -28,7 +29,7 @@ def _hook(event: str, args: tuple) -> None:
 
 @contextmanager
 def watch_opens(folder: str | os.PathLike):
-    """Yield the list of files under ``folder`` opened inside the block (after symlinks)."""
+    """Yield the list of files under ``folder`` opened or listed inside the block (after symlinks)."""
     global _INSTALLED
     if not _INSTALLED:
         sys.addaudithook(_hook)  # cannot be removed: it is idle when nothing is watched

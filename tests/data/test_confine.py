@@ -153,3 +153,21 @@ def test_label_file_symlinked_out_is_never_read(tmp_path, outside):
         with pytest.raises(ValueError, match="symlink to outside"):
             ingest(src, "folder", tmp_path / "out", FAST)
     assert opened == []
+
+
+def test_cbis_and_nbia_paths_cannot_walk_out(tmp_path, outside):
+    """CBIS CSV paths (``..``, absolute) and NBIA ``File Location`` never list or open outside."""
+    src = tmp_path / "cbis"
+    src.mkdir()
+    (outside / "1-1.dcm").write_bytes(b"not read")
+    hdr = "patient_id,left or right breast,image view,abnormality type,pathology,image file path,ROI mask file path"
+    (src / "mass_case_description_train_set.csv").write_text(
+        hdr + "\nP_1,LEFT,CC,mass,BENIGN,../outside/1-1.dcm,\n"
+        f"P_2,LEFT,CC,mass,BENIGN,{outside / '1-1.dcm'},\nP_3,LEFT,CC,mass,BENIGN,..,\n")
+    (src / "metadata.csv").write_text(
+        "Series UID,Subject ID,File Location,Series Description\n1.2.3,P_4,..\\..\\outside,full mammogram images\n")
+    with watch_opens(outside) as opened:
+        res = ingest(src, "cbis-ddsm", tmp_path / "out", FAST)
+    assert opened == [] and res.added == 0
+    outside_rows = [r for r in res.rejects if r["reason"].startswith("path outside the source")]
+    assert len(outside_rows) == 3, res.rejects
