@@ -13,7 +13,7 @@ import sys
 from .. import __version__
 
 # module -> commands it registers, in the order shown by --help
-COMMAND_MODULES = ["ingest", "phantom", "train", "generate", "evaluate", "provenance", "demo"]
+COMMAND_MODULES = ["ingest", "phantom", "train", "generate", "edit", "evaluate", "provenance", "demo"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 

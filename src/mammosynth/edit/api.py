@@ -39,7 +39,7 @@ from .. import __version__
 from ..data.prepared import DatasetWriter, PreparedDataset, parse_dataset_spec
 from ..data.schema import DENSITIES, ImageRecord
 from ..io.images import read_image, write_image
-from .editors import OPERATIONS, ROUTES, EditError, EditOutcome, EditRequest, Site, make_editor
+from .editors import OPERATIONS, ROUTES, EditError, EditOutcome, EditRequest, Editor, Site, make_editor
 from .film import film_breast
 
 FORMATS = ("png16", "tiff", "dicom")  # 16-bit only: an 8-bit copy would change every pixel
@@ -200,14 +200,22 @@ def _record(source: ImageRecord, ds: PreparedDataset, outcome: EditOutcome, conf
 
 
 def edit(prepared: str | os.PathLike | PreparedDataset, out: str | os.PathLike,
-         config: EditConfig = EditConfig(insert="mass")) -> EditResult:
-    """Edit every film of ``prepared`` (``PATH[:split]``) into the synthetic set ``out``."""
+         config: EditConfig = EditConfig(insert="mass"), *, editor: Editor | None = None) -> EditResult:
+    """Edit every film of ``prepared`` (``PATH[:split]``) into the synthetic set ``out``.
+
+    ``editor``: a route of your own (any :class:`~.editors.Editor` for ``config.operation``);
+    default: :func:`~.editors.make_editor` of ``config``.
+    """
     from .. import provenance
     from ..provenance.markings import synthetic_text
     from ..utils import progress
 
     ds = prepared if isinstance(prepared, PreparedDataset) else PreparedDataset(prepared)
-    editor = make_editor(config)  # a configuration no route can run fails before anything is written
+    if editor is not None and editor.operation != config.operation:
+        raise ValueError(f"editor {type(editor).__name__} does {editor.operation!r}, the config asks for "
+                         f"{config.operation!r}")
+    # a configuration no route can run fails before anything is written
+    editor = editor if editor is not None else make_editor(config)
     sites = read_sites(config.sites) if config.sites else {}
     out = Path(out)
     if out.resolve() == Path(parse_dataset_spec(ds.root)[0]).resolve():
