@@ -15,7 +15,7 @@ grey-level change. Everything below is estimated per film:
 * **pectoral muscle** (MLO only): the bright region attached to the chest-wall edge in the
   upper 60 % of the film (grey above the breast's 90th percentile after 2 mm smoothing,
   connected to the chest-wall column), filled from the wall to its outer edge row by row;
-* **gain**: the grey spread (99.5th minus 2nd percentile, film smoothed over 1 mm) where
+* **gain**: the grey spread (99.5th minus 2nd percentile, film box-smoothed over 2 mm) where
   the breast has its full thickness (more than T/2 inside the skin line) is taken as
   the contrast of tissue ``GLAND_SPAN`` glandular against fat at the film's compressed
   thickness (the record's, else 5 cm): gain = spread / ((mu_gland - mu_fat) * T * span),
@@ -75,31 +75,35 @@ class FilmModel:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """uint16 / uint8 -> float64 grey levels in [0, 1]."""
+    """uint16 / uint8 -> float32 grey levels in [0, 1]."""
     image = np.asarray(image)
     scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
-    return image.astype(np.float64) / scale
+    return image.astype(np.float32) * np.float32(1.0 / scale)
 
 
 def film_breast(image: np.ndarray) -> np.ndarray:
     """The breast mask as ingest finds it, minus exact-zero (removed background) pixels."""
-    g = to_gray(image).astype(np.float32)
+    g = to_gray(image)
     return breast_masks(g[None])[0] & (g > 0)
+
+
+MAX_SAMPLES = 5000  # robust statistics on at most this many values (a strided subsample)
 
 
 def _robust_var(x: np.ndarray) -> float:
     if x.size < 16:
         return 0.0
+    x = x[:: max(1, x.size // MAX_SAMPLES)]
     mad = np.median(np.abs(x - np.median(x)))
     return float((1.4826 * mad) ** 2)
 
 
-HP_SIGMA = 2.0  # px: the high-pass that removes most tissue texture before the noise is measured
+HP_SIZE = 5  # px: the box high-pass that removes most tissue texture before the noise is measured
 
 
 def _diff_vars(x: np.ndarray, interior: np.ndarray) -> tuple[float, float]:
     """Robust variances of lag-1 and lag-2 differences of ``x``'s high-pass residual in ``interior``."""
-    resid = x - ndimage.gaussian_filter(x, HP_SIGMA)
+    resid = x - ndimage.uniform_filter(x, HP_SIZE)
     out = []
     for lag in (1, 2):
         vals = []
@@ -183,12 +187,12 @@ def estimate_film(image: np.ndarray, record: ImageRecord | None = None, breast: 
     interior = breast & ~pect & (dist > INTERIOR_MM)
     if interior.sum() < 64:
         interior = breast & ~pect
-    # percentiles of the film smoothed over ~1 mm: tissue, not pixel noise, sets the spread
+    # percentiles of the film smoothed over ~2 mm: tissue, not pixel noise, sets the spread
     # and only where the breast has its full compressed thickness (T/2 inside the skin line)
-    smooth = ndimage.gaussian_filter(gray, max(0.5, 1.0 / spacing))
+    smooth = ndimage.uniform_filter(gray, max(1, int(round(2.0 / spacing))))
     full = interior & (dist > 5.0 * thick)
     vals = smooth[full] if full.sum() >= 64 else smooth[interior] if interior.any() else smooth[breast]
-    lo, hi = np.percentile(vals, [2, 99.5])
+    lo, hi = np.percentile(vals[:: max(1, vals.size // MAX_SAMPLES)], [2, 99.5])
     gain = max((hi - lo) / ((MU_20KEV["gland"] - MU_20KEV["fat"]) * thick * GLAND_SPAN), MIN_GAIN)
     blur, noise = estimate_blur_noise(gray, interior)
     return FilmModel(spacing, source, thick, breast, side, pect, dist.astype(np.float32), float(lo), float(hi),
@@ -201,7 +205,7 @@ def pseudo_anatomy(gray: np.ndarray, film: FilmModel) -> Anatomy:
     The compressed thickness falls off over the last T/2 before the skin line (a
     half-circle rim); the glandular fraction is the grey level's position between the
     fat and dense levels, times ``GLAND_SPAN``; the envelope (where the phantom puts
-    lesions) is that fraction smoothed over 5 mm.
+    lesions) is that fraction box-smoothed over 10 mm.
     """
     s, t = film.spacing_mm, film.thickness_cm
     r_mm = 5.0 * t
@@ -212,7 +216,7 @@ def pseudo_anatomy(gray: np.ndarray, film: FilmModel) -> Anatomy:
     avail = np.maximum(thickness - skin - muscle, 0)
     frac = np.clip((gray - film.fat_level) / max(film.dense_level - film.fat_level, 1e-6), 0, 1) * GLAND_SPAN
     gland = (frac * avail * film.breast).astype(np.float32)
-    env = ndimage.gaussian_filter(frac / GLAND_SPAN * film.breast, max(1.0, 5.0 / s))
+    env = ndimage.uniform_filter(frac / GLAND_SPAN * film.breast, max(3, int(round(10.0 / s))))
     env = (env / max(float(env.max()), 1e-6)).astype(np.float32)
     far = np.unravel_index(int(np.argmax(film.dist_mm)), film.dist_mm.shape)
     return Anatomy(spacing_mm=s, breast=film.breast.copy(), thickness=thickness, skin=skin, muscle=muscle,
