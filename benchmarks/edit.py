@@ -50,19 +50,21 @@ def prepare(tmp: Path, source: Path | None, size: tuple[int, int]) -> tuple[Path
 def insertion_speed(ds: PreparedDataset, kinds: list[str], repeats: int) -> None:
     films = [(ds.image(i), r) for i, r in enumerate(ds.records)]
     for kind in kinds:
-        ins, best, rejected = PhysicsInserter(kind), 0.0, 0
+        ins, best, best_cpu, rejected = PhysicsInserter(kind), 0.0, 0.0, 0
         for rep in range(repeats):
             rejected = 0
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for j, (image, rec) in enumerate(films):
                 try:
                     ins.apply(EditRequest(image, rec, {}, np.random.default_rng(rep * 100000 + j)))
                 except ValueError:
                     rejected += 1
             best = max(best, len(films) / (time.perf_counter() - t0))
+            best_cpu = max(best_cpu, len(films) / max(time.process_time() - c0, 1e-9))
         verdict = "meets" if best >= TARGET else "BELOW"
-        print(f"physics insertion {kind:>19}: {best:6.1f} films/s (best of {repeats}; {len(films)} films, "
-              f"{rejected} rejected; target >= {TARGET:.0f}: {verdict})")
+        # on a shared machine wall time depends on the other jobs; films per CPU-second is what one free core does
+        print(f"physics insertion {kind:>19}: {best:6.1f} films/s wall, {best_cpu:6.1f} per CPU-second (best of "
+              f"{repeats}; {len(films)} films, {rejected} rejected; target >= {TARGET:.0f} wall: {verdict})")
 
 
 def main() -> int:

@@ -12,14 +12,14 @@ Routes:
 operation  route        how                                                       status
 =========  ===========  ========================================================  ==========
 insert     physics      phantom lesion models in log-attenuation space            here
-insert     diffusion    RePaint-style masked resampling, conditioned on finding   needs the
-remove     diffusion    RePaint with finding=none over the finding's mask         diffusion
-density    diffusion    SDEdit: noise to ``strength``, denoise under the target   family
+insert     diffusion    RePaint conditioned on the finding                        not yet
+remove     diffusion    RePaint with finding=none over the finding's mask         :mod:`.learned`
+density    diffusion    SDEdit: noise to ``strength``, denoise under the target   :mod:`.learned`
 =========  ===========  ========================================================  ==========
 
-The learned routes are built lazily by :func:`make_editor`; the diffusion family
-(``mammosynth.sampling.diffusion.load_pipeline``) is not on this branch yet, and asking for
-them says so.
+The learned routes (:mod:`.learned`) are built lazily by :func:`make_editor` from a trained
+run through the diffusion family (``mammosynth.sampling.diffusion.load_pipeline``, branch
+``diffusion``, not merged yet); without it, asking for them says so.
 """
 from __future__ import annotations
 
@@ -115,4 +115,10 @@ def make_editor(config: Any) -> Editor:
                          "load_pipeline), which this installation lacks")
     if not config.model:
         raise ValueError(f"the {route} route of --{op} needs a trained diffusion model (--model RUN)")
-    raise ValueError(f"the {route} route of --{op} is designed (mammosynth.edit.editors) but not implemented yet")
+    from .learned import DiffusionDensity, DiffusionPrior, DiffusionRemover
+
+    if op == "insert":
+        raise ValueError("the diffusion route of --insert (RePaint conditioned on the finding) is not implemented "
+                         "yet; use --route physics")
+    prior = DiffusionPrior.from_run(config.model)
+    return DiffusionRemover(prior, config.feather_px) if op == "remove" else DiffusionDensity(prior)
