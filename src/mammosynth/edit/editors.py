@@ -109,12 +109,12 @@ def make_editor(config: Any) -> Editor:
         return PhysicsInserter(config.insert, feather_px=config.feather_px)
     if route == "physics":
         raise ValueError(f"--{op} has no physics route (the phantom's models only add lesions); "
-                         "it needs the diffusion route (--route diffusion --model RUN)")
+                         "it needs the diffusion route (--route diffusion --run RUN)")
     if not diffusion_available():
         raise ValueError(f"the {route} route of --{op} needs the diffusion family (mammosynth.sampling.diffusion, "
                          "load_pipeline), which this installation lacks")
     if not config.model:
-        raise ValueError(f"the {route} route of --{op} needs a trained diffusion model (--model RUN)")
+        raise ValueError(f"the {route} route of --{op} needs a trained diffusion model (--run RUN, EditConfig.model)")
     from .learned import DiffusionDensity, DiffusionPrior, DiffusionRemover
 
     if op == "insert":
