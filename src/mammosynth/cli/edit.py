@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help=f"insert a lesion; KIND one of {', '.join(INSERT_KINDS)}; PATHOLOGY benign|malignant")
     op.add_argument("--remove", metavar="KIND|any|INDEX", help="remove a labelled finding (learned route)")
     op.add_argument("--density", metavar="A|B|C|D", help="change the breast density to this ACR class (learned route)")
-    p.add_argument("--strength", type=float, default=d.strength, help="density: SDEdit noise level (default %(default)s)")
+    p.add_argument("--strength", type=float, default=d.strength,
+                   help="density: SDEdit noise level (default %(default)s)")
     p.add_argument("--route", choices=ROUTES, default=d.route,
                    help="auto: physics for --insert, diffusion for --remove/--density (default %(default)s)")
     p.add_argument("--run", dest="model", default=d.model, metavar="RUN",
@@ -60,7 +61,8 @@ def handler(args: argparse.Namespace) -> int:
                         sites=args.sites, normal_only=args.normal_only, seed=args.seed, feather_px=args.feather_px,
                         fmt=args.fmt, key=args.key, limit=args.limit)
     result = edit(args.prepared, args.out, config)
-    print(f"edited {result.edited} film(s) into {result.out}" + (f" ({result.skipped} skipped)" if result.skipped else ""))
+    skipped = f" ({result.skipped} skipped)" if result.skipped else ""
+    print(f"edited {result.edited} film(s) into {result.out}{skipped}")
     for rej in result.rejected:
         print(f"  rejected: {rej['reason']}", file=sys.stderr)
     if result.rejected:

@@ -166,7 +166,8 @@ class DiffusionRemover:
         image = _composite(request.image, small, out, region)
         findings = tuple(f for j, f in enumerate(rec.findings) if j != k)
         masks = {j - (j > k): m for j, m in request.masks.items() if j != k}
-        return EditOutcome(image, region, findings, masks, None, {**self.settings(), "removed": rec.findings[k].to_dict()})
+        params = {**self.settings(), "removed": rec.findings[k].to_dict()}
+        return EditOutcome(image, region, findings, masks, None, params)
 
 
 class DiffusionDensity:

@@ -44,7 +44,8 @@ def edits_step(s: dict[str, Any]) -> Step:
         return Step(STEP, "not computed", f"edited films not matched with their sources: {un.get('reason')}")
     if un.get("n_changed_outside"):
         return Step(STEP, "fail", f"{un['n_changed_outside']} edited film(s) differ from their source outside the "
-                                  f"edit mask (max |Δ| {un['max_abs_diff']})", tuple(un.get("changed_outside", [])[:10]))
+                                  f"edit mask (max |Δ| {un['max_abs_diff']})",
+                    tuple(un.get("changed_outside", [])[:10]))
     status = "pass"
     auc = ((s.get("insertion_realism") or {}).get("auc") or {})
     if auc.get("available"):
