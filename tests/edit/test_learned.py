@@ -62,3 +62,21 @@ def test_density_sdedit_changes_the_label_and_keeps_the_outline(prior, phantom, 
             m = ed.mask(rec, k)
             edit_mask = read_image(tmp_path / "den" / rec.generation["edit"]["edit_mask"])[0] > 0
             assert not (m & edit_mask).any()
+
+
+def test_density_measures_report_the_outline_kept(prior, phantom, tmp_path, one_torch_thread):
+    from mammosynth.edit.validate import edit_metrics
+
+    edit(phantom, tmp_path / "den", EditConfig(density="A", route="diffusion", strength=0.3, limit=3),
+         editor=DiffusionDensity(prior))
+    m = edit_metrics(tmp_path / "den", PreparedDataset(phantom))
+    d = m["density"]
+    assert d["available"] and d["n"] == 3 and 0 <= d["breast_dice_min"] <= 1
+    assert m["unchanged_outside"]["max_abs_diff"] == 0 and "insertion_realism" not in m
+    from mammosynth.report.evaluate import json_safe
+    from mammosynth.report.html import environment
+    from mammosynth.report.steps.edits import edits_step
+
+    assert edits_step(m).status in ("pass", "warn")
+    html = environment().get_template("edits.html").render(s=json_safe(m), m={}, data={}, step={})
+    assert "breast-mask Dice" in html and "Unchanged outside the edit mask" in html

@@ -10,7 +10,11 @@
   trained on the real training films (finding vs none) at ``presence_size``; its score on
   each source film before and after the edit, and on the real normal films (the level a
   removal should reach).
-* Removal and density measures are reported as not computed until those routes exist.
+* **Removal**: the same lesion-presence score before and after (it should fall to the real
+  normal films' level); the detectability of the removal region is not computed yet.
+* **Density**: breast-mask Dice between source and result (>= 0.95: the outline is kept) and
+  the change in percent dense area; the flip rate of an independent density classifier and
+  the train-with-vs-without utility are not computed yet.
 """
 from __future__ import annotations
 
@@ -208,11 +212,44 @@ def edit_metrics(edited: PreparedDataset | str | Path, real: PreparedDataset | N
                            "operations": ops, "unchanged_outside": unchanged_outside(edited, sources)}
     if "insert" in ops:
         out["insertion_realism"] = insertion_realism(edited, real, config)
+    if "insert" in ops or "remove" in ops:  # removal: the score should fall to the normal films' level
         out["lesion_presence"] = lesion_presence(edited, train, sources, config)
-    missing_route = "the learned {} route is not implemented yet (needs the diffusion family)"
-    out["removal"] = unavailable(missing_route.format("removal")) if "remove" not in ops else \
-        unavailable("removal measures not implemented")
-    out["density"] = unavailable(missing_route.format("density")) if "density" not in ops else \
-        unavailable("density measures not implemented")
+    out["removal"] = unavailable("no removal edits in the set") if "remove" not in ops else unavailable(
+        "removal-region detectability against normal tissue not implemented; see lesion_presence")
+    out["density"] = density_measures(edited, sources) if "density" in ops else \
+        unavailable("no density edits in the set")
     out["utility"] = unavailable("train-with-vs-without-edited-films utility not implemented yet")
     return out
+
+
+def density_measures(edited: PreparedDataset, sources: Sources) -> dict[str, Any]:
+    """Per density edit: breast-mask Dice source vs result (outline kept: >= 0.95) and the
+    change in percent dense area (breast pixels above the source film's Otsu level inside the
+    breast, the same level applied to the result). The flip rate of an independent density
+    classifier is not computed yet."""
+    from skimage.filters import threshold_otsu
+
+    from .film import film_breast
+
+    rows = []
+    for rec in edited.records:
+        found = sources.find(rec)
+        if (rec.generation or {}).get("operation") != "density" or found is None:
+            continue
+        ds, srec = found
+        a, b = ds.image(srec), edited.image(rec)
+        ma, mb = film_breast(a), film_breast(b)
+        dice = 2 * float((ma & mb).sum()) / max(float(ma.sum() + mb.sum()), 1.0)
+        level = threshold_otsu(a[ma]) if ma.sum() > 1 else 0
+        pda_a = float((a[ma] > level).mean()) if ma.any() else 0.0
+        pda_b = float((b[mb] > level).mean()) if mb.any() else 0.0
+        rows.append({"image_id": rec.image_id, "from": srec.density, "to": rec.density, "breast_dice": dice,
+                     "pda_before": pda_a, "pda_after": pda_b})
+    if not rows:
+        return unavailable("no density edit could be matched with its source film")
+    dice = [r["breast_dice"] for r in rows]
+    return {"available": True, "reason": None, "n": len(rows), "breast_dice_min": min(dice),
+            "breast_dice_mean": float(np.mean(dice)), "dice_below_0.95": sum(d < 0.95 for d in dice),
+            "pda_change_mean": float(np.mean([r["pda_after"] - r["pda_before"] for r in rows])),
+            "flip_rate": unavailable("an independent density classifier is not trained here yet"),
+            "per_image": rows}

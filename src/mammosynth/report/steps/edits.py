@@ -6,8 +6,8 @@ sources, and real lesions) and its training split (the lesion-presence classifie
 
 Verdict: fail when any edited film differs from its source outside its edit mask; else
 warn when inserted-lesion patches are told from real ones with AUC CI wholly above
-``REALISM_WARN`` or when insertion does not raise the lesion-presence score on average;
-else pass.
+``REALISM_WARN``, when insertions do not raise (removals do not lower) the lesion-presence score on average, or when a
+density edit's breast mask has Dice < 0.95 with its source's; else pass.
 """
 from __future__ import annotations
 
@@ -56,11 +56,18 @@ def edits_step(s: dict[str, Any]) -> Step:
     pres = s.get("lesion_presence") or {}
     if pres.get("available"):
         details.append(f"lesion-presence score {pres['before_mean']:.3f} before, {pres['after_mean']:.3f} after")
-        if pres["delta_mean"] <= 0:
+        ops = s.get("operations") or []
+        if ("insert" in ops and pres["delta_mean"] <= 0) or ("remove" in ops and pres["delta_mean"] >= 0):
+            status = "warn"  # an insertion should raise the score, a removal lower it
+    dens = s.get("density") or {}
+    if dens.get("available"):
+        details.append(f"density edits: breast-mask Dice min {dens['breast_dice_min']:.3f}")
+        if dens.get("dice_below_0.95"):
             status = "warn"
     summary = {"pass": f"all {un['n_images']} edited films equal their source outside the edit mask",
                "warn": "edited films equal their source outside the edit mask, but the inserted lesions are "
-                       "easy to tell from real ones or do not raise the lesion-presence score"}[status]
+                       "easy to tell from real ones, the lesion-presence score moves the wrong way, or a density edit "
+                       "moved the breast outline (Dice < 0.95)"}[status]
     return Step(STEP, status, summary, tuple(details))
 
 
