@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mammosynth-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: env demo test bench clean
+.PHONY: env demo test bench clean chromium
 
 env: $(STAMP)
 
@@ -26,13 +26,20 @@ $(STAMP): pyproject.toml
 	  $(BIN)/python -m pip install -q torch==2.13.0; \
 	  $(BIN)/python -m pip install -q numpy versioneer; \
 	  $(BIN)/python -m pip install -q --no-build-isolation pyradiomics; \
-	  $(BIN)/python -m pip install -q -e ".[metrics,dicom,dist,c2pa,test]"; \
+	  $(BIN)/python -m pip install -q -e ".[metrics,dicom,dist,c2pa,reader,test]"; \
 	  touch $(STAMP)'
 
 demo: $(STAMP)
 	$(BIN)/mammosynth demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (Playwright's own browser download is not
+# used); `make chromium` installs it when apt-get is available and it is missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "mammosynth: could not install chromium; the browser tests will be skipped"
+
+test: $(STAMP) chromium
 	MAMMOSYNTH_NO_PROGRESS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)

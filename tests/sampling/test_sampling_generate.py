@@ -190,9 +190,12 @@ def test_every_image_is_marked_and_the_set_finalised(tiny_pipe, tmp_path, monkey
 
     monkeypatch.setattr(prov, "mark_image", mark)
     monkeypatch.setattr(prov, "finalize_synthetic_set", lambda root, key=None: finalised.append((root, key)))
-    out = generate(None, 3, tmp_path / "p", GenerateConfig(key="KEYDIR"), pipe=tiny_pipe)
+    from mammosynth.provenance.keys import new_keypair
+
+    keydir = str(new_keypair(tmp_path / "keys")[0].parent)  # checked before any image is made
+    out = generate(None, 3, tmp_path / "p", GenerateConfig(key=keydir), pipe=tiny_pipe)
     assert sorted(marked) == [f"syn-0-{i:06d}" for i in range(3)]
-    assert finalised == [(out, "KEYDIR")]
+    assert finalised == [(out, keydir)]
     from PIL import Image
 
     with Image.open(out / "images" / "syn-0-000001.png") as im:

@@ -56,6 +56,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _line(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"skipped    {r['path']}: {r['skipped']}"
     if "error" in r:
         return f"ERROR      {r['error']}"
     if not r["synthetic"]:
@@ -83,15 +85,18 @@ def _detect(args: argparse.Namespace) -> int:
     results = detect_paths(args.paths, crops=not args.no_crop_search)
     n_syn = sum(1 for r in results if r.get("synthetic"))
     n_err = sum(1 for r in results if "error" in r)
+    n_skip = sum(1 for r in results if "skipped" in r)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
             print(_line(r))
-        print(f"{len(results)} file(s): {n_syn} synthetic, {len(results) - n_syn - n_err} clean, {n_err} error(s)")
+        skipped = f", {n_skip} skipped" if n_skip else ""
+        print(f"{len(results)} file(s): {n_syn} synthetic, {len(results) - n_syn - n_err - n_skip} clean, "
+              f"{n_err} error(s){skipped}")
     if n_err:
         print(f"mammosynth detect: {n_err} file(s) could not be read", file=sys.stderr)
-    if not results:
+    if len(results) == n_skip:
         print("mammosynth detect: no image files found (PNG, JPEG, TIFF, PGM, DICOM .dcm)", file=sys.stderr)
     if n_syn:
         return EXIT_SYNTHETIC_FOUND

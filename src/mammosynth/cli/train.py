@@ -98,7 +98,12 @@ def describe_plan(info: dict[str, Any]) -> list[str]:
 def handler(args: argparse.Namespace) -> int:
     from ..training import plan, train
 
+    from ..utils import check_device, check_output_dir
+
     config = build_config(args)
+    check_output_dir(args.out)  # before any data is loaded
+    if config.device != "auto":
+        check_device(config.device)
     if args.dry_run:
         info = plan(args.prepared, args.out, config, resume=args.resume)
         print(json.dumps(info, indent=2))

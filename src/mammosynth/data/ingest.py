@@ -27,7 +27,7 @@ import numpy as np
 
 from ..io.images import ImageReadError, read_image
 from ..utils import num_workers, progress
-from .adapters import LabelReject, SourceItem, detect_layout, get_adapter
+from .adapters import LabelReject, Note, SourceItem, detect_layout, get_adapter
 from .prepared import DatasetWriter, split_for_patient
 from .preprocess import PreprocessConfig, map_box, map_mask, preprocess, scaled_spacing, unmap_box
 from .schema import Finding, ImageRecord, hash_patient_id
@@ -62,6 +62,7 @@ class IngestResult:
     rejects: list[dict[str, str]] = field(default_factory=list)  # this run's rejects
     total: int = 0  # images in the prepared dataset after the run
     counts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the adapter reported about SOURCE
 
     @property
     def rejected(self) -> int:
@@ -83,6 +84,7 @@ class IngestResult:
         for key in ("density", "finding", "laterality", "split"):
             if key in self.counts:
                 lines.append(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts[key].items())))
+        lines += [f"  note: {n}" for n in self.notes]
         if self.rejects:
             lines.append(f"  details: {self.path / 'rejects.jsonl'}")
         return "\n".join(lines)
@@ -165,6 +167,12 @@ def process_item(item: SourceItem, pcfg: PreprocessConfig, salt: str,
                                     source_codes=dict(f.source_codes)))
             if k in src_masks:
                 out_masks[k] = map_mask(src_masks[k], pre.transforms)
+        by_side = item.extra.get("findings_by_side")
+        if by_side is not None:  # labels per breast, the side known only now (CMMD, box-less findings)
+            if pre.laterality not in by_side:
+                return "reject", f"no label for the {pre.laterality} breast (side from the {pre.info['laterality_source']})"
+            findings = [Finding(kind=f.kind, pathology=f.pathology, source_codes=dict(f.source_codes))
+                        for f in by_side[pre.laterality]]
         info = dict(pre.info)
         if dropped:
             info["boxes_outside_breast"] = dropped
@@ -249,6 +257,9 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
         if isinstance(entry, LabelReject):
             reject(entry.source_file, entry.reason)
             continue
+        if isinstance(entry, Note):
+            result.notes.append(entry.text)
+            continue
         if entry.image_id in seen:
             reject(entry.source_file, f"duplicate image id {entry.image_id}")
             continue
@@ -271,7 +282,8 @@ def ingest(source: str | os.PathLike, layout: str = "auto", out: str | os.PathLi
             writer.add(record, image, masks=masks)
             result.added += 1
     finally:
-        info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects)}})
+        info = writer.close(extra={"ingest": {"layout": layout, "rejects_this_run": len(result.rejects),
+                                              "notes": result.notes}})
     result.total = len(writer.records)
     result.counts = info["counts"]
     return result

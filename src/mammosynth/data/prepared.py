@@ -21,6 +21,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -29,7 +30,7 @@ import numpy as np
 
 from .. import __version__
 from ..io.images import read_image, write_image
-from ..utils import atomic_file
+from ..utils import atomic_file, check_output_dir, disk_full_names
 from .schema import SCHEMA_VERSION, SPLITS, ImageRecord
 
 MANIFEST = "manifest.jsonl"
@@ -165,22 +166,56 @@ class PreparedDataset:
         return summarise(self.records)
 
 
-def read_manifest(path: str | os.PathLike) -> list[ImageRecord]:
-    """Read ``manifest.jsonl``; a bad line raises ValueError naming file and line."""
+def read_manifest(path: str | os.PathLike, repair: bool = False) -> list[ImageRecord]:
+    """Read ``manifest.jsonl``; a bad line raises ValueError naming file and line.
+
+    A last line without its newline that does not parse is the row a full disk or a kill
+    cut in half: it is skipped with a note on stderr (its image is not part of the set and
+    a rerun writes it again), and with ``repair`` cut from the file.
+    """
     path = Path(path)
     if not path.is_file():
         return []
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(ImageRecord.from_dict(json.loads(line)))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"{path}:{n}: bad manifest row ({exc})") from exc
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            out.append(ImageRecord.from_dict(json.loads(line.decode("utf-8"))))
+        except (ValueError, TypeError, KeyError) as exc:
+            if n == len(lines):  # no newline after it: a torn append
+                keep = len(data) - len(raw)
+                action = "repaired: cut it" if repair else "skipped it"
+                print(f"mammosynth: note: {path}:{n}: torn last row (an interrupted write, e.g. a full "
+                      f"disk); {action}, its image will be written again", file=sys.stderr)
+                if repair:
+                    with open(path, "r+b") as f:
+                        f.truncate(keep)
+                break
+            raise ValueError(f"{path}:{n}: bad manifest row ({exc})") from exc
     return out
+
+
+def append_line(path: Path, text: str) -> None:
+    """Append one line so that a failed write (full disk) leaves the file as it was:
+    one ``write`` on an O_APPEND descriptor, cut back to its old size on error."""
+    data = text.encode("utf-8")
+    with disk_full_names(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.write(fd, data[done:])
+            except BaseException:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
 
 
 def summarise(records: Iterable[ImageRecord]) -> dict[str, dict[str, int]]:
@@ -223,8 +258,10 @@ class DatasetWriter:
         self.kind, self.fmt, self.overwrite = kind, fmt, overwrite
         self.source = source or {}
         self.settings = settings or {}
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "images").mkdir(exist_ok=True)
+        check_output_dir(self.root)
+        with disk_full_names(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "images").mkdir(exist_ok=True)
         info_path = self.root / DATASET_JSON
         if info_path.is_file():
             old = json.loads(info_path.read_text(encoding="utf-8"))
@@ -236,11 +273,16 @@ class DatasetWriter:
                     f"{self.root}: was written with other settings ({old_settings}); "
                     "use a new output directory or --overwrite"
                 )
-        self._records: dict[str, ImageRecord] = {r.image_id: r for r in read_manifest(self.root / MANIFEST)}
+        self._records: dict[str, ImageRecord] = {r.image_id: r for r in read_manifest(self.root / MANIFEST,
+                                                                                       repair=True)}
         self._rejects: list[dict[str, Any]] = []
         rej = self.root / REJECTS
         if rej.is_file():
-            self._rejects = [json.loads(x) for x in rej.read_text(encoding="utf-8").splitlines() if x.strip()]
+            for line in rej.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    self._rejects.append(json.loads(line))
+                except json.JSONDecodeError:  # a torn line of an interrupted run: that input is retried
+                    continue
 
     # -- state ----------------------------------------------------------------------
     def has(self, image_id: str) -> bool:
@@ -262,8 +304,7 @@ class DatasetWriter:
         if entry in self._rejects:
             return
         self._rejects.append(entry)
-        with open(self.root / REJECTS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        append_line(self.root / REJECTS, json.dumps(entry) + "\n")
 
     # -- writing --------------------------------------------------------------------
     def add(
@@ -309,7 +350,8 @@ class DatasetWriter:
             if m.shape != image.shape:
                 raise ValueError(f"{record.image_id}: mask shape {m.shape} differs from image {image.shape}")
             mrel = f"masks/{record.image_id}_{k}.png"
-            write_image(self.root / mrel, m.astype(np.uint8) * 255, fmt="png8")
+            with disk_full_names(self.root / mrel):
+                write_image(self.root / mrel, m.astype(np.uint8) * 255, fmt="png8")
             findings[k] = type(findings[k]).from_dict({**findings[k].to_dict(), "mask": mrel})
         if self.fmt == "dicom":
             if file_writer is None:
@@ -317,9 +359,11 @@ class DatasetWriter:
         if file_writer is not None:
             target = self.root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            file_writer(target, image, record)
+            with disk_full_names(target):
+                file_writer(target, image, record)
         else:
-            write_image(self.root / rel, image, fmt=self.fmt, text=text)
+            with disk_full_names(self.root / rel):
+                write_image(self.root / rel, image, fmt=self.fmt, text=text)
         return record.replace(
             file=rel,
             findings=tuple(findings),
@@ -334,9 +378,8 @@ class DatasetWriter:
             raise ValueError(f"{self.root}: image {stored.image_id} has no stored file; store it first")
         if self.has(stored.image_id) and not self.overwrite:
             raise FileExistsError(f"{self.root}: image {stored.image_id} already written (use overwrite)")
+        append_line(self.root / MANIFEST, json.dumps(stored.to_dict()) + "\n")  # only after the image is on disk
         self._records[stored.image_id] = stored
-        with open(self.root / MANIFEST, "a", encoding="utf-8") as f:
-            f.write(json.dumps(stored.to_dict()) + "\n")  # appended only after the image is on disk
         return stored
 
     def close(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:

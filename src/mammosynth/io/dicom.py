@@ -170,18 +170,17 @@ def read_dicom(path: str | os.PathLike, voi: bool = True) -> tuple[np.ndarray, d
     from pydicom.pixels import apply_modality_lut
 
     try:
-        arr = apply_modality_lut(raw, ds).astype(np.float64)
+        # float32 holds every 16-bit value exactly and halves the cost of the steps below
+        # (a 3328x2560 film: 0.5 -> 0.2 s, next to 0.9 s of JPEG 2000 decoding)
+        arr = apply_modality_lut(raw, ds).astype(np.float32)
         scaled, windowing = _window(arr, ds) if voi else _window(arr, _NoVoi())
     except Exception as exc:
         raise ImageReadError(path, f"bad rescale/VOI attributes ({type(exc).__name__}: {exc})") from exc
-    if photometric == "MONOCHROME1":
-        scaled = 1.0 - scaled
-    if bits > 8:
-        out = np.rint(scaled * 65535.0).astype(np.uint16)
-        bit_depth = min((b for b in (10, 12, 14, 16) if b >= bits), default=16)
-    else:
-        out = np.rint(scaled * 255.0).astype(np.uint8)
-        bit_depth = 8
+    top = 65535 if bits > 8 else 255
+    out = np.rint(scaled * top).astype(np.uint16 if bits > 8 else np.uint8)
+    if photometric == "MONOCHROME1":  # inverted after rounding: exactly the mirror of MONOCHROME2
+        np.subtract(top, out, out=out)
+    bit_depth = min((b for b in (10, 12, 14, 16) if b >= bits), default=16) if bits > 8 else 8
     meta: dict[str, Any] = {
         "format": "dicom",
         "bit_depth": bit_depth,

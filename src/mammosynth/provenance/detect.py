@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from ..io.images import RASTER_SUFFIXES, read_raster
+from ..utils import is_temporary
 from .watermark import MIN_SIDE, WatermarkConfig, detect_watermark, split_payload
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+SKIP_TEMPORARY = "temporary file of an interrupted write (not an image; delete it)"
 IMAGE_SUFFIXES = RASTER_SUFFIXES | DICOM_SUFFIXES
 
 
@@ -34,7 +36,8 @@ def iter_files(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]]:
     out: list[tuple[Path, str | None]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += [(f, None) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+            out += [(f, SKIP_TEMPORARY if is_temporary(f.name) else None) for f in sorted(p.rglob("*"))
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
         elif p.is_file():
             out.append((p, None))
         else:
@@ -117,12 +120,16 @@ def detect_file(path: str | os.PathLike, cfg: WatermarkConfig = WatermarkConfig(
 
 
 def detect_paths(paths: list[str | os.PathLike], cfg: WatermarkConfig = WatermarkConfig(), crops: bool = True) -> list[dict[str, Any]]:
-    """:func:`detect_file` over files and folders; unreadable files give ``{"path", "error"}``."""
+    """:func:`detect_file` over files and folders; unreadable files give ``{"path", "error"}``,
+    temporaries of interrupted writes in folders ``{"path", "skipped"}``."""
     from ..utils import progress
 
     files = iter_files(paths)
     results = []
     for f, err in progress(files, total=len(files), desc="detect"):
+        if err == SKIP_TEMPORARY:  # an interrupted write's leftover, not an image to judge
+            results.append({"path": str(f), "skipped": err})
+            continue
         if err is not None:
             results.append({"path": str(f), "error": f"{f}: {err}"})
             continue

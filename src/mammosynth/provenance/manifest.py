@@ -64,16 +64,29 @@ def merkle_root(files: dict[str, str]) -> str:
 
 # -- building ----------------------------------------------------------------------------
 def list_files(root: Path) -> list[str]:
-    """POSIX relative paths of every regular file under ``root`` except the provenance files
-    and temporary files of interrupted writes."""
+    """POSIX relative paths of every entry under ``root`` except the two provenance files:
+    regular files, temporaries of interrupted writes, symbolic links (to files or folders,
+    not followed) and other special files. :func:`sign_set` refuses to sign anything but
+    regular files; :func:`verify_set` reports any entry the manifest does not list."""
     out = []
-    for p in root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
-            rel = p.relative_to(root).as_posix()
-            if rel in EXCLUDED or (p.name.startswith(".") and p.name.endswith(".tmp")):
-                continue
-            out.append(rel)
+    for top, dirs, files in os.walk(root, followlinks=False):
+        base = Path(top)
+        links = [d for d in dirs if (base / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in links]
+        for name in (*files, *links):
+            rel = (base / name).relative_to(root).as_posix()
+            if rel not in EXCLUDED:
+                out.append(rel)
     return sorted(out)
+
+
+def unsignable(root: Path, paths: list[str]) -> tuple[list[str], list[str]]:
+    """(temporaries of interrupted writes, links and other non-regular files) among ``paths``."""
+    from ..utils import is_temporary
+
+    temps = [rel for rel in paths if is_temporary(Path(rel).name)]
+    odd = [rel for rel in paths if (root / rel).is_symlink() or not (root / rel).is_file()]
+    return temps, odd
 
 
 def hash_files(root: Path, paths: list[str]) -> dict[str, str]:
@@ -151,8 +164,16 @@ def sign_set(root: str | os.PathLike, key: str | os.PathLike | None = None, extr
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: set directory not found")
+    paths = list_files(root)
+    temps, odd = unsignable(root, paths)
+    if temps:
+        raise ValueError(f"{root}: holds temporary files of an interrupted write ({', '.join(temps[:3])}); "
+                         "finish or rerun the command that wrote the set (or delete them), then sign")
+    if odd:
+        raise ValueError(f"{root}: holds symbolic links or special files ({', '.join(odd[:3])}); "
+                         "a signed set holds regular files only")
     private_key = signing_key(key)
-    files = hash_files(root, list_files(root))
+    files = hash_files(root, paths)
     return write_signed(root, build_manifest(root, files, private_key.public_key(), extra), private_key)
 
 
@@ -266,11 +287,17 @@ def verify_set(root: str | os.PathLike, public_key: str | os.PathLike | None = N
     rep.merkle_ok = merkle_root(files) == manifest["merkle_root"]
     if not rep.merkle_ok:
         rep.errors.append("merkle root: recomputed root differs from the manifest's")
-    present = set(list_files(root))
+    entries = list_files(root)
+    present = set(entries)
     listed = set(files)
     rep.missing = sorted(listed - present)
     rep.added = sorted(present - listed)
+    _, odd = unsignable(root, entries)
+    for rel in odd:  # never signed: a link may point anywhere, at any time
+        rep.errors.append(f"{rel}: a symbolic link or special file, not a regular file of the set")
     for rel in sorted(listed & present):
+        if rel in odd:
+            continue
         rep.files_checked += 1
         if sha256_file(root / rel) != files[rel]:
             rep.modified.append(rel)

@@ -7,6 +7,7 @@ each protocol step. The Markdown body says the same for people.
 """
 from __future__ import annotations
 
+import html
 from typing import Any
 
 INTENDED_USE = [
@@ -68,27 +69,40 @@ def _front_matter(m: dict[str, Any], figures: list[str]) -> dict[str, Any]:
     }
 
 
+def _md(value: Any) -> str:
+    """Text from data (labels, paths, summaries) for the Markdown body: HTML escaped, since
+    Markdown renderers pass raw HTML through (a crafted label must not become a script), and
+    newlines folded so a value cannot start a heading or a list of its own."""
+    return html.escape(" ".join(str(value).split()), quote=False)
+
+
 def dataset_card(m: dict[str, Any]) -> str:
-    """The card text for the JSON-safe metrics ``m`` of :func:`mammosynth.report.evaluate`."""
+    """The card text for the JSON-safe metrics ``m`` of :func:`mammosynth.report.evaluate`.
+
+    The YAML front matter keeps exact values (it is data, quoted by the YAML writer); every
+    value in the Markdown body goes through :func:`_md`.
+    """
     import yaml
 
     figures = key_figures(m)
     fm = _front_matter(m, figures)
     front = yaml.safe_dump(fm, sort_keys=False, allow_unicode=True, width=100)
-    lines = ["---", front.rstrip("\n"), "---", "", f"# {fm['title']}", "",
-             f"**Overall verdict: {m['verdict']['overall'].upper()}.** {m['verdict']['summary']}", "",
+    src, model = fm["source_data"], fm["model"]
+    lines = ["---", front.rstrip("\n"), "---", "", f"# {_md(fm['title'])}", "",
+             f"**Overall verdict: {_md(m['verdict']['overall']).upper()}.** {_md(m['verdict']['summary'])}", "",
              "## Source data", "",
-             f"- Real dataset: `{fm['source_data']['path']}` (content hash `{fm['source_data']['content_hash']}`)",
-             f"- Source: {fm['source_data']['source']}", "",
+             f"- Real dataset: `{_md(src['path'])}` (content hash `{_md(src['content_hash'])}`)",
+             f"- Source: {_md(src['source'])}", "",
              "## Model", "",
-             f"- Checkpoint SHA-256: `{fm['model'].get('checkpoint_sha256')}`",
-             f"- Training run: `{fm['model'].get('run')}` (step {fm['model'].get('step')}, kimg {fm['model'].get('kimg')})",
-             f"- Conditioned axes: {fm['model'].get('label_axes')}", "",
+             f"- Checkpoint SHA-256: `{_md(model.get('checkpoint_sha256'))}`",
+             f"- Training run: `{_md(model.get('run'))}` (step {_md(model.get('step'))}, kimg {_md(model.get('kimg'))})",
+             f"- Conditioned axes: {_md(model.get('label_axes'))}", "",
              "## Intended use", "", *[f"- {x}" for x in INTENDED_USE], "",
              "## Out of scope", "", *[f"- {x}" for x in OUT_OF_SCOPE], "",
              "## Protocol results", "", "| Step | Result | Summary |", "|---|---|---|",
-             *[f"| {s['step']} | {s['status']} | {s['summary'].replace('|', '/')} |" for s in m["verdict"]["steps"]], "",
-             "## Key figures", "", *([f"- {x}" for x in figures] or ["- none computed"]), "",
-             "## Limitations", "", *[f"- {x}" for x in fm["limitations"]], "",
+             *[f"| {_md(s['step']).replace('|', '/')} | {_md(s['status'])} | {_md(s['summary']).replace('|', '/')} |"
+               for s in m["verdict"]["steps"]], "",
+             "## Key figures", "", *([f"- {_md(x)}" for x in figures] or ["- none computed"]), "",
+             "## Limitations", "", *[f"- {_md(x)}" for x in fm["limitations"]], "",
              "Full numbers: `metrics.json`; figures: `report.html`.", ""]
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +35,9 @@ from typing import Any, Callable, Mapping
 from threadpoolctl import threadpool_limits
 
 from .. import __version__
-from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, DatasetWriter
+from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, REJECTS, DatasetWriter
 from ..data.schema import Finding, ImageRecord
-from ..utils import num_workers
+from ..utils import check_device, check_output_dir, is_temporary, num_workers, remove_temporaries
 from .mix import describe
 from .pipeline import GanPipeline
 
@@ -80,7 +80,7 @@ def synthetic_patient_id(seed: int, index: int) -> str:
 
 def resolve_device(device: str) -> str:
     if device != "auto":
-        return device
+        return check_device(device)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -162,11 +162,42 @@ def _chunks(todo: list[int], n: int, batch: int, per_call: int) -> list[tuple[in
     return calls
 
 
+#: files of a set that mammosynth itself writes, besides the images and masks its rows name
+OWN_FILES = {DATASET_JSON, MANIFEST, REJECTS, "provenance.json", "provenance.json.sig"}
+#: stored images of rows never committed (a kill between the file and its row)
+OWN_IMAGE_RE = re.compile(r"^images/syn-\d+-\d{6}\.(png|tif|dcm)(\.c2pa)?$")
+
+
+def _named_files(out: Path) -> set[str]:
+    """Relative paths the set's manifest and dataset.json name (images, masks, C2PA sidecars).
+    A row that does not parse names nothing (so its file, if any, must match OWN_IMAGE_RE)."""
+    named: set[str] = set()
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                named.add(str(row.get("file")))
+                named.update(str(f.get("mask")) for f in row.get("findings") or [] if isinstance(f, dict))
+    info = out / DATASET_JSON
+    if info.is_file():
+        try:
+            files = json.loads(info.read_text(encoding="utf-8")).get("files") or {}
+        except (json.JSONDecodeError, AttributeError):
+            files = {}
+        named.update(map(str, files))
+    return named | {f"{p}.c2pa" for p in named}
+
+
 def _clear_output(out: Path) -> None:
-    """Remove a previous synthetic set for --overwrite; refuse anything else."""
+    """Remove a previous synthetic set for --overwrite: only files mammosynth wrote and can
+    name; refuse (removing nothing) when the folder holds anything else."""
     if not out.exists():
         return
-    if not out.is_dir():
+    if not out.is_dir() or out.is_symlink():
         raise ValueError(f"{out}: exists and is not a directory")
     if not any(out.iterdir()):
         return
@@ -180,7 +211,44 @@ def _clear_output(out: Path) -> None:
             raise ValueError(f"{out}: holds a {kind!r} dataset; --overwrite only replaces synthetic sets")
     elif not (out / MANIFEST).is_file():
         raise ValueError(f"{out}: not empty and not a synthetic set; refusing to overwrite it")
-    shutil.rmtree(out)
+    named = _named_files(out) | OWN_FILES
+    ours, foreign, dirs = [], [], []
+    for top, subdirs, files in os.walk(out):
+        rel_top = Path(top).relative_to(out)
+        for d in subdirs:
+            rel = (rel_top / d).as_posix()
+            if rel not in ("images", "masks") or (Path(top) / d).is_symlink():
+                foreign.append(rel + "/")
+        subdirs[:] = [d for d in subdirs if (rel_top / d).as_posix() in ("images", "masks")
+                      and not (Path(top) / d).is_symlink()]
+        for f in files:
+            rel = (rel_top / f).as_posix()
+            p = Path(top) / f
+            own = (rel in named or OWN_IMAGE_RE.match(rel) or is_temporary(f)) and not p.is_symlink()
+            (ours if own else foreign).append(rel)
+        if rel_top.parts:
+            dirs.append(Path(top))
+    if foreign:
+        shown = ", ".join(sorted(foreign)[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ValueError(f"{out}: holds files mammosynth did not write ({shown}); refusing to overwrite it "
+                         "(move them away or use another --out)")
+    for rel in ours:
+        (out / rel).unlink()
+    for d in sorted(dirs, reverse=True):
+        d.rmdir()
+
+
+def check_arguments(out: Path, config: GenerateConfig) -> None:
+    """Everything that can be refused before a model is loaded or an image made: the output
+    folder, the signing key, the device."""
+    from ..provenance.keys import load_private_key
+
+    check_output_dir(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a folder")
+    if config.key is not None:
+        load_private_key(config.key)
+    check_device(config.device)
 
 
 def generate(
@@ -204,6 +272,7 @@ def generate(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     out = Path(out)
+    check_arguments(out, config)
     if pipe is None:
         pipe = GanPipeline.from_pretrained(run, checkpoint=config.checkpoint)
     pipe.to(resolve_device(config.device))
@@ -222,6 +291,7 @@ def generate(
     extra = {"complete": False, "n": n, "batch": config.batch}
     if not (out / DATASET_JSON).is_file():
         writer.close(extra=extra)  # pins the settings before the first image
+    remove_temporaries(out, recursive=True)  # a killed run's leftovers (no writer is active here)
     file_writer = provenance.write_synthetic_dicom if config.fmt == "dicom" else None
     todo = [i for i in range(n) if not writer.has(image_id(config.seed, i))]
     todo_set = set(todo)
@@ -269,6 +339,7 @@ def generate(
     for _ in bar:  # closes the progress bar
         pass
     writer.close(extra={**extra, "complete": True})
+    remove_temporaries(out, recursive=True)  # never signed: the writers are done, any left is stale
     provenance.finalize_synthetic_set(out, key=config.key)
     return out
 

@@ -169,7 +169,7 @@ class GanPipeline:
 
     @classmethod
     def _from_checkpoint(cls, path: Path, checkpoint: str | os.PathLike) -> "GanPipeline":
-        from ..training.checkpoint import find_checkpoint, load_checkpoint
+        from ..training.checkpoint import describe_state_mismatch, find_checkpoint, load_checkpoint
 
         if path.is_file():
             ckpt_path = path
@@ -189,7 +189,8 @@ class GanPipeline:
         try:
             generator.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"{ckpt_path}: G_ema weights do not fit the model config ({exc})") from exc
+            raise ValueError(f"{ckpt_path}: G_ema weights do not fit the model config "
+                             f"({describe_state_mismatch(generator, state)})") from None
         run_dir = ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
         provenance = {
             "run": run_dir.name,
@@ -206,6 +207,8 @@ class GanPipeline:
     @classmethod
     def _from_saved(cls, directory: Path) -> "GanPipeline":
         from safetensors.torch import load_file
+
+        from ..training.checkpoint import describe_state_mismatch
 
         cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not cfg_path.is_file():
@@ -225,7 +228,8 @@ class GanPipeline:
         try:
             generator.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"{w_path}: weights do not fit the model config in {cfg_path} ({exc})") from exc
+            raise ValueError(f"{w_path}: weights do not fit the model config in {cfg_path} "
+                             f"({describe_state_mismatch(generator, state)})") from None
         saved_axes = {a: tuple(c) for a, c in (cfg.get("label_axes") or {}).items()}
         if saved_axes and saved_axes != {a: tuple(c) for a, c in generator.label_axes.items()}:
             raise ValueError(f"{cfg_path}: label_axes {saved_axes} differ from the model's {generator.label_axes}")
@@ -237,6 +241,8 @@ class GanPipeline:
         """Write ``config.json`` and ``model.safetensors`` to ``directory``; returns it."""
         from safetensors.torch import save_file
 
+        from ..utils import current_umask
+
         if self.model_config is None:
             raise ValueError("save_pretrained needs the model config (build the pipeline with model_config=...)")
         directory = Path(directory)
@@ -246,6 +252,7 @@ class GanPipeline:
         os.close(fd)
         try:
             save_file(state, tmp, metadata={"format": "pt", "mammosynth_version": __version__})
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide it from colleagues
             os.replace(tmp, directory / WEIGHTS_NAME)
         except BaseException:
             if os.path.exists(tmp):

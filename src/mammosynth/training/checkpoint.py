@@ -27,6 +27,7 @@ import torch
 from ..utils import atomic_file
 
 FORMAT = "mammosynth.checkpoint/1"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container
 CKPT_RE = re.compile(r"^ckpt-(\d+\.\d+)\.pt$")
 REQUIRED = ("config", "G", "D", "G_ema", "step", "kimg", "nimg", "label_axes", "label_freq", "dataset")
 
@@ -57,10 +58,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise ValueError(f"{path}: not a checkpoint: empty file (an interrupted write?)")
+    if head != ZIP_MAGIC:
+        raise ValueError(f"{path}: not a checkpoint (a mammosynth checkpoint is a PyTorch zip file; "
+                         f"this one starts with {head!r})")
     try:
         outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage bytes...
-        raise ValueError(f"{path}: corrupt or truncated checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     if not isinstance(outer, dict) or outer.get("format") != FORMAT or "payload" not in outer:
         raise ValueError(f"{path}: not a mammosynth checkpoint (expected format {FORMAT})")
     raw = outer["payload"].numpy().tobytes()
@@ -69,11 +77,48 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: corrupt checkpoint payload ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: corrupt checkpoint payload ({_first_line(exc)})") from None
     missing = [k for k in REQUIRED if k not in state]
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {missing}")
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line`` of an exception (torch's messages run to many lines)."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
+
+
+def describe_state_mismatch(module: torch.nn.Module, state: dict[str, Any], limit: int = 3) -> str:
+    """Which tensors of ``state`` do not fit ``module`` (shape, missing, unexpected), in one
+    line, for "config and weights disagree" errors instead of torch's raw ``size mismatch``."""
+    own = module.state_dict()
+    shapes = [f"{k} is {list(v.shape)} in the weights but {list(own[k].shape)} in the config"
+              for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    parts = []
+    for what, items in (("shape differs", shapes), ("missing from the weights", missing),
+                        ("not in the model", unexpected)):
+        if items:
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            parts.append(f"{len(items)} tensor(s) {what}: " + "; ".join(items[:limit]) + more)
+    return ". ".join(parts) or "the weights do not load into the model"
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete what a killed checkpoint write left in the run's ``checkpoints/`` (zero-byte or
+    partial temporaries); says so on stderr. Call only when no process writes this run."""
+    from ..utils import remove_temporaries
+
+    removed = remove_temporaries(Path(run_dir) / "checkpoints")
+    if removed:
+        names = ", ".join(p.name for p in removed[:3]) + (" ..." if len(removed) > 3 else "")
+        print(f"mammosynth: removed {len(removed)} stale temporary file(s) of an interrupted checkpoint "
+              f"write: {names}", file=sys.stderr)
+    return removed
 
 
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
@@ -90,7 +135,9 @@ def find_checkpoint(run_dir: str | os.PathLike, which: str = "best", validate: b
 
     With ``validate`` (default) a corrupt file is skipped with a warning on stderr and
     the previous one is returned; ``best`` falls back to ``latest`` when no valid
-    ``best.pt`` exists. ``run_dir`` may also be a checkpoint file (returned as is).
+    ``best.pt`` exists, and ``latest`` to a valid ``best.pt`` (an older but complete state)
+    when every periodic checkpoint is corrupt. ``run_dir`` may also be a checkpoint file
+    (returned as is).
     """
     run_dir = Path(run_dir)
     if which not in ("best", "latest"):
@@ -100,8 +147,8 @@ def find_checkpoint(run_dir: str | os.PathLike, which: str = "best", validate: b
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run directory not found")
     candidates = list_checkpoints(run_dir)
-    if which == "best":
-        candidates = [run_dir / "checkpoints" / "best.pt", *candidates]
+    best = run_dir / "checkpoints" / "best.pt"
+    candidates = [best, *candidates] if which == "best" else [*candidates, best]
     for p in candidates:
         if not p.is_file():
             continue
@@ -109,6 +156,9 @@ def find_checkpoint(run_dir: str | os.PathLike, which: str = "best", validate: b
             return p
         try:
             load_checkpoint(p)
+            if which == "latest" and p == best and len(candidates) > 1:
+                print(f"warning: every periodic checkpoint of {run_dir} is corrupt; using {p} "
+                      "(the best state so far, older than the lost ones)", file=sys.stderr)
             return p
         except ValueError as exc:
             print(f"warning: skipping {exc}", file=sys.stderr)

@@ -40,7 +40,7 @@ from ..models.cost import model_cost, train_memory
 from ..utils import atomic_file
 from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
-                         rng_state, save_checkpoint, set_rng_state)
+                         remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig
 from .data import TrainingData, load_training_data, open_training_set, step_generator
 from .quality import QualityScore
@@ -277,6 +277,8 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         cfg = TrainConfig.from_dict(ckpt["config"]).with_budget(config.minutes, config.kimg)
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "device": config.device, "amp": config.amp})
         run_dir = path.parent.parent
+        if info.is_main:
+            remove_stale_temporaries(run_dir)  # what a kill -9 during a checkpoint write left
     else:
         cfg = config.resolved()
         run_dir = D_.broadcast_object(next_run_dir(runs_dir, cfg.name or default_name(cfg)) if info.is_main else None, info)
@@ -398,11 +400,10 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     target = cfg.kimg * 1000 if cfg.kimg is not None else None
     bar = None
     if info.is_main:
-        from tqdm.auto import tqdm
+        from ..utils import progress_bar  # tqdm on a terminal, a plain line every few seconds in a log
 
-        bar = tqdm(total=int(target) if target else None, initial=min(nimg, int(target)) if target else nimg,
-                   unit="img", unit_scale=True, desc="train", dynamic_ncols=True, file=sys.stderr,
-                   disable=os.environ.get("MAMMOSYNTH_NO_PROGRESS") == "1")
+        bar = progress_bar(total=int(target) if target else None, initial=min(nimg, int(target)) if target else nimg,
+                           unit="img", unit_scale=True, desc="train")
     acc = {"loss_D": 0.0, "loss_G": 0.0, "rec": 0.0, "r1": 0.0, "n": 0}
     img_since, interrupted = 0, False
     with _StopRequest() as stop_req:

@@ -1,7 +1,7 @@
 """Layout adapters: one module per repository layout.
 
 Each module defines ``NAME``, ``DATASET`` (the source dataset's name), ``detect(source)``
-and ``scan(source)`` yielding :class:`SourceItem` / :class:`LabelReject`; optionally
+and ``scan(source)`` yielding :class:`SourceItem` / :class:`LabelReject` / :class:`Note`; optionally
 ``dataset_kind(source)``. :func:`detect_layout` picks one for ``--layout auto``.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-from .base import LabelReject, LayoutError, RawFinding, SourceItem
+from .base import LabelReject, LayoutError, Note, RawFinding, SourceItem
 
 #: layout name -> module, in auto-detection order (``folder`` matches anything)
 LAYOUTS = {
@@ -19,6 +19,7 @@ LAYOUTS = {
     "cbis-ddsm": "cbis_ddsm",
     "vindr": "vindr",
     "inbreast": "inbreast",
+    "cmmd": "cmmd",
     "rsna": "rsna",
     "folder": "folder",
 }
@@ -42,4 +43,4 @@ def detect_layout(source: str | Path) -> str:
     return "folder"  # pragma: no cover - folder.detect is always true
 
 
-__all__ = ["LAYOUTS", "LabelReject", "LayoutError", "RawFinding", "SourceItem", "detect_layout", "get_adapter"]
+__all__ = ["LAYOUTS", "LabelReject", "LayoutError", "Note", "RawFinding", "SourceItem", "detect_layout", "get_adapter"]

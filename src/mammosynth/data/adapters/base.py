@@ -1,5 +1,6 @@
-"""What a layout adapter yields: :class:`SourceItem` (one image with raw labels) or
-:class:`LabelReject` (a bad label row, a missing or unlabelled file), plus helpers."""
+"""What a layout adapter yields: :class:`SourceItem` (one image with raw labels),
+:class:`LabelReject` (a bad label row, a missing or unlabelled file) or :class:`Note`,
+plus helpers."""
 from __future__ import annotations
 
 import csv
@@ -54,6 +55,14 @@ class LabelReject:
 
     source_file: str
     reason: str
+
+
+@dataclass
+class Note:
+    """Something the user should know about SOURCE that is not a reject (a box clipped to
+    its image, an official split overridden); ingest lists the notes in its summary."""
+
+    text: str
 
 
 class LayoutError(ValueError):

@@ -2,11 +2,20 @@
 
 CSV columns used: ``File Name`` (the number that starts the DICOM file name and names
 the XML file), ``Laterality``, ``View``, ``ACR`` (1-4 -> A-D), ``Bi-Rads``, ``Patient age``.
-The patient is the second ``_`` token of the DICOM file name (INbreast's anonymised
-patient hash) unless ``Patient ID`` is given. ROIs come from the OsiriX XML (an Apple
-plist): ``Name`` gives the kind, ``Point_px`` the outline; the box is the outline's
-bounding box (single-point calcifications get a 5-pixel box). Pathology is unknown
-(BI-RADS kept in ``source_codes``).
+The real file is ``;``-separated with CRLF line ends; ``Patient ID`` and ``Patient age``
+are the literal ``removed`` in every row (unknown, not an error) and one ``ACR`` cell is
+blanks (unknown). The patient is the second ``_`` token of the DICOM file name
+(INbreast's anonymised patient hash) unless a real ``Patient ID`` is given. File names
+say ``ML`` where the CSV says ``MLO`` (``<n>_<hash>_MG_R_ML_ANON.dcm``): both are MLO, and
+the file name's side and view fill empty CSV cells.
+
+ROIs come from the OsiriX XML (an Apple plist): ``Name`` gives the kind, ``Point_px``
+the outline (``Point_mm`` and ``Center`` are zeros in the real files and are not used);
+the box is the outline's bounding box (single-point calcifications get a 5-pixel box).
+A ``Spiculated Region`` that encloses a ``Mass`` ROI is the same lesion: one mass with
+``source_codes["spiculated"] = True`` and the mass outline's box (the region's box kept
+as ``spiculated_region_box``). A spiculated region enclosing no mass is a mass of its
+own. Pathology is unknown (BI-RADS kept in ``source_codes``).
 """
 from __future__ import annotations
 
@@ -81,7 +90,41 @@ def read_rois(xml_path: Path) -> tuple[list[RawFinding], list[str]]:
                 y0, y1 = (y0 + y1) / 2 - POINT_HALF, (y0 + y1) / 2 + POINT_HALF
             findings.append(RawFinding(kind=kind, box=(x0, y0, x1, y1),
                                        source_codes={"roi_name": name, "points": len(pts)}))
-    return findings, errors
+    return merge_spiculated(findings), errors
+
+
+def _encloses(outer: tuple, inner: tuple, tol: float = 1.0) -> bool:
+    return (outer[0] - tol <= inner[0] and outer[1] - tol <= inner[1]
+            and inner[2] <= outer[2] + tol and inner[3] <= outer[3] + tol)
+
+
+def merge_spiculated(findings: list[RawFinding]) -> list[RawFinding]:
+    """A ``Spiculated Region`` enclosing a ``Mass`` ROI: one spiculated mass (see the docstring)."""
+    regions = [f for f in findings if "spiculated" in str(f.source_codes.get("roi_name", "")).lower()]
+    merged: set[int] = set()
+    for r in regions:
+        for f in findings:
+            if f.kind != "mass" or any(f is g for g in regions) or not _encloses(r.box, f.box):
+                continue
+            f.source_codes["spiculated"] = True
+            f.source_codes["spiculated_region_box"] = list(r.box)
+            merged.add(id(r))
+    return [f for f in findings if id(f) not in merged]
+
+
+#: view tokens of the DICOM file names (``ML`` there is the CSV's ``MLO``)
+FILE_VIEWS = {"CC": "CC", "ML": "MLO", "MLO": "MLO"}
+
+
+def file_name_labels(path: Path) -> tuple[str | None, str | None]:
+    """(laterality, view) from ``<n>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm`` (None when absent)."""
+    parts = path.stem.upper().split("_")
+    if "MG" in parts:
+        i = parts.index("MG")
+        lat = parts[i + 1] if len(parts) > i + 1 and parts[i + 1] in ("L", "R") else None
+        view = FILE_VIEWS.get(parts[i + 2], "other") if len(parts) > i + 2 else None
+        return lat, view
+    return None, None
 
 
 def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
@@ -101,9 +144,10 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
             if not fname:
                 raise ValueError("empty File Name")
             lat = laterality_code(row["Laterality"])
-            view = view_code(row["View"])
+            view = view_code(row["View"]) if row["View"] else None
             density = acr_density(row.get("ACR", ""))
-            age = parse_float(row["Patient age"], "Patient age") if row.get("Patient age") else None
+            age_text = row.get("Patient age", "")
+            age = parse_float(age_text, "Patient age") if age_text and age_text.lower() != "removed" else None
         except ValueError as exc:
             yield LabelReject(where, f"bad label row: {exc}")
             continue
@@ -111,6 +155,8 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         if path is None:
             yield LabelReject(f"AllDICOMs/{fname}_*.dcm", f"missing file: named by label row {where}")
             continue
+        file_lat, file_view = file_name_labels(path)
+        lat, view = lat or file_lat, view or file_view
         findings: list[RawFinding] = []
         xml = source / "AllXML" / f"{fname}.xml"
         if xml.is_file():

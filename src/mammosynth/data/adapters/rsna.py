@@ -5,7 +5,14 @@ empty), BIRADS, biopsy. RSNA gives no lesion boxes and no lesion kind: an image 
 ``cancer == 1`` gets one finding of kind ``unspecified``, pathology ``malignant``, no box
 (a positive for the finding and malignancy tasks, unknown on the ``finding`` condition
 axis). ``cancer == 0`` images get no finding (RSNA does not label benign lesions).
-The source cancer, BIRADS, biopsy and invasive codes are kept in ``source_codes``. Views other than CC/MLO -> other.
+The source cancer, BIRADS, biopsy and invasive codes are kept in ``source_codes``.
+
+Traits of the real files: views other than CC/MLO (``AT``, ``LM``, ``ML``, ``LMO``) ->
+``other``, the source view kept in ``preprocessing["source_labels"]``; site 2 has no
+density (-> unknown) and some rows no age; the DICOMs have no ``Modality``,
+``ViewPosition`` or SOP Class (the file meta says DX; nothing requires MG); MONOCHROME1
+films are padded with the maximum value (black after inversion, removed with the
+background).
 """
 from __future__ import annotations
 
@@ -63,10 +70,11 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
         if cancer.startswith("1"):
             codes = {k: row[k] for k in ("cancer", "BIRADS", "biopsy", "invasive") if row.get(k) not in (None, "")}
             findings.append(RawFinding(kind="unspecified", pathology="malignant", source_codes=codes))
+        extra = {"preprocessing": {"source_labels": {"view": row["view"]}}} if view == "other" else {}
         yield SourceItem(
             image_id=safe_id(f"rsna-{iid}"), path=path, source_file=rel(source, path), patient_raw=pid,
             laterality=lat, view=view, density=density, density_source=row.get("density") or None, age=age,
-            findings=findings,
+            findings=findings, extra=extra,
         )
     for path in image_files(source / "train_images"):
         if f"{path.parent.name}/{path.stem}" not in named:

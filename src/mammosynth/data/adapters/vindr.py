@@ -10,6 +10,14 @@ becomes one finding of kind ``unspecified`` with its box, so that no flagged ima
 labelled "no finding". Unknown categories reject the row. The study id stands in for
 the patient (one study per woman in VinDr-Mammo). Pathology is unknown (BI-RADS only,
 kept in ``source_codes``).
+
+Traits of the real files: some boxes extend outside the image (negative ``xmin``,
+``xmax`` > ``width``): they are clipped to the row's ``width``/``height``, the source box
+kept as ``source_codes["box_unclipped"]``, and a note counts them. ``No Finding`` rows
+exist for breasts rated BI-RADS 3-5 (the finding is on the other view): the image is
+no-finding for that view and the breast-level BI-RADS is kept in
+``preprocessing["source_labels"]["breast_birads"]``. Files end in ``.dicom``;
+``finding_categories`` is a Python-style list in single quotes.
 """
 from __future__ import annotations
 
@@ -17,7 +25,7 @@ import ast
 from pathlib import Path
 from typing import Iterator
 
-from .base import (LabelReject, LayoutError, RawFinding, SourceItem, acr_density, csv_columns, image_files,
+from .base import (LabelReject, LayoutError, Note, RawFinding, SourceItem, acr_density, csv_columns, image_files,
                    laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
 NAME = "vindr"
@@ -89,13 +97,26 @@ def row_findings(cats: list[str], box: tuple[float, float, float, float] | None,
     return [RawFinding(kind=k, box=box, source_codes={"category": c, **codes}) for c, k in lesions]
 
 
-def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
+def clip_box(box: tuple[float, float, float, float], row: dict[str, str]) -> tuple[tuple, bool]:
+    """The box clipped to the row's ``width`` x ``height`` (unchanged when they are absent)."""
+    try:
+        w, h = parse_float(row.get("width", ""), "width"), parse_float(row.get("height", ""), "height")
+    except ValueError:
+        return box, False
+    out = (max(0.0, box[0]), max(0.0, box[1]), min(w, box[2]), min(h, box[3]))
+    if not (out[2] > out[0] and out[3] > out[1]):
+        raise ValueError(f"box {box} lies outside the {w:g}x{h:g} image")
+    return out, out != tuple(box)
+
+
+def scan(source: Path) -> Iterator[SourceItem | LabelReject | Note]:
     breast_csv, finding_csv = _find(source, BREAST_CSV), _find(source, FINDING_CSV)
     if breast_csv is None and finding_csv is None:
         raise LayoutError(f"{source}: no {BREAST_CSV} or {FINDING_CSV}; not a VinDr-Mammo folder")
     items: dict[str, SourceItem] = {}
     bad: dict[str, str] = {}
     missing: set[str] = set()
+    clipped = 0
     for csv_path, with_findings in ((breast_csv, False), (finding_csv, True)):
         if csv_path is None:
             continue
@@ -116,7 +137,13 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
                         box = tuple(parse_float(c, n) for c, n in zip(coords, ("xmin", "ymin", "xmax", "ymax")))
                         if not (box[2] > box[0] and box[3] > box[1]):
                             raise ValueError(f"empty box {box}")
+                        raw_box = box
+                        box, was_clipped = clip_box(box, row)
                     findings = row_findings(cats, box, row.get("finding_birads", ""))
+                    if box is not None and was_clipped:
+                        clipped += 1
+                        for f in findings:
+                            f.source_codes["box_unclipped"] = list(raw_box)
             except ValueError as exc:
                 yield LabelReject(where, f"bad label row: {exc}")
                 bad[key] = where
@@ -133,6 +160,7 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
                     image_id=safe_id(f"vindr-{key}"), path=path, source_file=rel(source, path),
                     patient_raw=row["study_id"], laterality=lat, view=view, density=density,
                     density_source=row.get("breast_density") or None,
+                    extra={"preprocessing": {"source_labels": {"breast_birads": row.get("breast_birads", "")}}},
                 )
             items[key].findings.extend(findings)
     for key, item in items.items():
@@ -140,6 +168,9 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
             yield LabelReject(item.source_file, f"labels incomplete: row {bad[key]} was rejected")
         else:
             yield item
+    if clipped:
+        yield Note(f"{clipped} finding box(es) extend outside their image: clipped to the image "
+                   "(the source box kept as source_codes['box_unclipped'])")
     known = {item.path.resolve() for item in items.values()}
     for path in image_files(source / "images"):
         if path.resolve() not in known and path.stem not in bad and path.stem not in missing:
