@@ -13,7 +13,8 @@ import sys
 from .. import __version__
 
 # module -> commands it registers, in the order shown by --help
-COMMAND_MODULES = ["ingest", "phantom", "train", "generate", "evaluate", "provenance", "serve", "study", "demo"]
+COMMAND_MODULES = ["ingest", "phantom", "train", "generate", "edit", "evaluate", "provenance", "serve", "study",
+                   "demo"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe

@@ -31,7 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--real", required=True, metavar="PREPARED[:split]", help="real prepared dataset (or one split)")
-    p.add_argument("--synthetic", required=True, metavar="SYNTH", help="synthetic prepared dataset")
+    p.add_argument("--synthetic", metavar="SYNTH",
+                   help="synthetic prepared dataset (default: the --edits set)")
+    p.add_argument("--edits", default=d.edits, metavar="EDITED",
+                   help="an edited set (mammosynth edit) to validate against --real, its source: unchanged "
+                        "outside the edit mask, inserted-vs-real lesion realism, lesion-presence score")
     p.add_argument("--train", metavar="PREPARED:train",
                    help="real training images (default: the real set's train split); also the generator's "
                         "training set for the near-copy check")
@@ -75,6 +79,8 @@ def handler(args: argparse.Namespace) -> int:
     from ..report.evaluate import EvaluateConfig, evaluate
     from ..report.steps.realism import realism_config
 
+    if not args.synthetic and not args.edits:
+        raise ValueError("give --synthetic SYNTH, --edits EDITED or both")
     image_config = None
     if args.no_frd:
         from ..metrics.fidelity import ImageMetricsConfig
@@ -86,10 +92,10 @@ def handler(args: argparse.Namespace) -> int:
         image_metrics=not args.no_image_metrics, n_boot=args.n_boot, ci_method=args.ci_method,
         threads=args.threads, image_config=image_config,
         classifier=dataclasses.replace(ClassifierConfig(), epochs=args.epochs, min_steps=args.min_steps),
-        realism=not args.no_realism,
+        realism=not args.no_realism, edits=args.edits,
         realism_config=realism_config(detect_folds=args.detect_folds) if args.detect_folds is not None else None,
     )
-    m = evaluate(args.real, args.synthetic, args.out, config, train=args.train, test=args.test)
+    m = evaluate(args.real, args.synthetic or args.edits, args.out, config, train=args.train, test=args.test)
     v = m["verdict"]
     print(f"verdict: {v['overall'].upper()} - {v['summary']}")
     for s in v["steps"]:

@@ -61,8 +61,14 @@ class Lesion:
     params: dict = field(default_factory=dict)
 
 
-def _place(rng: np.random.Generator, anat: Anatomy, extent_mm: float) -> tuple[float, float]:
-    """Centre (row, col) for a lesion of radius ``extent_mm``: in the breast, off skin and muscle."""
+def _place(rng: np.random.Generator, anat: Anatomy, extent_mm: float,
+           centre: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Centre (row, col) for a lesion of radius ``extent_mm``: in the breast, off skin and muscle.
+
+    A given ``centre`` is returned as is and draws nothing (editing places lesions itself).
+    """
+    if centre is not None:
+        return float(centre[0]), float(centre[1])
     h, w = anat.breast.shape
     need = min(extent_mm, 0.5 * float(anat.dist_mm.max())) + 3.0
     ok = (anat.dist_mm > need) & ~anat.pectoral
@@ -150,15 +156,16 @@ def _finish(anat: Anatomy, win, path_cm: np.ndarray, mu: float, mask_win: np.nda
     return extra, mask
 
 
-def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool) -> Lesion:
-    """A circumscribed or spiculated mass."""
+def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool,
+              centre: tuple[float, float] | None = None) -> Lesion:
+    """A circumscribed or spiculated mass (at ``centre`` when given, else at a drawn site)."""
     s = anat.spacing_mm
     if spiculated:
         r = rng.uniform(4.0, 10.0)
         n = int(rng.integers(10, 29))
         lengths = r * rng.uniform(1.5, 3.5, size=n)
         extent = float(lengths.max())
-        centre = _place(rng, anat, extent)
+        centre = _place(rng, anat, extent, centre)
         win, dy, dx = _window(anat, centre, extent)
         inside, chord = _lobulated_body(rng, dy, dx, r, rng.uniform(0.75, 1.0), rng.uniform(0.1, 0.25))
         sig = 0.8 / s
@@ -171,7 +178,7 @@ def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool) -> Lesi
     else:
         r = rng.uniform(4.0, 14.0)
         lob = rng.uniform(0.0, 0.25)
-        centre = _place(rng, anat, r * 1.3)
+        centre = _place(rng, anat, r * 1.3, centre)
         win, dy, dx = _window(anat, centre, r * 1.3)
         inside, chord = _lobulated_body(rng, dy, dx, r, rng.uniform(0.7, 1.0), lob)
         sig = 0.3 / s
@@ -186,7 +193,7 @@ def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool) -> Lesi
     return Lesion("mass", "spiculated" if spiculated else "circumscribed", pathology, full_mask, extra, params)
 
 
-def make_calcifications(rng: np.random.Generator, anat: Anatomy) -> Lesion:
+def make_calcifications(rng: np.random.Generator, anat: Anatomy, centre: tuple[float, float] | None = None) -> Lesion:
     """A cluster of fine bright specks: punctate (benign) or pleomorphic/linear (malignant)."""
     s = anat.spacing_mm
     pleo = rng.random() < PLEOMORPHIC_FRACTION
@@ -209,7 +216,7 @@ def make_calcifications(rng: np.random.Generator, anat: Anatomy) -> Lesion:
         rr, aa = ext * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
         pts = np.stack([rr * np.sin(aa), rr * np.cos(aa)], axis=1)
     extent = float(np.abs(pts).max()) + 1.0
-    centre = _place(rng, anat, extent)
+    centre = _place(rng, anat, extent, centre)
     win, dy, dx = _window(anat, centre, extent + 1.0)
     path = np.zeros(np.broadcast(dy, dx).shape, dtype=np.float32)
     mask = np.zeros_like(path, dtype=bool)
@@ -227,7 +234,7 @@ def make_calcifications(rng: np.random.Generator, anat: Anatomy) -> Lesion:
                   full_mask, extra, params)
 
 
-def make_distortion(rng: np.random.Generator, anat: Anatomy) -> Lesion:
+def make_distortion(rng: np.random.Generator, anat: Anatomy, centre: tuple[float, float] | None = None) -> Lesion:
     """Architectural distortion: radiating spiculae and tissue pulled towards a point.
 
     Modifies ``anat.gland`` in place (the pull), so call it before projecting.
@@ -236,7 +243,7 @@ def make_distortion(rng: np.random.Generator, anat: Anatomy) -> Lesion:
     n = int(rng.integers(8, 21))
     lengths = rng.uniform(10.0, 30.0, size=n)
     extent = float(lengths.max())
-    centre = _place(rng, anat, 0.7 * extent)
+    centre = _place(rng, anat, 0.7 * extent, centre)
     win, dy, dx = _window(anat, centre, extent)
     # pull: sample the glandular map from further out, strongest near the centre
     sigma = 0.5 * extent
@@ -254,14 +261,14 @@ def make_distortion(rng: np.random.Generator, anat: Anatomy) -> Lesion:
     return Lesion("distortion", "distortion", "malignant", full_mask, extra, params)
 
 
-def make_asymmetry(rng: np.random.Generator, anat: Anatomy) -> Lesion:
+def make_asymmetry(rng: np.random.Generator, anat: Anatomy, centre: tuple[float, float] | None = None) -> Lesion:
     """Focal asymmetry: extra fibroglandular tissue in an irregular patch that fades out
     (no border, no spicules, nothing denser than gland). Benign: the rule for a stable
     focal asymmetry. Modifies ``anat.gland`` in place, so call it before projecting."""
     s = anat.spacing_mm
     size = rng.uniform(20.0, 45.0)
     extent = 0.5 * size
-    centre = _place(rng, anat, extent)
+    centre = _place(rng, anat, extent, centre)
     win, dy, dx = _window(anat, centre, 1.5 * extent)
     ang, aspect = rng.uniform(0, np.pi), rng.uniform(0.5, 1.0)
     u = dx * np.cos(ang) + dy * np.sin(ang)
@@ -280,14 +287,15 @@ def make_asymmetry(rng: np.random.Generator, anat: Anatomy) -> Lesion:
     return Lesion("asymmetry", "focal", "benign", full_mask, extra, params)
 
 
-def make_lesion(rng: np.random.Generator, anat: Anatomy, kind: str, spiculated_fraction: float) -> Lesion:
-    """Dispatch on the finding kind."""
+def make_lesion(rng: np.random.Generator, anat: Anatomy, kind: str, spiculated_fraction: float,
+                centre: tuple[float, float] | None = None) -> Lesion:
+    """Dispatch on the finding kind; ``centre`` (row, col) fixes the site instead of drawing one."""
     if kind == "mass":
-        return make_mass(rng, anat, spiculated=rng.random() < spiculated_fraction)
+        return make_mass(rng, anat, spiculated=rng.random() < spiculated_fraction, centre=centre)
     if kind == "calcification":
-        return make_calcifications(rng, anat)
+        return make_calcifications(rng, anat, centre)
     if kind == "distortion":
-        return make_distortion(rng, anat)
+        return make_distortion(rng, anat, centre)
     if kind == "asymmetry":
-        return make_asymmetry(rng, anat)
+        return make_asymmetry(rng, anat, centre)
     raise ValueError(f"the phantom cannot simulate finding kind {kind!r}; expected one of {tuple(SUBTYPES)}")

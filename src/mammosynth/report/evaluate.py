@@ -68,6 +68,9 @@ class EvaluateConfig:
     realism: bool = True  # the Realism step (detectability, spectrum, fine detail)
     #: a mammosynth.metrics.realism.RealismConfig; None: RealismConfig()
     realism_config: Any = None
+    edits: str | None = None  # an edited set (mammosynth edit) to validate: the "2d. Edits" step
+    #: a mammosynth.edit.validate.EditValidationConfig; None: its defaults with this seed and n_boot
+    edit_validation: Any = None
 
     def __post_init__(self) -> None:
         if self.task is not None and self.task not in TASKS:

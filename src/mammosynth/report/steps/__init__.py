@@ -5,4 +5,4 @@ module here and one line below.
 """
 from __future__ import annotations
 
-from . import core, realism  # noqa: F401  (registration on import)
+from . import core, edits, realism  # noqa: F401  (registration on import)

@@ -1,0 +1,198 @@
+"""The learned routes: mask inpainting (RePaint) and SDEdit on a class-conditional diffusion prior.
+
+The prior is anything with the shape of the diffusion family's pipeline
+(``mammosynth.sampling.diffusion.DiffusionPipeline``, branch ``diffusion``): a UNet called
+as ``unet(x, t, class_labels=c).sample``, a fresh deterministic scheduler per film (diffusers'
+DDIM: ``set_timesteps``, ``timesteps``, ``step``, ``add_noise``, ``alphas_cumprod``), a
+labels -> class-index function and the model's resolution. :meth:`DiffusionPrior.from_run`
+builds it from a run through that branch's API, imported lazily, so this module merges
+cleanly whether or not the family is there.
+
+* **RePaint** (Lugmayr et al. 2022): at every step the known region (outside the mask) is
+  replaced by the source noised to that step's level, the whole image is denoised one step
+  under the target labels, and each step is resampled ``resample`` times (noise back up one
+  step, denoise again) so the filled region agrees with its surroundings.
+* **SDEdit** (Meng et al. 2022): the source noised to ``strength`` of the schedule, then
+  denoised under the target labels.
+
+Films are edited at the model's resolution: the film is resized down, edited, and the edit
+(result minus the resized source) resized back up and added inside the edit mask only, which
+is then the only place the stored pixels change.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from scipy import ndimage
+
+from ..data.schema import Finding
+from .editors import EditError, EditOutcome, EditRequest
+from .film import film_breast, to_gray
+
+
+@dataclass
+class DiffusionPrior:
+    """A class-conditional denoiser and its sampler (see the module docstring)."""
+
+    unet: Any
+    make_scheduler: Callable[[], Any]
+    classes: Callable[[Mapping[str, str]], Any]  # labels -> class index tensor [1] (or None)
+    resolution: tuple[int, int]
+    label_axes: Mapping[str, tuple[str, ...]]
+    steps: int = 25
+    resample: int = 2  # RePaint resampling per step
+
+    @classmethod
+    def from_run(cls, run: str, steps: int = 25, resample: int = 2) -> "DiffusionPrior":
+        """From a trained diffusion run, through the diffusion family's public API."""
+        try:
+            import torch
+
+            from ..models.diffusion import class_index, noise_scheduler  # type: ignore[attr-defined]
+            from ..sampling.diffusion import load_pipeline  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ValueError(f"the learned edit routes need the diffusion family ({exc})") from exc
+        pipe = load_pipeline(run)
+        axes = dict(pipe.label_axes)
+
+        def classes(labels: Mapping[str, str]):
+            return class_index({a: torch.tensor([c.index(labels[a]) if labels.get(a) in c else -1])
+                                for a, c in axes.items()}, axes)
+
+        return cls(pipe.unet, lambda: noise_scheduler(pipe.model_config, "ddim"), classes, tuple(pipe.resolution),
+                   axes, steps, resample)
+
+    # -- sampling -------------------------------------------------------------------
+    def _eps(self, x, t, c):
+        import torch
+
+        with torch.no_grad():
+            return self.unet(x, t, class_labels=c).sample
+
+    def repaint(self, x0: np.ndarray, keep: np.ndarray, labels: Mapping[str, str], seed: int) -> np.ndarray:
+        """Fill ``~keep`` of ``x0`` ([h, w] in [-1, 1] at the model's resolution) under ``labels``."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        sched = self.make_scheduler()
+        sched.set_timesteps(self.steps)
+        src = torch.from_numpy(x0[None, None].astype(np.float32))
+        k = torch.from_numpy(keep[None, None].astype(np.float32))
+        c = self.classes(labels)
+        ac = sched.alphas_cumprod
+        x = torch.randn(src.shape, generator=gen)
+        ts = list(sched.timesteps)
+        for i, t in enumerate(ts):
+            for r in range(self.resample):
+                known = sched.add_noise(src, torch.randn(src.shape, generator=gen), torch.tensor([int(t)]))
+                x = k * known + (1 - k) * x
+                prev = sched.step(self._eps(x, t, c), t, x).prev_sample
+                if r == self.resample - 1 or i == len(ts) - 1:
+                    x = prev
+                    break
+                # back up one step: q(x_t | x_{t-1}) with the ratio of the cumulative alphas
+                a_t = float(ac[int(t)])
+                a_p = float(ac[int(ts[i + 1])])
+                x = math.sqrt(a_t / a_p) * prev + math.sqrt(1 - a_t / a_p) * torch.randn(src.shape, generator=gen)
+        return (k * src + (1 - k) * x)[0, 0].numpy()
+
+    def sdedit(self, x0: np.ndarray, strength: float, labels: Mapping[str, str], seed: int) -> np.ndarray:
+        """Noise ``x0`` to ``strength`` of the schedule and denoise it under ``labels``."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        sched = self.make_scheduler()
+        sched.set_timesteps(self.steps)
+        ts = list(sched.timesteps)[self.steps - max(1, int(round(strength * self.steps))):]
+        src = torch.from_numpy(x0[None, None].astype(np.float32))
+        x = sched.add_noise(src, torch.randn(src.shape, generator=gen), torch.tensor([int(ts[0])]))
+        c = self.classes(labels)
+        for t in ts:
+            x = sched.step(self._eps(x, t, c), t, x).prev_sample
+        return x[0, 0].numpy()
+
+
+def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(x, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+def _composite(image: np.ndarray, small_src: np.ndarray, small_out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The film with the edit (model-resolution result minus resized source, brought back to
+    the film's size) added inside ``mask`` only: outside it, the source's pixels."""
+    delta = _resize((small_out - small_src) / 2.0, image.shape)  # [-1, 1] -> grey
+    out = image.copy()
+    new = to_gray(image)[mask] + delta[mask]
+    out[mask] = np.clip(np.rint(new * 65535.0), 0, 65535).astype(np.uint16)
+    return out
+
+
+def _labels(request: EditRequest, finding: str, density: str | None = None) -> dict[str, str]:
+    r = request.record
+    return {"density": density or r.density, "view": r.view, "finding": finding}
+
+
+class DiffusionRemover:
+    """``--remove``: RePaint the finding's mask (dilated by ``feather_px``) with finding=none."""
+
+    operation, route = "remove", "diffusion"
+
+    def __init__(self, prior: DiffusionPrior, feather_px: int = 3):
+        self.prior, self.feather_px = prior, feather_px
+
+    def settings(self) -> dict[str, Any]:
+        return {"operation": "remove", "route": "diffusion", "steps": self.prior.steps,
+                "resample": self.prior.resample, "feather_px": self.feather_px}
+
+    def apply(self, request: EditRequest) -> EditOutcome:
+        k, rec = request.finding, request.record
+        mask = request.masks.get(k)
+        if mask is None:
+            x0, y0, x1, y1 = (int(round(v)) for v in rec.findings[k].box)
+            mask = np.zeros(request.image.shape, bool)
+            mask[y0:y1, x0:x1] = True
+        breast = film_breast(request.image)
+        region = ndimage.binary_dilation(mask, iterations=self.feather_px) & breast
+        if not region.any():
+            raise EditError(f"{rec.image_id}: finding {k} lies outside the breast")
+        small = _resize(to_gray(request.image), self.prior.resolution) * 2 - 1
+        keep = _resize(region.astype(np.float32), self.prior.resolution) < 0.5
+        seed = int(request.rng.integers(2 ** 31))
+        out = self.prior.repaint(small, keep, _labels(request, "none"), seed)
+        image = _composite(request.image, small, out, region)
+        findings = tuple(f for j, f in enumerate(rec.findings) if j != k)
+        masks = {j - (j > k): m for j, m in request.masks.items() if j != k}
+        params = {**self.settings(), "removed": rec.findings[k].to_dict()}
+        return EditOutcome(image, region, findings, masks, None, params)
+
+
+class DiffusionDensity:
+    """``--density``: SDEdit of the breast under the target density; outline and lesions kept."""
+
+    operation, route = "density", "diffusion"
+
+    def __init__(self, prior: DiffusionPrior, keep_lesions: bool = True):
+        self.prior, self.keep_lesions = prior, keep_lesions
+
+    def settings(self) -> dict[str, Any]:
+        return {"operation": "density", "route": "diffusion", "steps": self.prior.steps,
+                "keep_lesions": self.keep_lesions}
+
+    def apply(self, request: EditRequest) -> EditOutcome:
+        rec = request.record
+        region = film_breast(request.image)
+        if self.keep_lesions:
+            for m in request.masks.values():
+                region &= ~ndimage.binary_dilation(m, iterations=2)
+        small = _resize(to_gray(request.image), self.prior.resolution) * 2 - 1
+        seed = int(request.rng.integers(2 ** 31))
+        finding = rec.findings[0].kind if rec.findings else "none"
+        out = self.prior.sdedit(small, request.strength, _labels(request, finding, request.density), seed)
+        image = _composite(request.image, small, out, region)
+        return EditOutcome(image, region, tuple(rec.findings), dict(request.masks), request.density,
+                           {**self.settings(), "strength": request.strength, "from": rec.density,
+                            "to": request.density})

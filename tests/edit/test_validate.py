@@ -1,0 +1,74 @@
+"""evaluate --edits: the validation measures of an edited set and the registered check."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mammosynth.data.prepared import PreparedDataset
+from mammosynth.edit import EditConfig, edit
+from mammosynth.edit.validate import EditValidationConfig, edit_metrics
+from mammosynth.io.images import read_image, write_image
+from mammosynth.metrics.utility import ClassifierConfig
+from mammosynth.phantom import PhantomConfig, make_phantom_dataset
+from mammosynth.report.registry import EvalInputs, checks
+from mammosynth.report.steps.edits import STEP, edits, edits_step
+
+TINY = EditValidationConfig(folds=2, n_boot=50, min_per_class=3,
+                            patch_classifier=ClassifierConfig(input_size=(32, 32), min_steps=4, epochs=1, batch_size=8),
+                            presence_size=(32, 20),
+                            presence_classifier=ClassifierConfig(input_size=(32, 20), min_steps=4, epochs=1,
+                                                                 batch_size=8))
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validate")
+    ph = make_phantom_dataset(root / "ph", n=16, config=PhantomConfig(size=(64, 40), findings="mass:0.5"), workers=1)
+    ed = root / "ed"
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse home fixture has not run yet
+        mp.setenv("MAMMOSYNTH_HOME", str(root / "home"))
+        edit(ph, ed, EditConfig(insert="mass", normal_only=True))
+    return ph, ed
+
+
+def test_edit_metrics_measure_an_edited_set(sets, one_torch_thread):
+    ph, ed = sets
+    m = edit_metrics(ed, PreparedDataset(ph), PreparedDataset(f"{ph}:train"), TINY)
+    un = m["unchanged_outside"]
+    assert un["available"] and un["n_images"] == len(PreparedDataset(ed)) and un["max_abs_diff"] == 0
+    assert all(r["max_abs_diff_inside"] > 0 for r in un["per_image"])
+    ir = m["insertion_realism"]
+    assert ir["available"] and ir["n_inserted"] == un["n_images"] and 0 <= ir["auc"]["value"] <= 1
+    assert m["lesion_presence"]["available"] and m["lesion_presence"]["n"] == un["n_images"]
+    assert not m["removal"]["available"] and not m["density"]["available"]
+    assert edits_step(m).status in ("pass", "warn")
+
+
+def test_a_pixel_changed_outside_the_mask_fails_the_step(sets, tmp_path):
+    import shutil
+
+    ph, ed = sets
+    copy = tmp_path / "ed"
+    shutil.copytree(ed, copy)
+    rec = PreparedDataset(copy)[0]
+    img = PreparedDataset(copy).image(rec)
+    mask = read_image(copy / rec.generation["edit"]["edit_mask"])[0] > 0
+    r, c = np.argwhere(~mask)[0]
+    img[r, c] ^= 1
+    write_image(copy / rec.file, img)
+    m = edit_metrics(copy, PreparedDataset(ph), None, TINY)
+    assert m["unchanged_outside"]["changed_outside"] == [rec.image_id]
+    step = edits_step(m)
+    assert step.status == "fail" and step.details == (rec.image_id,)
+
+
+def test_the_check_is_registered_and_idle_without_edits(sets):
+    assert STEP in [c.step for c in checks()]
+
+    class Cfg:
+        edits, seed, n_boot = None, 0, 100
+
+    inputs = EvalInputs(real=None, synthetic=None, train=None, test=None, heldout=None, config=Cfg())
+    out = edits(inputs)
+    assert not out["available"] and "--edits" in out["reason"]
+    assert edits_step(out).status == "not computed"
