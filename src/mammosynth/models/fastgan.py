@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
 from .layers import (CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, latent_noise,
                      offset_packed_kernel, offset_upsample_kernel, packed_kernel, upsample_conv3x3, upsample_kernel,
@@ -185,7 +186,7 @@ def sle_pairs(levels: int) -> list[tuple[int, int]]:
     return pairs
 
 
-class FastGANGenerator(nn.Module):
+class FastGANGenerator(SavableModel, nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
@@ -327,7 +328,9 @@ class Decoder(nn.Module):
         return self.net(x)
 
 
-class FastGANDiscriminator(nn.Module):
+class FastGANDiscriminator(SavableModel, nn.Module):
+    role = "discriminator"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
