@@ -14,6 +14,7 @@ The all-null class is the unconditional model of classifier-free guidance (Ho & 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -119,9 +120,12 @@ def build_unet(cfg: DiffusionConfig) -> torch.nn.Module:
     attn = [i >= n - cfg.attention_levels for i in range(n)]
     down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn)
     up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn))
+    # heads of 32 channels, or fewer and wider heads for narrow (test-sized) levels
+    attn_ch = [c for c, a in zip(cfg.channels, attn) if a] + [cfg.channels[-1]]
+    head = 32 if all(c % 32 == 0 for c in attn_ch) else math.gcd(*attn_ch)
     return UNet2DModel(sample_size=tuple(cfg.resolution), in_channels=1, out_channels=1, down_block_types=down,
                        up_block_types=up, block_out_channels=cfg.channels, layers_per_block=cfg.layers_per_block,
-                       norm_num_groups=cfg.norm_groups, attention_head_dim=32, add_attention=cfg.attention_levels > 0,
+                       norm_num_groups=cfg.norm_groups, attention_head_dim=head, add_attention=cfg.attention_levels > 0,
                        num_class_embeds=cfg.num_classes)
 
 

@@ -379,13 +379,13 @@ class GanPipeline(Pipeline):
     @classmethod
     def _from_checkpoint(cls, path: Path, checkpoint: str | os.PathLike) -> "GanPipeline":
         ckpt_path, ckpt = read_checkpoint(path, checkpoint)
+        if (ckpt.get("config") or {}).get("model", {}).get("family") == "diffusion":
+            raise ValueError(f"{ckpt_path}: a diffusion run; load it with mammosynth.sampling.load_pipeline")
         try:
             model_config = dict(ckpt["config"]["model"])
             state = ckpt["G_ema"]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{ckpt_path}: checkpoint lacks the model config or G_ema weights ({exc})") from exc
-        if model_config.get("family") == "diffusion":
-            raise ValueError(f"{ckpt_path}: a diffusion run; load it with mammosynth.sampling.load_pipeline")
         generator = _build_generator(model_config)
         try:
             generator.load_state_dict(state)
