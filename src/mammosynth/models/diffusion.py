@@ -26,9 +26,10 @@ from ..data.schema import CONDITION_AXES, check_fields
 PREDICTIONS = ("epsilon", "v")
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 
-#: architecture defaults: sized for a few CPU cores at 64-128 rows (~2 M parameters);
+#: architecture defaults: sized for a few CPU cores at 64-128 rows (~1 M parameters, 1.8 GFLOP per
+#: UNet pass at 128x80);
 #: wider ones (e.g. ``--channels 64,128,256,256``) for a GPU
-DIFFUSION_DEFAULTS: dict[str, Any] = dict(channels=(32, 64, 96, 128), layers_per_block=1, attention_levels=1,
+DIFFUSION_DEFAULTS: dict[str, Any] = dict(channels=(16, 32, 64, 64), layers_per_block=1, attention_levels=1,
                                           norm_groups=8, prediction="v", timesteps=1000,
                                           beta_schedule="squaredcos_cap_v2")
 
