@@ -182,7 +182,10 @@ def test_fastgan_inference_path_equals_training_formula(condition, upsample, res
     G.eval()
     z = torch.randn(4, G.z_dim)
     labels = {"density": torch.tensor([0, 1, 2, 3]), "view": torch.tensor([1, 0, 1, 0])} if condition else {}
-    fast = G(z, labels)
+    from mammosynth.models.inference import prepare_for_inference
+
+    fast = prepare_for_inference(G)(z, labels)
+    torch.testing.assert_close(fast, G(z, labels), rtol=1e-4, atol=1e-5)  # the plain eval graph
 
     def reference_bn(module, inputs, output):  # BatchNorm2d with running stats, by hand
         (x,) = inputs
@@ -221,9 +224,12 @@ def test_fastgan_inference_path_equals_training_formula(condition, upsample, res
 def test_fastgan_inference_cache_reuses_kernels_only_inside_its_scope(condition):
     """Inside ``inference_cache`` eval forwards reuse the weight-derived kernels (same
     output as without); a change of weights after the scope is seen; training ignores it."""
+    from mammosynth.models.inference import prepare_for_inference
+
     cfg = ModelConfig.for_family("fastgan", resolution=(64, 40), condition=condition)
     torch.manual_seed(0)
-    G = build_generator(cfg).eval()
+    G0 = build_generator(cfg).eval()
+    G = prepare_for_inference(G0)
     z = torch.randn(3, G.z_dim)
     labels = {"density": torch.tensor([0, 1, 2]), "view": torch.tensor([1, 0, 1])} if condition else {}
     plain = G(z, labels)
@@ -236,8 +242,8 @@ def test_fastgan_inference_cache_reuses_kernels_only_inside_its_scope(condition)
     assert G._cache is None
     torch.testing.assert_close(first, plain, rtol=0, atol=0)
     with torch.no_grad():
-        G.to_img.bias.add_(0.1)
-        G.blocks[-1].convs[0].weight.mul_(3.0)
+        G0.to_img.bias.add_(0.1)
+        G0.blocks[-1].convs[0].weight.mul_(3.0)
     with torch.no_grad(), G.inference_cache():
         changed = G(z, labels)
     torch.testing.assert_close(changed, G(z, labels), rtol=0, atol=0)

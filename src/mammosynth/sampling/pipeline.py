@@ -324,11 +324,15 @@ class GanPipeline(Pipeline):
                 raise ValueError(f"generator lacks the {attr!r} attribute required by the models contract")
         import torch
 
+        from ..models.inference import prepare_for_inference
+
         super().__init__(label_freq, provenance)
         # channels-last: faster convolutions on CPUs (oneDNN) and on tensor-core GPUs
         self.generator = generator.eval().to(memory_format=torch.channels_last)
         for p in self.generator.parameters():
             p.requires_grad_(False)
+        # the inference form (FastGAN: folded kernels), sharing the generator's weights
+        self.inference_generator = prepare_for_inference(self.generator)
         self.model_config = dict(model_config) if model_config is not None else None
 
     # -- properties -----------------------------------------------------------------
@@ -354,8 +358,8 @@ class GanPipeline(Pipeline):
                 f"label_axes={self.label_axes}, run={self.provenance.get('run')!r})")
 
     def _inference_scope(self):
-        # kernels derived from the weights made once per call (FastGANGenerator.inference_cache)
-        return getattr(self.generator, "inference_cache", contextlib.nullcontext)()
+        # kernels derived from the weights made once per call (FoldedFastGAN.inference_cache)
+        return getattr(self.inference_generator, "inference_cache", contextlib.nullcontext)()
 
     # -- loading and saving ---------------------------------------------------------
     @classmethod
@@ -470,4 +474,4 @@ class GanPipeline(Pipeline):
         return out
 
     def _images(self, seed, idx, cond):
-        return self.generator(self.latents(seed, idx).to(self.device), cond)
+        return self.inference_generator(self.latents(seed, idx).to(self.device), cond)

@@ -20,6 +20,7 @@ The diffusion family is :class:`mammosynth.training.diffusion.DiffusionFamily`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -232,7 +233,11 @@ class GanFamily(Family):
         recalibrate_bn(state.nets["G_ema"], self.data, self.ctx.device, self.cfg.seed)  # every rank: replicas stay identical
 
     def render(self, state, seeds, labels):
-        return generate_batches(state.nets["G_ema"], _latents(seeds, self.cfg.model.z_dim), labels, self.ctx.device)
+        from ..models.inference import prepare_for_inference
+
+        G = prepare_for_inference(state.nets["G_ema"])
+        with getattr(G, "inference_cache", contextlib.nullcontext)():
+            return generate_batches(G, _latents(seeds, self.cfg.model.z_dim), labels, self.ctx.device)
 
     def progress(self, state):
         return {"ada_p": state.extras["ada_p"]}
