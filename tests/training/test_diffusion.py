@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_tiny_dataset
-
 from mammosynth.cli import main
 from mammosynth.models.diffusion import DiffusionConfig, class_index, null_class
 from mammosynth.sampling import DiffusionPipeline, GanPipeline, load_pipeline
@@ -26,8 +24,8 @@ def tiny_diffusion(kimg=0.016, condition=("density", "view"), **kw) -> TrainConf
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("diff") / "tiny")
+def data(module_tiny_dataset):
+    return module_tiny_dataset
 
 
 @pytest.fixture(scope="module")
