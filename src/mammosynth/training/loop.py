@@ -197,9 +197,10 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
 
 
 def diffusion_cost(cfg: TrainConfig) -> dict[str, Any]:
-    """Parameters and GFLOP per UNet pass (one image; counted by torch's FLOP counter on a
-    meta-free CPU pass), per training image (forward + backward ~ 3 passes) and per
-    generated image (``steps`` passes, doubled by guidance)."""
+    """Parameters and GFLOP per UNet pass (one image, counted by torch's FLOP counter: 2 per
+    multiply-add), per training image (forward + backward ~ 3 passes) and per generated
+    image (25 steps, two passes each with guidance). No memory estimate yet
+    (:mod:`mammosynth.models.cost` models the GAN layers only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from ..models.diffusion import build_unet, class_index
