@@ -65,6 +65,13 @@ def tiny_dataset(tmp_path):
     return write_tiny_dataset(tmp_path / "tiny")
 
 
+@pytest.fixture(scope="module")
+def module_tiny_dataset(tmp_path_factory):
+    """The tiny dataset, shared by the tests of one module (one that trains once and checks
+    many things on the run)."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "tiny")
+
+
 @pytest.fixture
 def tiny_dataset_factory(tmp_path):
     """Call with keyword arguments of :func:`write_tiny_dataset` to make more datasets."""

@@ -27,6 +27,8 @@ _EXPORTS = {
     "TrainConfig": "mammosynth.training",
     "train": "mammosynth.training",
     "GanPipeline": "mammosynth.sampling",
+    "DiffusionPipeline": "mammosynth.sampling",
+    "load_pipeline": "mammosynth.sampling",
     "generate": "mammosynth.sampling",
     "GenerateConfig": "mammosynth.sampling",
     "evaluate": "mammosynth.report",

@@ -144,7 +144,7 @@ def test_a_failing_batch_in_a_worker_raises_and_restores_threads(tiny_pipe, monk
     def broken(z, labels):
         raise RuntimeError("out of memory in batch")
 
-    monkeypatch.setattr(tiny_pipe.generator, "forward", broken)
+    monkeypatch.setattr(tiny_pipe.inference_generator, "forward", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
         tiny_pipe(n=6, batch_size=2, workers=2)
     assert torch.get_num_threads() == threads

@@ -71,6 +71,21 @@ def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path)
     assert end["replicas_identical"] is True
 
 
+def test_diffusion_under_torchrun_keeps_replicas_identical(tiny_dataset, tmp_path):
+    """The diffusion family goes through the same distributed code: gradients averaged,
+    replicas identical at the end."""
+    pytest.importorskip("diffusers")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "MAMMOSYNTH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = LAUNCHERS["torchrun"] + ["-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--model",
+                                   "diffusion", "--channels", "8,16,16", "--resolution", "32", "20", "--kimg", "0.016",
+                                   "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    end = [json.loads(x) for x in (runs / "00000-ddp" / "stats.jsonl").read_text().splitlines()][-1]
+    assert end["event"] == "end" and end["world"] == 2 and end["step"] == 4 and end["replicas_identical"] is True
+
+
 def test_model_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16", "--dry-run"]) == 0
     default = json.loads(capsys.readouterr().out)["config"]["model"]

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="best, latest, or a checkpoint file (default %(default)s)")
     p.add_argument("--key", default=d.key, help="provenance signing key: key directory or private key file")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda... (default %(default)s)")
+    p.add_argument("--sampler", choices=("dpm++", "ddim"), default=None,
+                   help="diffusion models: DPM-Solver++ 2M or DDIM (default: the model's, dpm++)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="diffusion models: denoising steps (default: the model's, 25)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="diffusion models: classifier-free guidance scale, 1 = none (default: the model's, 1.5)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing synthetic set in --out")
     p.add_argument("--keep-background", dest="remove_background", action="store_false",
                    help="keep the generator's raw output outside the breast (by default it is set to 0 "
@@ -53,7 +59,8 @@ def handler(args: argparse.Namespace) -> int:
     config = GenerateConfig(
         mix=mix_from_specs(args.mix), seed=args.seed, fmt=args.fmt, batch=args.batch,
         checkpoint=args.checkpoint, key=args.key, overwrite=args.overwrite, device=args.device,
-        remove_background=args.remove_background, writers=args.writers,
+        remove_background=args.remove_background, writers=args.writers, sampler=args.sampler, steps=args.steps,
+        guidance=args.guidance,
     )
     out = generate(args.run, args.n, args.out, config)
     info = json.loads((Path(out) / "dataset.json").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""``mammosynth train``: train a GAN on a prepared dataset (resumable, multi-process)."""
+"""``mammosynth train``: train a generator (GAN or diffusion) on a prepared dataset (resumable, multi-process)."""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +8,20 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..models.config import FAMILIES, UPSAMPLE_MODES, ModelConfig
+    from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
+    from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
     from ..training.config import AMP_MODES, TrainConfig
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
-        "train", help="train a GAN (fastgan or dcgan) on a prepared dataset",
-        description="Train a GAN on PREPARED[:split] (default: the train split when the dataset has splits). "
+        "train", help="train a generator (fastgan, dcgan or diffusion) on a prepared dataset",
+        description="Train a generator on PREPARED[:split] (default: the train split when the dataset has splits). "
                     "Runs under torchrun / accelerate launch unchanged (one process per GPU, gloo on CPU).",
     )
     p.add_argument("prepared", metavar="PREPARED", help="prepared dataset, PATH[:split]")
     p.add_argument("--out", required=True, metavar="RUNS", help="runs directory (a numbered run dir is created inside)")
-    p.add_argument("--model", default=ModelConfig.family, choices=FAMILIES, help="model family (default: %(default)s)")
+    p.add_argument("--model", default=ModelConfig.family, choices=ALL_FAMILIES,
+                   help="model family: fastgan, dcgan (GANs) or diffusion (a conditional UNet) (default: %(default)s)")
     p.add_argument("--resolution", nargs=2, type=int, metavar=("H", "W"), default=list(ModelConfig.resolution),
                    help="training size; H a power of two >= 16, W a multiple of H/8 (default: %(default)s)")
     budget = p.add_mutually_exclusive_group()
@@ -45,6 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="discriminator channels at full resolution (default: the preset's)")
     p.add_argument("--max-channels", type=int, default=None, metavar="C",
                    help="channel cap of both networks (default: the preset's)")
+    p.add_argument("--channels", default=None, metavar="C,C,...",
+                   help="diffusion: UNet channels per level, full resolution first; H and W must be multiples of "
+                        "2^(levels-1) (default: " + ",".join(map(str, DIFFUSION_DEFAULTS["channels"])) + ")")
+    p.add_argument("--prediction", default=None, choices=("epsilon", "v"),
+                   help=f"diffusion: what the UNet predicts, {' or '.join(PREDICTIONS)} "
+                        f"(default: {DIFFUSION_DEFAULTS['prediction']})")
+    p.add_argument("--label-dropout", type=float, default=None, metavar="P",
+                   help="diffusion: probability that an image's labels are dropped, for classifier-free guidance "
+                        "(default: 0.1)")
+    p.add_argument("--accumulate", type=int, default=TrainConfig.accumulate, metavar="K",
+                   help="diffusion: micro-batches per optimiser step (same gradient, less memory) (default: %(default)s)")
     p.add_argument("--condition", default="", metavar="AXES",
                    help="comma-separated label axes to condition on: density,finding,view (default: none)")
     p.add_argument("--resume", default=None, metavar="latest|PATH",
@@ -73,14 +86,25 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     model = dict(family=args.model, resolution=tuple(args.resolution), condition=args.condition,
                  upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
-                 texture_channels=args.texture_channels)
+                 texture_channels=args.texture_channels, channels=args.channels, prediction=args.prediction)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
-                         name=args.name, snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp)
+                         name=args.name, snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp,
+                         label_dropout=args.label_dropout, accumulate=args.accumulate)
 
 
 def describe_plan(info: dict[str, Any]) -> list[str]:
     """Human-readable lines for a :func:`plan`: preset, size, cost and memory."""
-    c, m, cost, mem = info["config"], info["config"]["model"], info["cost"], info["memory"]
+    c, m, cost = info["config"], info["config"]["model"], info["cost"]
+    if m["family"] == "diffusion":
+        return [
+            f"preset {info['preset'] or 'none'}: diffusion {m['resolution'][0]}x{m['resolution'][1]}, UNet channels "
+            f"{m['channels']}, {m['prediction']}-prediction, batch {c['batch']} in {c['accumulate']} micro-batches, "
+            f"amp {c['amp']}",
+            f"parameters: UNet {info['parameters']['unet'] / 1e6:.2f} M",
+            f"GFLOP per image: {cost['unet_gflop']:.3g} per UNet pass, ~{cost['train_gflop']:.3g} training, "
+            f"{cost['sample_gflop_25_steps_guided']:.3g} to generate (25 guided steps)",
+        ]
+    mem = info["memory"]
     gib = 2 ** 30
     return [
         f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}, channels "

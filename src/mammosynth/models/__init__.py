@@ -1,11 +1,14 @@
 """GAN families for grayscale, non-square, label-conditioned mammograms.
 
-``fastgan`` (default): FastGAN-lite with skip-layer excitation, a self-supervised
+GANs: ``fastgan`` (default): FastGAN-lite with skip-layer excitation, a self-supervised
 reconstructing projection discriminator, trained with DiffAugment + adaptive p, lazy R1
 and a generator EMA. ``dcgan``: the 2016 DCGAN baseline.
 
 Every generator has ``z_dim``, ``resolution`` (H, W), ``label_axes`` and
-``forward(z, labels) -> [B, 1, H, W]`` in [-1, 1].
+``forward(z, labels) -> [B, 1, H, W]`` in [-1, 1]. GAN networks save and load themselves
+(``save_pretrained`` / ``from_pretrained``: :mod:`mammosynth.models.base`).
+
+``diffusion``: a class-conditional ``diffusers.UNet2DModel`` (:mod:`mammosynth.models.diffusion`).
 """
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ from typing import Any
 
 from torch import nn
 
-from .config import FAMILIES, FAMILY_DEFAULTS, ModelConfig, as_model_config, check_condition, check_resolution
+from .config import (ALL_FAMILIES, FAMILIES, FAMILY_DEFAULTS, ModelConfig, as_model_config, check_condition,
+                     check_resolution, config_for_family, model_config_from_dict)
 from .layers import count_parameters
 
 __all__ = [
-    "FAMILIES", "FAMILY_DEFAULTS", "ModelConfig", "build_generator", "build_discriminator",
+    "ALL_FAMILIES", "FAMILIES", "FAMILY_DEFAULTS", "ModelConfig", "build_generator", "build_discriminator",
+    "build_network", "config_for_family", "model_config_from_dict",
     "check_condition", "check_resolution", "count_parameters",
 ]
 
@@ -45,3 +50,17 @@ def build_discriminator(model_config: "dict[str, Any] | ModelConfig") -> nn.Modu
     from .dcgan import DCGANDiscriminator
 
     return DCGANDiscriminator(cfg)
+
+
+def build_network(config: Any, role: str = "generator") -> nn.Module:
+    """The ``role`` network (``generator`` / ``discriminator``) of any family's config; a
+    diffusion family's generator is its UNet."""
+    if getattr(config, "family", None) == "diffusion":
+        if role != "generator":
+            raise ValueError("the diffusion family has no discriminator")
+        from .diffusion import build_unet
+
+        return build_unet(config)
+    if role not in ("generator", "discriminator"):
+        raise ValueError(f"role must be generator or discriminator, got {role!r}")
+    return build_generator(config) if role == "generator" else build_discriminator(config)

@@ -12,7 +12,9 @@ from typing import Any
 
 from ..data.schema import CONDITION_AXES, check_fields
 
-FAMILIES = ("fastgan", "dcgan")
+FAMILIES = ("fastgan", "dcgan")  # the GAN families (ModelConfig)
+#: every generator family; ``diffusion`` has its own config (models.diffusion.DiffusionConfig)
+ALL_FAMILIES = (*FAMILIES, "diffusion")
 BASE_ROWS = 8
 
 #: Per-family architecture defaults (``g_channels``/``d_channels``: channels of the
@@ -158,3 +160,24 @@ class ModelConfig:
 
 def as_model_config(cfg: "dict[str, Any] | ModelConfig") -> ModelConfig:
     return cfg if isinstance(cfg, ModelConfig) else ModelConfig.from_dict(cfg)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> "ModelConfig | Any":
+    """The config a saved model dict describes: a :class:`ModelConfig` for the GANs, a
+    :class:`~mammosynth.models.diffusion.DiffusionConfig` for ``family: diffusion``."""
+    if isinstance(d, dict) and d.get("family") == "diffusion":
+        from .diffusion import DiffusionConfig
+
+        return DiffusionConfig.from_dict(d)
+    return ModelConfig.from_dict(d)
+
+
+def config_for_family(family: str, **overrides: Any) -> "ModelConfig | Any":
+    """The family's default config with ``overrides`` applied (None values ignored; fields
+    the family lacks are ignored too, so one CLI namespace serves every family)."""
+    if family == "diffusion":
+        from .diffusion import DiffusionConfig
+
+        return DiffusionConfig.for_family(family, **overrides)
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig.for_family(family, **{k: v for k, v in overrides.items() if k in names})

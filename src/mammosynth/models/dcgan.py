@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import SavableModel
 from .config import ModelConfig
 from .layers import channels_at, check_labels, init_weights, one_hot_labels
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(SavableModel, nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
@@ -49,7 +50,9 @@ class DCGANGenerator(nn.Module):
         return self.net(self.project_norm(x))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(SavableModel, nn.Module):
+    role = "discriminator"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

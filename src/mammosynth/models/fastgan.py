@@ -3,7 +3,7 @@ high-fidelity few-shot image synthesis"), grayscale, non-square, label-condition
 
 Generator: z (+ class embedding) -> 8-row base map -> x2 up-blocks (nearest upsample,
 or bilinear with ``ModelConfig.upsample``; 3x3 conv, conditional BatchNorm, GLU) ->
-1-channel tanh image.
+1-channel tanh image. (Inference with folded kernels: :mod:`mammosynth.models.inference`.)
 Skip-layer excitation (SLE) gates a high-resolution map with channel weights computed from a map 4 levels
 lower (8 -> 128 px, 16 -> 256 px, ...). Noise inputs (``ModelConfig.noise_blocks``): the
 top up-blocks add a per-pixel noise map, scaled by a learned strength per channel, to
@@ -22,18 +22,13 @@ the discriminator loss on reals (FastGAN uses LPIPS; MSE needs no pretrained wei
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
-from .layers import (CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, latent_noise,
-                     offset_packed_kernel, offset_upsample_kernel, packed_kernel, upsample_conv3x3, upsample_kernel,
-                     upsample_transposed_kernel, zero_offset_border)
+from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, latent_noise, upsample_conv3x3
 
 
 class UpBlock(nn.Module):
@@ -57,106 +52,23 @@ class UpBlock(nn.Module):
         return all(n.foldable for n in self.norms)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None = None,
-                packed: bool = False, cache: dict | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+                noise: torch.Tensor | None = None) -> torch.Tensor:
         """``noise`` [B, 1, h, w]: the input noise map (blocks built with ``noise``).
-        ``gate`` [B, cout]: SLE channel gates multiplied into the output. ``packed`` (eval
-        mode, one conv): return the output's four pixel phases unshuffled (channel
-        ``4 * k + phase``), for a caller that continues at the lower resolution: offset-packed
-        ``[B, 4 * cout, h + 1, w + 1]`` with nearest upsampling
-        (``layers.offset_upsample_kernel``), packed ``[B, 4 * cout, h, w]`` with bilinear.
-        ``cache``: eval-mode kernels kept across calls
-        (:meth:`FastGANGenerator.inference_cache`)."""
-        if packed and not (self.foldable and len(self.convs) == 1):
-            raise ValueError("packed output needs eval mode (folded norms) and a one-conv block")
+        ``gate`` [B, cout]: SLE channel gates multiplied into the output."""
         if self.noise_strength is not None:
             if noise is None:
                 raise ValueError("this block takes a noise map")
             x = x + self.noise_strength.to(x.dtype)[None, :, None, None] * noise
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
-        if self.foldable:
-            # inference: folded norms (+ gate) and GLU; the upsample-conv as one transposed
-            # conv, or (``packed``) on the packed phases
-            last = len(self.convs) == 1
-            x = self._conv_norm_glu(0, x, c, gate if last else None, cache, packed)
-            for i in range(1, len(self.convs)):
-                x = self._conv_norm_glu(i, x, c, gate if i == len(self.convs) - 1 else None, cache)
-        else:
-            x = F.glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c), dim=1)
-            for conv, norm in zip(self.convs[1:], self.norms[1:]):
-                x = F.glu(norm(conv(x), c), dim=1)
-            if gate is not None:
-                x = x * gate[:, :, None, None]
+        x = F.glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c), dim=1)
+        for conv, norm in zip(self.convs[1:], self.norms[1:]):
+            x = F.glu(norm(conv(x), c), dim=1)
+        if gate is not None:
+            x = x * gate[:, :, None, None]
         return x
-
-    def _conv_norm_glu(self, i: int, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None,
-                       cache: dict | None, packed: bool = False) -> torch.Tensor:
-        """Eval mode: conv ``i`` (the first one upsampling: a stride-2 transposed conv, or
-        with ``packed`` a conv giving the offset-packed phases (nearest upsampling; see
-        ``layers.offset_upsample_kernel``) or the packed phases (bilinear)), its folded
-        norm, GLU and ``gate``. An unconditional norm folds into the conv itself (scale into the
-        weights, shift into the bias): no pass over the conv output."""
-        norm = self.norms[i]
-        phases = 4 if packed else 1
-        channels_last = x.is_contiguous(memory_format=torch.channels_last)
-
-        def kernel() -> tuple[torch.Tensor, torch.Tensor | None, int]:
-            w, b, pad = self.convs[i].weight, None, 1
-            if not norm.cond_dim:
-                scale, shift = norm.folded(None, w.dtype)
-                w, b = w * scale[0][:, None, None, None], shift[0]
-            if i == 0 and packed:  # offset-packed 2x2 windows (nearest) or packed 3x3 (bilinear)
-                w = upsample_kernel(w, True) if self.smooth else offset_upsample_kernel(w)
-                b = None if b is None else b.repeat_interleave(4)
-            elif i == 0:
-                w, pad = upsample_transposed_kernel(w, self.smooth)
-            return w.contiguous(memory_format=torch.channels_last) if channels_last else w, b, pad
-
-        w, b, pad = cached(cache, (id(self), i, packed, channels_last), kernel)
-        w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
-        if i == 0 and not packed:
-            y = F.conv_transpose2d(x, w, b, stride=2, padding=pad)
-        else:
-            y = F.conv2d(x, w, b, padding=1)
-        if norm.cond_dim:  # per-image parameters: one affine pass over the output
-            out = glu_affine(y, *norm.folded(c, y.dtype), gate, phases=phases)
-        else:
-            out = F.glu(y, dim=1)
-            if gate is not None:  # on the GLU's output: half the channels of the conv's
-                out = out * gate.to(out.dtype).repeat_interleave(phases, 1)[:, :, None, None]
-        return zero_offset_border(out) if packed and not self.smooth else out
 
 
 NOISE_INIT = 0.1
-
-
-def cached(cache: dict | None, key: Any, make: Callable[[], Any]) -> Any:
-    """``cache[key]``, made by ``make()`` on first use; ``make()`` when there is no cache."""
-    if cache is None:
-        return make()
-    try:
-        return cache[key]
-    except KeyError:
-        value = cache[key] = make()
-        return value
-
-
-def glu_affine(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, gate: torch.Tensor | None = None,
-               phases: int = 1) -> torch.Tensor:
-    """``glu(y * scale + shift) * gate`` per channel (gate folded into the GLU's value half:
-    ``g * (a * s + t) = a * (s * g) + t * g``). ``scale``/``shift`` ``[1 or B, 2C]``,
-    ``gate`` ``[B, C]``; with ``phases`` > 1 each channel of ``y`` is ``phases`` packed
-    channels. One pass over ``y`` for the affine (per-image parameters, the fast
-    broadcast), one for the GLU."""
-    b = y.shape[0]
-    scale, shift = scale.expand(b, -1), shift.expand(b, -1)
-    if gate is not None:
-        g2 = torch.cat([gate, torch.ones_like(gate)], 1).to(scale.dtype)
-        scale, shift = scale * g2, shift * g2
-    if phases > 1:
-        scale, shift = scale.repeat_interleave(phases, 1), shift.repeat_interleave(phases, 1)
-    else:
-        scale, shift = scale.contiguous(), shift.contiguous()
-    return F.glu(torch.addcmul(shift[:, :, None, None], y, scale[:, :, None, None]), dim=1)
 
 
 class SLE(nn.Module):
@@ -185,7 +97,7 @@ def sle_pairs(levels: int) -> list[tuple[int, int]]:
     return pairs
 
 
-class FastGANGenerator(nn.Module):
+class FastGANGenerator(SavableModel, nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
@@ -211,20 +123,6 @@ class FastGANGenerator(nn.Module):
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
         self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
-        self._cache: dict | None = None
-
-    @contextlib.contextmanager
-    def inference_cache(self) -> Iterator["FastGANGenerator"]:
-        """Within this scope, eval-mode forwards compute the kernels derived from the
-        weights (transposed and packed upsample-conv kernels with unconditional norms folded
-        in, the packed to-image kernel) once and reuse them, instead of once per batch. The
-        weights must not change inside the scope; training-mode forwards ignore it."""
-        outer = self._cache
-        self._cache = {} if outer is None else outer
-        try:
-            yield self
-        finally:
-            self._cache = outer
 
     def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
@@ -239,29 +137,13 @@ class FastGANGenerator(nn.Module):
         x = F.glu(self.init_norm(x, c), dim=1)
         feats = [x]
         gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}
-        # eval fast path at the top: the last block's output stays as (offset-)packed pixel
-        # phases and the to-image conv runs on them at half resolution
-        packed = self.blocks[-1].foldable and len(self.blocks[-1].convs) == 1
-        cache = None if self.training else self._cache
         for i, block in enumerate(self.blocks, start=1):
             gate = None
             if i in gates:
                 a, m = gates[i]
                 gate = m.gate(feats[a])
-            x = block(x, c, gate=gate, packed=packed and i == len(self.blocks), cache=cache,
-                      noise=noise[i - self.noise_from] if i >= self.noise_from else None)
+            x = block(x, c, gate=gate, noise=noise[i - self.noise_from] if i >= self.noise_from else None)
             feats.append(x)
-        if packed:
-            # to-image conv on the phases (layers.packed_conv3x3, or its 2x2 form on the
-            # offset-packed map): [B, 4 phases, h, w]
-            kernel = packed_kernel if self.smooth else offset_packed_kernel
-            k, bias = cached(cache, "to_img", lambda: (kernel(self.to_img.weight),
-                                                      self.to_img.bias.repeat_interleave(4)))
-            y = torch.tanh(F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if self.smooth else 0))
-            b, _, h, w = y.shape
-            # pixel shuffle of one channel by reshapes: ~3x faster than F.pixel_shuffle on
-            # channels-last phases (phase 2 * p + q -> pixel (2i + p, 2j + q))
-            return y.permute(0, 2, 3, 1).reshape(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, 1, 2 * h, 2 * w)
         return torch.tanh(self.to_img(x))
 
 
@@ -327,7 +209,9 @@ class Decoder(nn.Module):
         return self.net(x)
 
 
-class FastGANDiscriminator(nn.Module):
+class FastGANDiscriminator(SavableModel, nn.Module):
+    role = "discriminator"
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

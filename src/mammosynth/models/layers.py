@@ -116,11 +116,7 @@ class CondBatchNorm2d(nn.Module):
         return not self.training and self.bn.track_running_stats and self.bn.running_var is not None
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if self.foldable:
-            # eval: running-stat normalisation and the (class) affine in one pass; per-image
-            # parameters even when unconditional (CPU addcmul is ~2x faster that way)
-            scale, shift = (t.expand(x.shape[0], -1).contiguous() for t in self.folded(c, x.dtype))
-            return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+        # (inference folds this layer into one affine pass: models.inference)
         if not self.cond_dim:
             return self.bn(x)
         g = 1 + self.gain(c)

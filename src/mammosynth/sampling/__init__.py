@@ -1,4 +1,5 @@
-"""Sampling: the diffusers-style :class:`GanPipeline` and :func:`generate` (``mammosynth generate``).
+"""Sampling: the diffusers-style pipelines (:class:`GanPipeline`, :class:`DiffusionPipeline`,
+both from :func:`load_pipeline`) and :func:`generate` (``mammosynth generate``).
 
 >>> from mammosynth.sampling import GanPipeline, generate, GenerateConfig   # doctest: +SKIP
 >>> pipe = GanPipeline.from_pretrained("runs/00001-phantom")                 # doctest: +SKIP
@@ -9,7 +10,16 @@ from __future__ import annotations
 
 from .generate import GenerateConfig, generate
 from .mix import LABEL_SCHEME, labels_for, resolve_mix
-from .pipeline import GanPipeline, GanPipelineOutput
+from .pipeline import GanPipeline, GanPipelineOutput, Pipeline, PipelineOutput, load_pipeline
 
-__all__ = ["GanPipeline", "GanPipelineOutput", "GenerateConfig", "generate", "LABEL_SCHEME", "labels_for",
-           "resolve_mix"]
+
+def __getattr__(name: str):  # DiffusionPipeline imports diffusers: only when asked for
+    if name == "DiffusionPipeline":
+        from .diffusion import DiffusionPipeline
+
+        return DiffusionPipeline
+    raise AttributeError(name)
+
+
+__all__ = ["GanPipeline", "GanPipelineOutput", "DiffusionPipeline", "Pipeline", "PipelineOutput", "load_pipeline",
+           "GenerateConfig", "generate", "LABEL_SCHEME", "labels_for", "resolve_mix"]

@@ -39,7 +39,7 @@ from ..data.prepared import DATASET_JSON, FORMAT_SUFFIX, MANIFEST, REJECTS, Data
 from ..data.schema import Finding, ImageRecord
 from ..utils import check_device, check_output_dir, is_temporary, num_workers, remove_temporaries
 from .mix import describe
-from .pipeline import GanPipeline
+from .pipeline import Pipeline, load_pipeline
 
 CHECKPOINT_CHOICES = ("best", "latest")
 
@@ -58,6 +58,10 @@ class GenerateConfig:
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:1 ...
     remove_background: bool = True  # outside the breast exactly 0, as the ingest does for real images
     writers: int | None = None  # threads that watermark and write images (None: one per CPU core, at most 4)
+    # diffusion only (None: the pipeline's defaults, DPM-Solver++, 25 steps, guidance 1.5)
+    sampler: str | None = None  # dpm++ | ddim
+    steps: int | None = None
+    guidance: float | None = None
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMAT_SUFFIX:
@@ -68,6 +72,9 @@ class GenerateConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.writers is not None and self.writers < 1:
             raise ValueError(f"writers must be >= 1, got {self.writers}")
+
+    def sampling_options(self) -> dict[str, Any]:
+        return {k: v for k in ("sampler", "steps", "guidance") if (v := getattr(self, k)) is not None}
 
 
 def image_id(seed: int, index: int) -> str:
@@ -86,7 +93,7 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, str],
+def make_record(pipe: Pipeline, seed: int, index: int, labels: Mapping[str, str],
                 background_removed: bool = True) -> ImageRecord:
     """The manifest record of image ``index`` with ``labels`` (file fields filled by the
     writer); ``background_removed`` records the pipeline's background step for this image."""
@@ -105,6 +112,7 @@ def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, s
         "run": pipe.provenance.get("run"),
         "step": pipe.provenance.get("step"),
         "kimg": pipe.provenance.get("kimg"),
+        **pipe.sampling_settings(),
         "mammosynth_version": __version__,
     }
     return ImageRecord(
@@ -124,7 +132,7 @@ def make_record(pipe: GanPipeline, seed: int, index: int, labels: Mapping[str, s
     )
 
 
-def _settings(pipe: GanPipeline, config: GenerateConfig, mix) -> dict[str, Any]:
+def _settings(pipe: Pipeline, config: GenerateConfig, mix) -> dict[str, Any]:
     """What identifies a set: a rerun with other settings into the same directory is refused."""
     prov = pipe.provenance
     return {
@@ -141,6 +149,8 @@ def _settings(pipe: GanPipeline, config: GenerateConfig, mix) -> dict[str, Any]:
         "format": config.fmt,
         "remove_background": config.remove_background,
         "latent_scheme": "sha256(seed,index)->torch.Generator.randn",
+        # only for families with sampling settings: GAN sets keep the settings they were written with
+        **({"sampling": pipe.sampling_settings()} if pipe.sampling_settings() else {}),
     }
 
 
@@ -257,7 +267,7 @@ def generate(
     out: str | os.PathLike,
     config: GenerateConfig = GenerateConfig(),
     *,
-    pipe: GanPipeline | None = None,
+    pipe: Pipeline | None = None,
     callback: Callable[[int, ImageRecord], None] | None = None,
 ) -> Path:
     """Generate ``n`` labelled images from ``run`` into the prepared dataset ``out``.
@@ -273,8 +283,14 @@ def generate(
         raise ValueError(f"n must be >= 1, got {n}")
     out = Path(out)
     check_arguments(out, config)
+    options = config.sampling_options()
     if pipe is None:
-        pipe = GanPipeline.from_pretrained(run, checkpoint=config.checkpoint)
+        pipe = load_pipeline(run, checkpoint=config.checkpoint, **options)
+    elif options:
+        for name, value in options.items():
+            setattr(pipe, name, value)
+    if options and not pipe.sampling_settings():
+        raise ValueError(f"{run}: sampler, steps and guidance apply to diffusion models only")
     pipe.to(resolve_device(config.device))
     mix = pipe.resolve_mix(config.mix)
     settings = _settings(pipe, config, mix)

@@ -29,7 +29,9 @@ from ..utils import atomic_file
 FORMAT = "mammosynth.checkpoint/1"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container
 CKPT_RE = re.compile(r"^ckpt-(\d+\.\d+)\.pt$")
-REQUIRED = ("config", "G", "D", "G_ema", "step", "kimg", "nimg", "label_axes", "label_freq", "dataset")
+REQUIRED = ("config", "step", "kimg", "nimg", "label_axes", "label_freq", "dataset")
+#: the networks a checkpoint of each kind of family holds
+NETWORKS = {"gan": ("G", "D", "G_ema"), "diffusion": ("unet", "unet_ema")}
 
 
 def checkpoint_name(nimg: int) -> str:
@@ -78,7 +80,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         state = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path}: corrupt checkpoint payload ({_first_line(exc)})") from None
-    missing = [k for k in REQUIRED if k not in state]
+    family = (state.get("config") or {}).get("model", {}).get("family") if isinstance(state, dict) else None
+    missing = [k for k in (*REQUIRED, *NETWORKS["diffusion" if family == "diffusion" else "gan"]) if k not in state]
     if missing:
         raise ValueError(f"{path}: checkpoint lacks {missing}")
     return state

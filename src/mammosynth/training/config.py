@@ -1,8 +1,9 @@
 """Training configuration: one frozen dataclass; ``None`` fields take the family default.
 
-:meth:`TrainConfig.resolved` fills every ``None`` from :data:`TRAIN_DEFAULTS` (and the
-R1 heuristic), so the ``config.json`` of a run and the ``config`` of its checkpoints
-hold concrete numbers only.
+:meth:`TrainConfig.resolved` fills every ``None`` the family uses from :data:`TRAIN_DEFAULTS`
+(and the R1 heuristic), so the ``config.json`` of a run and the ``config`` of its
+checkpoints hold concrete numbers for every setting that acts (GAN-only fields stay
+``None`` in a diffusion run, and ``lr`` / ``label_dropout`` in a GAN run).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from ..data.schema import check_fields
 from ..models.augment import parse_ops
-from ..models.config import ModelConfig
+from ..models.config import ModelConfig, model_config_from_dict
 
 LOSSES = ("hinge", "bce")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -23,10 +24,14 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "fastgan": dict(batch=8, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.99, loss="hinge",
                     augment="translation,scale,brightness,contrast,cutout", ada_target=0.6, ada_kimg=5.0,
-                    ada_interval=4, r1_gamma=None, r1_interval=16, ema_kimg=10.0, recon_weight=1.0),
+                    ada_interval=4, r1_gamma=None, r1_interval=16, ema_kimg=10.0, recon_weight=1.0, quality_n=128),
     "dcgan": dict(batch=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, loss="bce", augment="",
                   ada_target=0.0, ada_kimg=5.0, ada_interval=4, r1_gamma=0.0, r1_interval=16, ema_kimg=0.0,
-                  recon_weight=0.0),
+                  recon_weight=0.0, quality_n=128),
+    # diffusion: AdamW 2e-4 (small UNet, small data), EMA as fastgan's, 10 % label dropout
+    # (classifier-free guidance); a smaller quality score sample: each image costs
+    # SNAPSHOT_STEPS x 2 UNet passes (training.diffusion)
+    "diffusion": dict(batch=16, lr=2e-4, beta1=0.9, beta2=0.999, ema_kimg=10.0, label_dropout=0.1, quality_n=32),
 }
 
 
@@ -36,7 +41,7 @@ class TrainConfig:
     ``minutes`` of training in this session, whichever comes first (at least one is set).
     ``batch`` is the global batch (split over ranks)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = field(default_factory=ModelConfig)  # ModelConfig (GANs) or DiffusionConfig
     minutes: float | None = 10.0
     kimg: float | None = None
     batch: int | None = None
@@ -56,10 +61,14 @@ class TrainConfig:
     r1_interval: int | None = None
     ema_kimg: float | None = None  # 0: G_ema is a plain copy of G
     recon_weight: float | None = None
+    lr: float | None = None  # diffusion: the UNet's learning rate
+    label_dropout: float | None = None  # diffusion: P(all labels null) per image, for guidance
+    #: micro-batches per optimiser step (diffusion): the same gradient in less memory
+    accumulate: int = 1
     snapshot_minutes: float = 2.0  # grid + quality score + checkpoint, and at the end
     keep: int = 3  # periodic checkpoints kept (best.pt is kept apart)
     grid_cols: int = 8
-    quality_n: int = 128  # images per side for the quality score
+    quality_n: int | None = None  # images per side for the quality score (family default)
     device: str = "auto"  # auto | cpu | cuda
     #: mixed precision: "auto" (bf16 autocast on GPUs that support it, else fp16 with a
     #: gradient scaler; none on CPU), "off", or "bf16" / "fp16" on any device (CPU
@@ -97,14 +106,18 @@ class TrainConfig:
             raise ValueError(f"ada_p0 must be in [0, 1], got {self.ada_p0}")
         if self.snapshot_minutes <= 0:
             raise ValueError(f"snapshot_minutes must be > 0, got {self.snapshot_minutes}")
-        if self.quality_n < 2:
+        if self.accumulate < 1 or (self.batch is not None and self.accumulate > self.batch):
+            raise ValueError(f"accumulate must be in 1..batch, got {self.accumulate}")
+        if self.label_dropout is not None and not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        if self.quality_n is not None and self.quality_n < 2:
             raise ValueError(f"quality_n must be >= 2, got {self.quality_n}")
 
     def resolved(self) -> "TrainConfig":
         """A copy with every ``None`` replaced by the family default."""
         defaults = TRAIN_DEFAULTS[self.model.family]
         kw = {k: (defaults[k] if getattr(self, k) is None else getattr(self, k)) for k in defaults}
-        if kw["r1_gamma"] is None:
+        if kw.get("r1_gamma", 0) is None:
             h, w = self.model.resolution
             kw["r1_gamma"] = round(0.0002 * h * w / kw["batch"], 6)
         return dataclasses.replace(self, **kw)
@@ -123,5 +136,5 @@ class TrainConfig:
         kw = dict(d)
         if isinstance(kw.get("amp"), bool):  # runs written before amp took a mode
             kw["amp"] = "auto" if kw["amp"] else "off"
-        kw["model"] = ModelConfig.from_dict(kw.get("model", {}))
+        kw["model"] = model_config_from_dict(kw.get("model", {}))
         return cls(**kw)

@@ -67,7 +67,7 @@ def step_generator(seed: int, step: int, rank: int, stream: int = 0) -> torch.Ge
 
 @dataclass
 class TrainingData:
-    images: torch.Tensor  # [N, 1, H, W] float16 in [-1, 1]
+    images: torch.Tensor  # [N, 1, H, W] float16 (or float32) in [-1, 1]
     labels: dict[str, torch.Tensor]  # axis -> [N] long, -1 = unknown
     label_axes: dict[str, tuple[str, ...]]
     label_freq: dict[str, dict[str, float]]
@@ -123,8 +123,9 @@ def label_frequencies(ds: PreparedDataset) -> dict[str, dict[str, float]]:
 
 
 def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[str, ...],
-                       show_progress: bool = True) -> TrainingData:
-    """Load ``PATH[:split]`` fully into memory at ``resolution`` with label tensors."""
+                       show_progress: bool = True, dtype: torch.dtype = torch.float16) -> TrainingData:
+    """Load ``PATH[:split]`` fully into memory at ``resolution`` with label tensors
+    (images as ``dtype``: float16 halves the memory, float32 keeps 16-bit precision)."""
     from ..utils import progress
 
     ds = open_training_set(spec)
@@ -135,11 +136,11 @@ def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[
         if a not in CONDITION_AXES:
             raise ValueError(f"unknown condition axis {a!r}; expected some of {tuple(CONDITION_AXES)}")
         label_axes[a] = CONDITION_AXES[a]
-    imgs = torch.empty(len(ds), 1, *resolution, dtype=torch.float16)
+    imgs = torch.empty(len(ds), 1, *resolution, dtype=dtype)
     labels = {a: torch.full((len(ds),), -1, dtype=torch.long) for a in label_axes}
     it = progress(range(len(ds)), total=len(ds), desc="load", disable=None if show_progress else True)
     for i in it:
-        imgs[i] = fit_image(ds.image(i), resolution).half()
+        imgs[i] = fit_image(ds.image(i), resolution).to(dtype)
         for a, classes in label_axes.items():
             v = condition_value(ds.records[i], a)
             if v is not None:

@@ -1,15 +1,11 @@
 """The training loop: one function, :func:`train`, for every family, device and world size.
 
-Per step (``batch`` images per rank, all randomness from :func:`step_generator`):
-
-1. D step: fakes from G (no grad), DiffAugment both sides with probability ``p``,
-   one D pass on [reals, fakes]; hinge (fastgan) or BCE (dcgan) loss + FastGAN's
-   reconstruction loss on reals.
-2. Lazy R1 every ``r1_interval`` steps: ``gamma/2 * |grad_x D(x)|^2 * interval`` on reals.
-3. ADA: accumulate ``sign(D(real))``; every ``ada_interval`` steps move ``p`` toward
-   ``r_t = 0.6``.
-4. G step: fresh latents and labels, non-saturating loss through the same augmentation.
-5. EMA of G (half-life ``ema_kimg`` with StyleGAN's 5 % ramp-up).
+Per step the loop draws this rank's batch of reals and the step's random generator (both
+pure functions of ``(seed, step, rank)``), lets the family step its networks
+(:meth:`~mammosynth.training.family.Family.train_step`: the GAN's D step, R1 and G step, the
+diffusion's noise-predict-loss), counts the images and moves the EMA copies. All state is
+one :class:`~mammosynth.training.state.TrainerState`, which the checkpoint saves and the
+resume restores.
 
 Rank 0 writes stats.jsonl, TensorBoard, sample grids and checkpoints every
 ``snapshot_minutes`` and at the end. Ctrl-C / SIGTERM finish the step, write a
@@ -18,7 +14,6 @@ checkpoint and raise KeyboardInterrupt.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -31,19 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .. import __version__
-from ..models import build_discriminator, build_generator
-from ..models.augment import augment, parse_ops, update_p
 from ..models.cost import model_cost, train_memory
 from ..utils import atomic_file
 from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
-                         remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state)
+                         remove_stale_temporaries, save_checkpoint)
 from .config import TrainConfig
 from .data import TrainingData, load_training_data, open_training_set, step_generator
+from .family import (StepContext, d_loss_fn, family_for, g_loss_fn, generate_batches,  # noqa: F401 (re-exported)
+                     recalibrate_bn)
 from .quality import QualityScore
+from .state import TrainerState
 
 RUN_RE = re.compile(r"^(\d{5})-(.+)$")
 
@@ -104,89 +99,37 @@ class _StopRequest:
             signal.signal(sig, prev)
 
 
-def _ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, nimg: int, batch: int, ema_kimg: float) -> None:
+def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, nimg: int, batch: int, ema_kimg: float) -> None:
+    """``ema`` moves toward ``net`` with a half-life of ``ema_kimg`` thousand images
+    (StyleGAN's 5 % ramp-up: early on, the half-life is 5 % of the images seen)."""
     with torch.no_grad():
         if ema_kimg > 0:
             ema_nimg = min(ema_kimg * 1000.0, max(nimg * 0.05, 1e-8))
             beta = 0.5 ** (batch / ema_nimg)
         else:
             beta = 0.0
-        for pe, p in zip(G_ema.parameters(), G.parameters()):
+        for pe, p in zip(ema.parameters(), net.parameters()):
             pe.copy_(p.detach().lerp(pe, beta))
-        for be, b in zip(G_ema.buffers(), G.buffers()):
+        for be, b in zip(ema.buffers(), net.buffers()):
             be.copy_(b)
 
 
-@torch.no_grad()
-def recalibrate_bn(G: torch.nn.Module, data: TrainingData, device: torch.device, seed: int,
-                   batches: int = 8, batch: int = 64) -> None:
-    """Re-estimate the BatchNorm running statistics of ``G`` (in place) for eval-mode use.
-
-    ``_ema_update`` copies G's running stats into G_ema, but those belong to G's weights,
-    not to the averaged ones; eval-mode samples of G_ema then collapse to near-flat
-    images. Here G runs in train mode with a cumulative average (``momentum=None``) over
-    ``batches`` batches of latents and labels from a dedicated fixed-seed generator, so
-    the global RNG stream (and bit-identical resume) is untouched. Leaves ``G`` in eval mode.
-    """
-    bns = [m for m in G.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    g = torch.Generator().manual_seed(seed + 3_000_017)
-    G.train()
-    try:
-        for _ in range(batches):
-            z = torch.randn(batch, G.z_dim, generator=g)
-            labels = data.sample_labels(batch, g)
-            G(z.to(device), {a: y.to(device) for a, y in labels.items()})
-    finally:
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-        G.eval()
-
-
-def d_loss_fn(loss: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    if loss == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
-        F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
-
-
-def g_loss_fn(loss: str, fake: torch.Tensor) -> torch.Tensor:
-    if loss == "hinge":
-        return -fake.mean()
-    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-
-
-@torch.no_grad()
-def generate_batches(G: torch.nn.Module, z: torch.Tensor, labels: dict[str, torch.Tensor], device: torch.device,
-                     chunk: int = 32) -> torch.Tensor:
-    out = []
-    for i in range(0, z.shape[0], chunk):
-        out.append(G(z[i:i + chunk].to(device), {a: y[i:i + chunk].to(device) for a, y in labels.items()}).float().cpu())
-    return torch.cat(out)
-
-
-def grid_inputs(data: TrainingData, z_dim: int, cols: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[str]]:
-    """Fixed latents and labels for the sample grid: one row per class of each conditioned
-    axis (other axes fixed), the same ``cols`` latents in every row; 4 rows if unconditioned."""
+def grid_inputs(data: TrainingData, cols: int, seed: int) -> tuple[list[int], dict[str, torch.Tensor], list[str]]:
+    """Per-image seeds and labels for the sample grid: one row per class of each conditioned
+    axis (other axes fixed), the same ``cols`` seeds in every row; 4 rows if unconditioned."""
     g = torch.Generator().manual_seed(seed + 1_000_003)
-    z = torch.randn(cols, z_dim, generator=g)
+    seeds = [seed * 1_000_003 + 17 + k for k in range(cols)]
     if not data.label_axes:
-        z4 = torch.randn(4 * cols, z_dim, generator=g)
-        return z4, {}, ["row"] * 4
+        return [seed * 1_000_003 + 17 + k for k in range(4 * cols)], {}, ["row"] * 4
     base = data.sample_labels(cols, g)
-    zs, labs, names = [], {a: [] for a in data.label_axes}, []
+    all_seeds, labs, names = [], {a: [] for a in data.label_axes}, []
     for axis, classes in data.label_axes.items():
         for k, c in enumerate(classes):
-            zs.append(z)
+            all_seeds += seeds
             for a in data.label_axes:
                 labs[a].append(torch.full((cols,), k) if a == axis else base[a])
             names.append(f"{axis}={c}")
-    return torch.cat(zs), {a: torch.cat(v) for a, v in labs.items()}, names
+    return all_seeds, {a: torch.cat(v) for a, v in labs.items()}, names
 
 
 def save_grid(path: Path, images: torch.Tensor, cols: int) -> None:
@@ -239,16 +182,38 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
     for a in cfg.model.condition:
         if set(counts[a]) == {"unknown"}:
             raise ValueError(f"{ds.root}: cannot condition on {a!r}: no training image has a known {a} label")
+    info: dict[str, Any] = {
+        "config": cfg.to_dict(), "run_dir": str(run_dir), "resume_from": str(ckpt_path) if ckpt_path else None,
+        "dataset": {"path": str(ds.root), "split": ds.split, "images": len(ds), "labels": counts},
+        "preset": cfg.preset,
+    }
+    if cfg.model.family == "diffusion":
+        return {**info, **diffusion_cost(cfg)}
     cost = model_cost(cfg.model)
     # amp_setting's "on", without asking a GPU about bf16 (a dry run may plan for one it lacks)
     amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and D_.uses_cuda(cfg.device))
     memory = train_memory(cfg.model, cfg.batch, amp=amp_on, recon=cfg.recon_weight > 0, r1=cfg.r1_gamma > 0)
-    return {
-        "config": cfg.to_dict(), "run_dir": str(run_dir), "resume_from": str(ckpt_path) if ckpt_path else None,
-        "dataset": {"path": str(ds.root), "split": ds.split, "images": len(ds), "labels": counts},
-        "preset": cfg.preset, "parameters": {"G": cost.g_params, "D": cost.d_params},
-        "cost": cost.to_dict(), "memory": memory.to_dict(),
-    }
+    return {**info, "parameters": {"G": cost.g_params, "D": cost.d_params}, "cost": cost.to_dict(),
+            "memory": memory.to_dict()}
+
+
+def diffusion_cost(cfg: TrainConfig) -> dict[str, Any]:
+    """Parameters and GFLOP per UNet pass (one image, counted by torch's FLOP counter: 2 per
+    multiply-add), per training image (forward + backward ~ 3 passes) and per generated
+    image (25 steps, two passes each with guidance). No memory estimate yet
+    (:mod:`mammosynth.models.cost` models the GAN layers only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..models.diffusion import build_unet, class_index
+
+    unet = build_unet(cfg.model).eval()
+    h, w = cfg.model.resolution
+    labels = {a: torch.zeros(1, dtype=torch.long) for a in cfg.model.condition}
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        unet(torch.zeros(1, 1, h, w), 10, class_labels=class_index(labels, cfg.model.label_axes))
+    g = fc.get_total_flops() / 1e9
+    return {"parameters": {"unet": sum(p.numel() for p in unet.parameters())},
+            "cost": {"unet_gflop": g, "train_gflop": 3 * g, "sample_gflop_25_steps_guided": 50 * g}}
 
 
 # -- training ---------------------------------------------------------------------------
@@ -263,7 +228,8 @@ def amp_setting(mode: str, device: torch.device) -> tuple[bool, torch.dtype]:
 
 def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
           resume: str | os.PathLike | None = None) -> Path:
-    """Train a GAN on ``prepared`` (``PATH[:split]``) and return the run directory.
+    """Train a generator (GAN or diffusion) on ``prepared`` (``PATH[:split]``) and return
+    the run directory.
 
     ``resume``: ``"latest"`` (newest run under ``runs_dir``), a run directory or a
     checkpoint file; the run's own config is used, with this call's ``minutes``/``kimg``
@@ -285,51 +251,36 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     if cfg.batch % info.world:
         raise ValueError(f"batch {cfg.batch} is not divisible by the {info.world} processes")
     per_rank = cfg.batch // info.world
-    data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main)
+    # diffusion learns the images' values themselves: keep the 16-bit data's precision
+    # (float16 holds 11 bits); the GANs keep float16 (their runs resume bit-identically)
+    dtype = torch.float32 if cfg.model.family == "diffusion" else torch.float16
+    data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main,
+                              dtype=dtype)
     if ckpt is not None and ckpt["dataset"].get("content_hash") != data.info["content_hash"]:
         raise ValueError(f"{prepared}: differs from the dataset run {run_dir} was trained on "
                          f"({ckpt['dataset'].get('path')}); resume needs the same data")
     dev = info.device
     use_amp, amp_dtype = amp_setting(cfg.amp, dev)
-    autocast = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if use_amp else contextlib.nullcontext
-    scaler = torch.amp.GradScaler(dev.type, enabled=use_amp and amp_dtype == torch.float16)
     mem = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-
+    ctx = StepContext(info=info, device=dev, memory_format=mem,
+                      autocast=(lambda: torch.autocast(dev.type, dtype=amp_dtype)) if use_amp else contextlib.nullcontext,
+                      scaler=torch.amp.GradScaler(dev.type, enabled=use_amp and amp_dtype == torch.float16))
+    family = family_for(cfg)(cfg, data, ctx)
     torch.manual_seed(cfg.seed)
-    G = build_generator(cfg.model).to(dev, memory_format=mem)
-    Dn = build_discriminator(cfg.model).to(dev, memory_format=mem)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(Dn.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    step, nimg, ada_p, ada_acc, best_q, elapsed0 = 0, 0, cfg.ada_p0, [0.0, 0.0], math.inf, 0.0
+    state: TrainerState = family.build()
     if ckpt is not None:
-        G.load_state_dict(ckpt["G"])
-        Dn.load_state_dict(ckpt["D"])
-        G_ema.load_state_dict(ckpt["G_ema"])
-        opt_G.load_state_dict(ckpt["opt_G"])
-        opt_D.load_state_dict(ckpt["opt_D"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step, nimg, ada_p = int(ckpt["step"]), int(ckpt["nimg"]), float(ckpt["ada_p"])
-        ada_acc = [float(v) for v in ckpt["ada_acc"]]
-        best_q = float(ckpt.get("best_quality") if ckpt.get("best_quality") is not None else math.inf)
-        elapsed0 = float(ckpt.get("elapsed_s", 0.0))
-        rngs = ckpt.get("rng") or []
-        if len(rngs) == info.world:
-            set_rng_state(rngs[info.rank])
+        state.load_state_dict(ckpt, info.rank, info.world)
     else:
-        D_.broadcast_module(G, info)
-        D_.broadcast_module(Dn, info)
-        D_.broadcast_module(G_ema, info)
+        for m in state.modules():
+            D_.broadcast_module(m, info)
         torch.manual_seed(cfg.seed + 1000 * info.rank + 1)
-    ops = parse_ops(cfg.augment)
 
     # fixed inputs for grids and the quality score (rank 0)
-    grid_z, grid_labels, _ = grid_inputs(data, cfg.model.z_dim, cfg.grid_cols, cfg.seed)
+    grid_seeds, grid_labels, _ = grid_inputs(data, cfg.grid_cols, cfg.seed)
     qn = min(cfg.quality_n, len(data))
     qg = torch.Generator().manual_seed(cfg.seed + 2_000_003)
     q_idx = torch.randperm(len(data), generator=qg)[:qn]
-    q_z = torch.randn(qn, cfg.model.z_dim, generator=qg)
+    q_seeds = [cfg.seed * 2_000_003 + 29 + k for k in range(qn)]
     q_labels = data.sample_labels(qn, qg)
     for a, y in data.labels.items():
         q_labels[a] = torch.where(y[q_idx] >= 0, y[q_idx], q_labels[a])
@@ -355,61 +306,57 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         if tb is not None:
             for k, v in entry.items():
                 if isinstance(v, (int, float)) and k not in ("step", "kimg"):
-                    tb.add_scalar(f"{entry['event']}/{k}", v, nimg)
+                    tb.add_scalar(f"{entry['event']}/{k}", v, state.nimg)
 
-    def snapshot(quality_score: float | None, rngs: list[Any]) -> None:
-        nonlocal best_q
-        state = {
-            "config": cfg.to_dict(), "G": G.state_dict(), "D": Dn.state_dict(), "G_ema": G_ema.state_dict(),
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "ada_p": float(ada_p), "ada_acc": [float(v) for v in ada_acc], "step": step, "nimg": nimg,
-            "kimg": nimg / 1000, "elapsed_s": elapsed0 + (time.time() - t_start), "rng": rngs, "world": info.world,
+    def snapshot(quality_score: float | None) -> None:
+        meta = {
+            "config": cfg.to_dict(), "world": info.world,
             "label_axes": {a: list(c) for a, c in data.label_axes.items()}, "label_freq": data.label_freq,
             "dataset": {k: data.info[k] for k in ("path", "split", "content_hash", "manifest_sha256")},
-            "quality": quality_score, "best_quality": min(best_q, quality_score if quality_score is not None else math.inf),
-            "mammosynth_version": __version__,
+            "quality": quality_score, "mammosynth_version": __version__,
         }
-        if not math.isfinite(state["best_quality"]):
-            state["best_quality"] = None
-        save_checkpoint(run_dir / "checkpoints" / checkpoint_name(nimg), state)
+        improved = quality_score is not None and quality_score < state.best_quality
+        if improved:
+            state.best_quality = quality_score
+        ck = {**meta, **state.state_dict(), "elapsed_s": elapsed0_ + (time.time() - t_start)}
+        save_checkpoint(run_dir / "checkpoints" / checkpoint_name(state.nimg), ck)
         prune_checkpoints(run_dir, cfg.keep)
-        if quality_score is not None and quality_score < best_q:
-            best_q = quality_score
-            save_checkpoint(run_dir / "checkpoints" / "best.pt", state)
+        if improved:
+            save_checkpoint(run_dir / "checkpoints" / "best.pt", ck)
 
     def do_snapshot() -> None:
-        rngs = D_.gather_objects(rng_state(), info)
-        recalibrate_bn(G_ema, data, dev, cfg.seed)  # every rank: replicas stay identical
+        state.gather_rng(info)
+        family.before_snapshot(state)
         if not info.is_main:
             return
-        fakes = generate_batches(G_ema, q_z, q_labels, dev)
-        q = quality(fakes)
-        grid = generate_batches(G_ema, grid_z, grid_labels, dev)
-        save_grid(run_dir / "samples" / f"grid-{nimg / 1000:010.3f}.png", grid, cfg.grid_cols)
+        q = quality(family.render(state, q_seeds, q_labels))
+        grid = family.render(state, grid_seeds, grid_labels)
+        save_grid(run_dir / "samples" / f"grid-{state.nimg / 1000:010.3f}.png", grid, cfg.grid_cols)
         if tb is not None:
-            tb.add_image("samples", (grid[:cfg.grid_cols * 4].clamp(-1, 1) + 1) / 2, nimg, dataformats="NCHW")
-        snapshot(q, rngs)
-        log({"event": "snapshot", "step": step, "kimg": nimg / 1000, "quality": q, "ada_p": ada_p,
-             "time_s": round(elapsed0 + time.time() - t_start, 2)})
+            tb.add_image("samples", (grid[:cfg.grid_cols * 4].clamp(-1, 1) + 1) / 2, state.nimg, dataformats="NCHW")
+        snapshot(q)
+        log({"event": "snapshot", "step": state.step, "kimg": state.nimg / 1000, "quality": q,
+             **family.progress(state), "time_s": round(elapsed0_ + time.time() - t_start, 2)})
 
+    elapsed0_ = state.elapsed_s
     t_start = time.time()
     last_snap = last_log = t_start
-    log({"event": "start" if ckpt is None else "resume", "step": step, "kimg": nimg / 1000, "world": info.world,
-         "device": str(dev)})
+    log({"event": "start" if ckpt is None else "resume", "step": state.step, "kimg": state.nimg / 1000,
+         "world": info.world, "device": str(dev)})
     target = cfg.kimg * 1000 if cfg.kimg is not None else None
     bar = None
     if info.is_main:
         from ..utils import progress_bar  # tqdm on a terminal, a plain line every few seconds in a log
 
-        bar = progress_bar(total=int(target) if target else None, initial=min(nimg, int(target)) if target else nimg,
+        bar = progress_bar(total=int(target) if target else None,
+                           initial=min(state.nimg, int(target)) if target else state.nimg,
                            unit="img", unit_scale=True, desc="train")
-    acc = {"loss_D": 0.0, "loss_G": 0.0, "rec": 0.0, "r1": 0.0, "n": 0}
-    img_since, interrupted = 0, False
+    acc = dict.fromkeys(family.loss_names, 0.0)
+    steps_since, img_since, interrupted = 0, 0, False
     with _StopRequest() as stop_req:
         while True:
             now = time.time()
-            stop = (target is not None and nimg >= target) or \
+            stop = (target is not None and state.nimg >= target) or \
                    (cfg.minutes is not None and now - t_start >= cfg.minutes * 60)
             flags = D_.all_sum([float(stop), float(stop_req.requested),
                                 float(info.is_main and now - last_snap >= cfg.snapshot_minutes * 60)], info)
@@ -420,96 +367,44 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
                 do_snapshot()
                 last_snap = time.time()
             # ---- one step ----
-            gen = step_generator(cfg.seed, step, info.rank)
-            idx = data.batch_indices(cfg.seed, step, info.rank, info.world, per_rank)
+            gen = step_generator(cfg.seed, state.step, info.rank)
+            idx = data.batch_indices(cfg.seed, state.step, info.rank, info.world, per_rank)
             real, real_labels = data.batch(idx)
-            real = real.to(dev, memory_format=mem, non_blocking=True)
-            z = torch.randn(per_rank, cfg.model.z_dim, generator=gen).to(dev)
-            fake_labels = data.sample_labels(per_rank, gen)
-            G.requires_grad_(False)
-            Dn.requires_grad_(True)
-            with autocast():
-                with torch.no_grad():
-                    fake = G(z, fake_labels)
-                both = augment(torch.cat([real, fake.to(real.dtype)]), ada_p, ops, gen)
-                # reals and fakes in separate D passes: D's BatchNorm must see pure batches, as
-                # in the G step (a mixed batch lets D separate them by batch statistics that
-                # G's fake-only pass never reproduces, so G gets no useful gradient)
-                logits_r, rec = Dn(both[:per_rank], real_labels, recon_n=per_rank if cfg.recon_weight > 0 else 0, gen=gen)
-                logits_f, _ = Dn(both[per_rank:], fake_labels)
-                logits = torch.cat([logits_r, logits_f])
-                loss_D = d_loss_fn(cfg.loss, logits[:per_rank].float(), logits[per_rank:].float()) + cfg.recon_weight * rec.float()
-            opt_D.zero_grad(set_to_none=True)
-            scaler.scale(loss_D).backward()
-            D_.all_reduce_grads(Dn.parameters(), info)
-            scaler.step(opt_D)
-            scaler.update()
-            ada_acc[0] += float(torch.sign(logits[:per_rank].detach().float()).sum())
-            ada_acc[1] += per_rank
-            r1_val = 0.0
-            if cfg.r1_gamma > 0 and step % cfg.r1_interval == 0:
-                x = both[:per_rank].detach().float().requires_grad_(True)
-                out, _ = Dn(x, real_labels)
-                (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-                r1 = grad.square().sum(dim=(1, 2, 3)).mean()
-                opt_D.zero_grad(set_to_none=True)
-                (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
-                D_.all_reduce_grads(Dn.parameters(), info)
-                opt_D.step()
-                r1_val = float(r1.detach())
-            D_.sync_buffers(Dn, info)
-            # G step
-            G.requires_grad_(True)
-            Dn.requires_grad_(False)
-            z = torch.randn(per_rank, cfg.model.z_dim, generator=gen).to(dev)
-            fake_labels = data.sample_labels(per_rank, gen)
-            with autocast():
-                fake = G(z, fake_labels)
-                logits_g, _ = Dn(augment(fake, ada_p, ops, gen), fake_labels)
-                loss_G = g_loss_fn(cfg.loss, logits_g.float())
-            opt_G.zero_grad(set_to_none=True)
-            scaler.scale(loss_G).backward()
-            D_.all_reduce_grads(G.parameters(), info)
-            scaler.step(opt_G)
-            scaler.update()
-            D_.sync_buffers(G, info)
-            D_.sync_buffers(Dn, info)
-            nimg += cfg.batch
-            step += 1
-            _ema_update(G_ema, G, nimg, cfg.batch, cfg.ema_kimg)
-            if ops and cfg.ada_target > 0 and step % cfg.ada_interval == 0:
-                s, n = D_.all_sum(ada_acc, info)
-                ada_p = update_p(ada_p, s / max(n, 1), cfg.ada_target, cfg.batch, cfg.ada_interval, cfg.ada_kimg)
-                ada_acc = [0.0, 0.0]
+            losses = family.train_step(state, gen, real.to(dev, memory_format=mem, non_blocking=True), real_labels)
+            state.nimg += cfg.batch
+            state.step += 1
+            for ema_key, key in state.ema.items():
+                _ema_update(state.nets[ema_key], state.nets[key], state.nimg, cfg.batch, cfg.ema_kimg)
+            family.after_step(state)
             # ---- logging (rank 0) ----
-            acc["loss_D"] += float(loss_D.detach())
-            acc["loss_G"] += float(loss_G.detach())
-            acc["rec"] += float(rec.detach())
-            acc["r1"] += r1_val
-            acc["n"] += 1
+            for k, v in losses.items():
+                acc[k] += v
+            steps_since += 1
             img_since += cfg.batch
             now = time.time()
+            fam = family.progress(state)
             if bar is not None:
                 bar.update(cfg.batch)
                 if cfg.minutes is not None:  # time budget: show the time left as the ETA
                     left = max(0, int(cfg.minutes * 60 - (now - t_start)))
-                    bar.set_postfix_str(f"p={ada_p:.2f} left={left // 60:02d}:{left % 60:02d}", refresh=False)
+                    bar.set_postfix_str(" ".join(f"{k}={v:.2f}" for k, v in fam.items())
+                                        + f" left={left // 60:02d}:{left % 60:02d}", refresh=False)
             if info.is_main and now - last_log >= 10:
-                n = acc.pop("n")
-                entry = {"event": "train", "step": step, "kimg": nimg / 1000, "img_s": round(img_since / (now - last_log), 2),
-                         "ada_p": round(ada_p, 4), **{k: round(v / n, 5) for k, v in acc.items()},
-                         "time_s": round(elapsed0 + now - t_start, 2)}
+                entry = {"event": "train", "step": state.step, "kimg": state.nimg / 1000,
+                         "img_s": round(img_since / (now - last_log), 2), **{k: round(v, 4) for k, v in fam.items()},
+                         **{k: round(v / steps_since, 5) for k, v in acc.items()},
+                         "time_s": round(elapsed0_ + now - t_start, 2)}
                 log(entry)
                 if bar is not None and cfg.minutes is None:
-                    bar.set_postfix(p=f"{ada_p:.2f}", D=f"{entry['loss_D']:.2f}", G=f"{entry['loss_G']:.2f}")
-                acc = {"loss_D": 0.0, "loss_G": 0.0, "rec": 0.0, "r1": 0.0, "n": 0}
-                img_since, last_log = 0, now
+                    bar.set_postfix({k: f"{entry[k]:.2f}" for k in (*fam, *family.loss_names[:2])})
+                acc = dict.fromkeys(family.loss_names, 0.0)
+                steps_since, img_since, last_log = 0, 0, now
         do_snapshot()
     if bar is not None:
         bar.close()
-    same = D_.replicas_identical([G, Dn, G_ema], info) if info.enabled else True
-    log({"event": "interrupted" if interrupted else "end", "step": step, "kimg": nimg / 1000,
-         "time_s": round(elapsed0 + time.time() - t_start, 2), "world": info.world, "replicas_identical": same})
+    same = D_.replicas_identical(state.modules(), info) if info.enabled else True
+    log({"event": "interrupted" if interrupted else "end", "step": state.step, "kimg": state.nimg / 1000,
+         "time_s": round(elapsed0_ + time.time() - t_start, 2), "world": info.world, "replicas_identical": same})
     if stats_f is not None:
         stats_f.close()
     if tb is not None:
@@ -517,7 +412,7 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     D_.barrier(info)
     if interrupted:
         if info.is_main:
-            print(f"interrupted at {nimg / 1000:.3f} kimg; checkpoint written to {run_dir / 'checkpoints'}; "
+            print(f"interrupted at {state.nimg / 1000:.3f} kimg; checkpoint written to {run_dir / 'checkpoints'}; "
                   f"continue with --resume latest", file=sys.stderr)
         raise KeyboardInterrupt
     return run_dir

@@ -9,7 +9,8 @@ hence in the run's ``config.json`` and checkpoints. It is a constructor rather t
 the caller gave.
 
 Presets change the ``fastgan`` family only (and amp, which is precision, not recipe):
-``dcgan`` keeps its 2016 recipe (64 channels doubling to 512, batch 64) under every preset.
+``dcgan`` keeps its 2016 recipe (64 channels doubling to 512, batch 64) under every preset,
+and ``diffusion`` its defaults (widen it with ``channels``).
 
 Widths (``g_channels``/``d_channels``: channels at full resolution, doubling per halving up
 to ``max_channels``). FastGAN (Liu et al. 2021, ngf = ndf = 64) has 32 channels at 256 px,
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..models.config import ModelConfig
+from ..models.config import ModelConfig, config_for_family
 from .config import TrainConfig
 from .distributed import uses_cuda
 
@@ -94,4 +95,4 @@ def preset_config(preset: str = "auto", model: dict[str, Any] | None = None, **f
     for k, v in p.train_fields(family).items():
         if fields.get(k) is None:
             fields[k] = v
-    return TrainConfig(model=ModelConfig.for_family(family, **model), preset=p.name, **fields)
+    return TrainConfig(model=config_for_family(family, **model), preset=p.name, **fields)

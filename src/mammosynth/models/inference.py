@@ -1,0 +1,202 @@
+"""The inference form of a trained generator: :func:`prepare_for_inference`, applied once
+by the pipeline (and the trainer's snapshots), so the model modules read as plain
+training graphs.
+
+FastGAN (eval mode, running statistics): every BatchNorm folds into a per-channel (or
+per-image, when class-conditional) affine, an unconditional one into the conv weights
+themselves; the SLE gate folds into the GLU's value half; the nearest/bilinear upsample +
+3x3 conv of each block runs as one stride-2 transposed conv at the low resolution; the top
+block keeps its output as (offset-)packed pixel phases and the to-image conv runs on them
+at half resolution (``layers.upsample_kernel``, ``layers.offset_upsample_kernel``,
+``layers.packed_kernel``). The result equals the training graph with running statistics
+up to float rounding (``tests/models``); inside :meth:`FoldedFastGAN.inference_cache` the
+weight-derived kernels are made once and reused.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import (check_labels, latent_noise, offset_packed_kernel, offset_upsample_kernel, packed_kernel,
+                     upsample_kernel, upsample_transposed_kernel, zero_offset_border)
+
+
+def prepare_for_inference(generator: nn.Module) -> nn.Module:
+    """A module computing ``generator``'s images for inference: FastGAN's folded form
+    (:class:`FoldedFastGAN`, sharing its weights), any other generator unchanged."""
+    from .fastgan import FastGANGenerator
+
+    if isinstance(generator, FastGANGenerator):
+        return FoldedFastGAN(generator)
+    return generator
+
+
+def cached(cache: dict | None, key: Any, make: Callable[[], Any]) -> Any:
+    """``cache[key]``, made by ``make()`` on first use; ``make()`` when there is no cache."""
+    if cache is None:
+        return make()
+    try:
+        return cache[key]
+    except KeyError:
+        value = cache[key] = make()
+        return value
+
+
+def glu_affine(y: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, gate: torch.Tensor | None = None,
+               phases: int = 1) -> torch.Tensor:
+    """``glu(y * scale + shift) * gate`` per channel (gate folded into the GLU's value half:
+    ``g * (a * s + t) = a * (s * g) + t * g``). ``scale``/``shift`` ``[1 or B, 2C]``,
+    ``gate`` ``[B, C]``; with ``phases`` > 1 each channel of ``y`` is ``phases`` packed
+    channels. One pass over ``y`` for the affine (per-image parameters, the fast
+    broadcast), one for the GLU."""
+    b = y.shape[0]
+    scale, shift = scale.expand(b, -1), shift.expand(b, -1)
+    if gate is not None:
+        g2 = torch.cat([gate, torch.ones_like(gate)], 1).to(scale.dtype)
+        scale, shift = scale * g2, shift * g2
+    if phases > 1:
+        scale, shift = scale.repeat_interleave(phases, 1), shift.repeat_interleave(phases, 1)
+    else:
+        scale, shift = scale.contiguous(), shift.contiguous()
+    return F.glu(torch.addcmul(shift[:, :, None, None], y, scale[:, :, None, None]), dim=1)
+
+
+def folded_norm(norm: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    """A CondBatchNorm2d in eval mode as one affine pass; per-image parameters even when
+    unconditional (CPU addcmul is ~2x faster that way)."""
+    scale, shift = (t.expand(x.shape[0], -1).contiguous() for t in norm.folded(c, x.dtype))
+    return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+
+
+def conv_norm_glu(block: nn.Module, i: int, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None,
+                  cache: dict | None, packed: bool = False) -> torch.Tensor:
+    """Conv ``i`` of an UpBlock (the first one upsampling: a stride-2 transposed conv, or
+    with ``packed`` a conv giving the offset-packed phases (nearest upsampling; see
+    ``layers.offset_upsample_kernel``) or the packed phases (bilinear)), its folded norm, GLU
+    and ``gate``. An unconditional norm folds into the conv itself (scale into the weights,
+    shift into the bias): no pass over the conv output."""
+    norm = block.norms[i]
+    phases = 4 if packed else 1
+    channels_last = x.is_contiguous(memory_format=torch.channels_last)
+
+    def kernel() -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        w, b, pad = block.convs[i].weight, None, 1
+        if not norm.cond_dim:
+            scale, shift = norm.folded(None, w.dtype)
+            w, b = w * scale[0][:, None, None, None], shift[0]
+        if i == 0 and packed:  # offset-packed 2x2 windows (nearest) or packed 3x3 (bilinear)
+            w = upsample_kernel(w, True) if block.smooth else offset_upsample_kernel(w)
+            b = None if b is None else b.repeat_interleave(4)
+        elif i == 0:
+            w, pad = upsample_transposed_kernel(w, block.smooth)
+        return w.contiguous(memory_format=torch.channels_last) if channels_last else w, b, pad
+
+    w, b, pad = cached(cache, (id(block), i, packed, channels_last), kernel)
+    w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
+    if i == 0 and not packed:
+        y = F.conv_transpose2d(x, w, b, stride=2, padding=pad)
+    else:
+        y = F.conv2d(x, w, b, padding=1)
+    if norm.cond_dim:  # per-image parameters: one affine pass over the output
+        out = glu_affine(y, *norm.folded(c, y.dtype), gate, phases=phases)
+    else:
+        out = F.glu(y, dim=1)
+        if gate is not None:  # on the GLU's output: half the channels of the conv's
+            out = out * gate.to(out.dtype).repeat_interleave(phases, 1)[:, :, None, None]
+    return zero_offset_border(out) if packed and not block.smooth else out
+
+
+def folded_block(block: nn.Module, x: torch.Tensor, c: torch.Tensor | None, gate: torch.Tensor | None,
+                 packed: bool, cache: dict | None, noise: torch.Tensor | None) -> torch.Tensor:
+    """An UpBlock with folded norms (+ gate) and GLU; ``packed`` (one-conv block): its
+    output's four pixel phases unshuffled (channel ``4 * k + phase``), offset-packed
+    ``[B, 4 * cout, h + 1, w + 1]`` with nearest upsampling, packed ``[B, 4 * cout, h, w]``
+    with bilinear."""
+    if block.noise_strength is not None:
+        x = x + block.noise_strength.to(x.dtype)[None, :, None, None] * noise
+    last = len(block.convs) == 1
+    x = conv_norm_glu(block, 0, x, c, gate if last else None, cache, packed)
+    for i in range(1, len(block.convs)):
+        x = conv_norm_glu(block, i, x, c, gate if i == len(block.convs) - 1 else None, cache)
+    return x
+
+
+class FoldedFastGAN(nn.Module):
+    """A FastGAN generator's inference form (module docstring); shares its weights. In
+    training mode (or without running statistics) it runs the generator itself."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+        self._cache: dict | None = None
+
+    # the models contract
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.generator.resolution
+
+    @property
+    def label_axes(self) -> dict[str, tuple[str, ...]]:
+        return self.generator.label_axes
+
+    @contextlib.contextmanager
+    def inference_cache(self) -> Iterator["FoldedFastGAN"]:
+        """Within this scope the kernels derived from the weights (transposed and packed
+        upsample-conv kernels with unconditional norms folded in, the packed to-image
+        kernel) are computed once and reused, instead of once per batch. The weights must
+        not change inside the scope."""
+        outer = self._cache
+        self._cache = {} if outer is None else outer
+        try:
+            yield self
+        finally:
+            self._cache = outer
+
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        G = self.generator
+        if G.training or not all(b.foldable for b in G.blocks) or not G.init_norm.foldable:
+            return G(z, labels)
+        if z.ndim != 2 or z.shape[1] != G.z_dim:
+            raise ValueError(f"z must have shape [B, {G.z_dim}], got {tuple(z.shape)}")
+        hb, wb = G.base_hw
+        noise = latent_noise(z, [(hb << (i - 1), wb << (i - 1)) for i in range(G.noise_from, len(G.blocks) + 1)])
+        c = None
+        if G.embed is not None:
+            c = G.embed(check_labels(labels, G.label_axes, z.shape[0]), z.device).to(z.dtype)
+            z = torch.cat([z, c], 1)
+        x = G.init(z).view(z.shape[0], -1, *G.base_hw)
+        x = F.glu(folded_norm(G.init_norm, x, c), dim=1)
+        feats = [x]
+        gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
+        # the last block's output stays as (offset-)packed pixel phases and the to-image
+        # conv runs on them at half resolution
+        packed = len(G.blocks[-1].convs) == 1
+        cache = self._cache
+        for i, block in enumerate(G.blocks, start=1):
+            gate = None
+            if i in gates:
+                a, m = gates[i]
+                gate = m.gate(feats[a])
+            x = folded_block(block, x, c, gate, packed and i == len(G.blocks), cache,
+                             noise[i - G.noise_from] if i >= G.noise_from else None)
+            feats.append(x)
+        if not packed:
+            return torch.tanh(G.to_img(x))
+        # to-image conv on the phases (layers.packed_conv3x3, or its 2x2 form on the
+        # offset-packed map): [B, 4 phases, h, w]
+        kernel = packed_kernel if G.smooth else offset_packed_kernel
+        k, bias = cached(cache, "to_img", lambda: (kernel(G.to_img.weight), G.to_img.bias.repeat_interleave(4)))
+        y = torch.tanh(F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if G.smooth else 0))
+        b, _, h, w = y.shape
+        # pixel shuffle of one channel by reshapes: ~3x faster than F.pixel_shuffle on
+        # channels-last phases (phase 2 * p + q -> pixel (2i + p, 2j + q))
+        return y.permute(0, 2, 3, 1).reshape(b, h, w, 2, 2).permute(0, 1, 3, 2, 4).reshape(b, 1, 2 * h, 2 * w)
