@@ -18,8 +18,8 @@ density    diffusion    SDEdit: noise to ``strength``, denoise under the target 
 =========  ===========  ========================================================  ==========
 
 The learned routes (:mod:`.learned`) are built lazily by :func:`make_editor` from a trained
-run through the diffusion family (``mammosynth.sampling.diffusion.load_pipeline``, branch
-``diffusion``, not merged yet); without it, asking for them says so.
+run through the diffusion family (``mammosynth.sampling.diffusion.load_pipeline``), imported
+lazily; without diffusers installed, asking for them says so.
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The learned routes: mask inpainting (RePaint) and SDEdit on a class-conditional diffusion prior.
 
 The prior is anything with the shape of the diffusion family's pipeline
-(``mammosynth.sampling.diffusion.DiffusionPipeline``, branch ``diffusion``): a UNet called
+(``mammosynth.sampling.diffusion.DiffusionPipeline``): a UNet called
 as ``unet(x, t, class_labels=c).sample``, a fresh deterministic scheduler per film (diffusers'
 DDIM: ``set_timesteps``, ``timesteps``, ``step``, ``add_noise``, ``alphas_cumprod``), a
 labels -> class-index function and the model's resolution. :meth:`DiffusionPrior.from_run`
-builds it from a run through that branch's API, imported lazily, so this module merges
-cleanly whether or not the family is there.
+builds it from a run through that family's API, imported lazily (diffusers is loaded only
+when a learned route runs).
 
 * **RePaint** (Lugmayr et al. 2022): at every step the known region (outside the mask) is
   replaced by the source noised to that step's level, the whole image is denoised one step
