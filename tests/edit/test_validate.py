@@ -72,3 +72,30 @@ def test_the_check_is_registered_and_idle_without_edits(sets):
     out = edits(inputs)
     assert not out["available"] and "--edits" in out["reason"]
     assert edits_step(out).status == "not computed"
+
+
+def test_evaluate_edits_from_the_cli_runs_the_edits_step_and_skips_near_copies(sets, tmp_path, monkeypatch,
+                                                                                one_torch_thread):
+    import json
+
+    import mammosynth.metrics.fidelity as fidelity
+    from mammosynth.cli import main
+
+    def image_metrics(real, synthetic, train=None, heldout=None, config=None):
+        pair = {"synthetic_id": synthetic[0].image_id, "train_id": "x", "distance": 0.0, "ssim": 1.0}
+        return {"memorization": {"available": True, "reason": None, "n_flagged": 1, "flagged": [pair]},
+                "timings_s": {}}
+
+    monkeypatch.setattr(fidelity, "compute_image_metrics", image_metrics)
+    ph, ed = sets
+    out = tmp_path / "report"
+    rc = main(["evaluate", "--real", str(ph), "--edits", str(ed), "--out", str(out), "--no-realism",
+               "--seeds", "1", "--n-boot", "50", "--min-steps", "4", "--epochs", "1"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    steps = {s["step"]: s for s in m["verdict"]["steps"]}
+    assert steps[STEP]["status"] in ("pass", "warn", "fail")
+    assert m["edits"]["unchanged_outside"]["max_abs_diff"] == 0
+    near = steps["Near-copies of training patients"]
+    assert near["status"] == "not computed" and "edited real films" in near["summary"]
+    assert STEP in (out / "report.html").read_text()

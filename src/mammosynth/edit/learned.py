@@ -51,11 +51,15 @@ class DiffusionPrior:
         try:
             import torch
 
-            from ..models.diffusion import class_index, noise_scheduler  # type: ignore[attr-defined]
-            from ..sampling.diffusion import load_pipeline  # type: ignore[import-not-found]
+            from ..models.diffusion import class_index, noise_scheduler
+            from ..sampling.diffusion import DiffusionPipeline
+            from ..sampling.pipeline import load_pipeline
         except ImportError as exc:
             raise ValueError(f"the learned edit routes need the diffusion family ({exc})") from exc
         pipe = load_pipeline(run)
+        if not isinstance(pipe, DiffusionPipeline):
+            raise ValueError(f"{run}: a {type(pipe).__name__} run; the learned edit routes need a diffusion model "
+                             "(mammosynth train --model diffusion)")
         axes = dict(pipe.label_axes)
 
         def classes(labels: Mapping[str, str]):

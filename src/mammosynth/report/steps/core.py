@@ -71,6 +71,12 @@ def image_metrics(inputs: EvalInputs) -> dict[str, Any]:
                                              heldout=inputs.heldout, config=ic)
     except (ValueError, RuntimeError) as exc:
         return unavailable(f"image metrics failed: {exc}")
+    recs = inputs.synthetic.records
+    if recs and all((r.generation or {}).get("edited") for r in recs):
+        # an edited film is its source outside the edit mask, by design: a near-copy search
+        # would flag every one of them; "2d. Edits" checks what matters for edits instead
+        out["memorization"] = unavailable("the synthetic set is edited real films (mammosynth edit), each its "
+                                          "source outside the edit mask by design; see 2d. Edits")
     return {"available": True, "reason": None, **out}
 
 
