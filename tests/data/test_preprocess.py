@@ -176,3 +176,21 @@ def test_preprocess_keeps_lesion_inside_box(seed, side):
     inside = res.image[y0:y1, x0:x1].astype(float).mean()
     ring = res.image[max(0, y0 - 6):y1 + 6, max(0, x0 - 6):x1 + 6].astype(float)
     assert inside > ring.mean()  # the bright lesion is where the box says
+
+
+def test_view_from_image_calls_mlo_on_the_pectoral_muscle_and_never_cc(tmp_path):
+    from mammosynth.data.ingest import IngestConfig, ingest
+    from mammosynth.data.prepared import PreparedDataset
+    from mammosynth.data.preprocess import PreprocessConfig, breast_masks, view_from_image
+    from mammosynth.phantom import PhantomConfig, make_phantom_dataset
+
+    ph = make_phantom_dataset(tmp_path / "ph", n=24, config=PhantomConfig(size=(128, 80)), workers=1)
+    ingest(ph, "prepared", tmp_path / "prep", IngestConfig(preprocess=PreprocessConfig(size=(128, 80))))
+    ds = PreparedDataset(tmp_path / "prep")  # chest wall on the left, as view_from_image expects
+    imgs = np.stack([ds.image(r) for r in ds.records])
+    calls = [view_from_image(i, m)[0] for i, m in zip(imgs, breast_masks(imgs))]
+    views = [r.view for r in ds.records]
+    assert not any(c == "MLO" for c, v in zip(calls, views) if v == "CC")  # no CC film called MLO
+    mlo = [c for c, v in zip(calls, views) if v == "MLO"]
+    assert mlo and sum(c == "MLO" for c in mlo) >= 0.7 * len(mlo)
+    assert set(calls) <= {"MLO", None}

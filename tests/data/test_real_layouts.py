@@ -460,6 +460,15 @@ def write_xlsx(path, rows):
     wb.save(path)
 
 
+def with_pectoral(px):
+    """A bright pectoral-muscle triangle in the upper chest-wall corner (chest wall on the right)."""
+    out = px.copy()
+    n = out.shape[0]
+    yy, xx = np.mgrid[0:n, 0:n]
+    out[(n - 1 - xx) < 0.45 * n - 1.2 * yy] = int(out.max() * 0.95)
+    return out
+
+
 def cmmd_tree(root):
     """D1-0001: one breast (L), DICOMs with no side or view at all. D1-0002: both breasts;
     one DICOM with PatientOrientation, one with ViewCodeSequence + PatientOrientation, one
@@ -478,7 +487,7 @@ def cmmd_tree(root):
 
     cc = Dataset()
     cc.CodeValue, cc.CodingSchemeDesignator, cc.CodeMeaning = "399162004", "SCT", "cranio-caudal"
-    series("D1-0001", [(film("right", seed=1), {}), (film("right", seed=2), {})])
+    series("D1-0001", [(film("right", seed=1), {}), (with_pectoral(film("right", seed=2)), {})])
     series("D1-0002", [(film("left", seed=3), {"PatientOrientation": ["A", "FR"]}),
                        (film("right", seed=4), {"PatientOrientation": ["P", "L"], "ViewCodeSequence": [cc]}),
                        (film("right", seed=5), {})])
@@ -534,6 +543,10 @@ def test_cmmd_dicoms_without_imagelaterality_and_viewposition_side_and_view_deri
     assert c.preprocessing["laterality_source"] == "image" and len(c.findings) == 2
     one = recs["D1-0001/1-1.dcm"]  # one breast in the table: that side
     assert one.preprocessing["source_labels"]["side_from"] == "clinical row (one breast)"
+    # no view in the header: the image tells MLO when a pectoral muscle shows, else nothing
+    assert one.view == "other" and one.preprocessing["view_from_image"]["view"] is None
+    mlo = recs["D1-0001/1-2.dcm"]
+    assert mlo.view == "MLO" and mlo.preprocessing["view_from_image"]["pectoral_ratio"] >= 1.15
 
 
 # -- all DICOM layouts ------------------------------------------------------------------

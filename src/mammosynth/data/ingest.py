@@ -34,7 +34,8 @@ from ..io.paths import confine
 from ..utils import num_workers, progress
 from .adapters import LabelReject, Note, SourceItem, detect_layout, get_adapter
 from .prepared import DatasetWriter, split_for_patient
-from .preprocess import PreprocessConfig, map_box, map_mask, preprocess, scaled_spacing, unmap_box
+from .preprocess import (PreprocessConfig, breast_masks, map_box, map_mask, preprocess, scaled_spacing, unmap_box,
+                         view_from_image)
 from .schema import Finding, ImageRecord, hash_patient_id
 
 EXIT_OK, EXIT_FAIL, EXIT_PARTIAL = 0, 1, 3
@@ -334,6 +335,11 @@ def _process(item: SourceItem, pcfg: PreprocessConfig, salt: str, fractions: tup
         findings = [Finding(kind=f.kind, pathology=f.pathology, source_codes=dict(f.source_codes))
                     for f in by_side[pre.laterality]]
     info = dict(pre.info)
+    view = item.view or meta.get("view") or "other"
+    if item.extra.get("view_from_image") and view == "other":  # the header names no view (CMMD)
+        guess, ratio = view_from_image(pre.image, breast_masks(pre.image[None])[0])
+        info["view_from_image"] = {"view": guess, "pectoral_ratio": round(ratio, 3)}
+        view = guess or "other"
     if dropped:
         info["boxes_outside_breast"] = dropped
     if clipped:
@@ -351,7 +357,7 @@ def _process(item: SourceItem, pcfg: PreprocessConfig, salt: str, fractions: tup
     spacing = item.pixel_spacing_mm or meta.get("pixel_spacing_mm")
     record = ImageRecord(
         image_id=item.image_id, patient_id=patient, laterality=pre.laterality,
-        view=item.view or meta.get("view") or "other", density=item.density,
+        view=view, density=item.density,
         density_source=item.density_source, findings=tuple(findings),
         age=item.age if item.age is not None else meta.get("age"),
         source_dataset=item.extra.get("dataset", "unknown"), source_file=item.source_file,

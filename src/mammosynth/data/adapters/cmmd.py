@@ -216,6 +216,8 @@ def scan(source: Path) -> Iterator[SourceItem | LabelReject]:
             labels = {"side_from": side_from or "image", "view_from": view_from or "none"}
             extra: dict[str, Any] = {"preprocessing": {"source_labels": labels}}
             findings: list[RawFinding] = []
+            if view is None:
+                extra["view_from_image"] = True  # MLO when the pectoral muscle shows (preprocess.view_from_image)
             if side is None:
                 extra["findings_by_side"] = by_side  # the image tells the side during preprocessing
             elif side not in by_side:
