@@ -171,3 +171,25 @@ def test_cbis_and_nbia_paths_cannot_walk_out(tmp_path, outside):
     assert opened == [] and res.added == 0
     outside_rows = [r for r in res.rejects if r["reason"].startswith("path outside the source")]
     assert len(outside_rows) == 3, res.rejects
+
+
+def test_label_files_in_a_symlinked_folder_are_never_read(tmp_path, outside):
+    """``source/sub -> outside``: the ``*/name`` patterns of VinDr, CBIS, NBIA and CMMD find
+    label files one folder down; through a symlinked folder they lie outside and are skipped."""
+    from mammosynth.data.adapters import cbis_ddsm, cmmd, nbia, vindr
+
+    for name in ("breast-level_annotations.csv", "finding_annotations.csv", "metadata.csv",
+                 "mass_case_description_train_set.csv", "CMMD_clinicaldata_revision.xlsx"):
+        (outside / name).write_text("x\n")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "sub").symlink_to(outside, target_is_directory=True)
+    with watch_opens(outside) as opened:
+        assert cbis_ddsm.csv_files(src) == []
+        assert nbia.find_metadata(src) is None
+        assert vindr._find(src, "breast-level_annotations.csv") is None
+        assert cmmd.clinical_file(src) is None
+    assert opened == []
+    (src / "real").mkdir()
+    (src / "real" / "metadata.csv").write_text("x\n")
+    assert [p.parent.name for p in cbis_ddsm.label_files(src, "*/metadata.csv")] == ["real"]

@@ -111,6 +111,22 @@ MAX_LABEL_BYTES = 256 << 20
 MAX_FIELD_CHARS = 131_072
 
 
+def label_files(source: Path, pattern: str) -> list[Path]:
+    """``source.glob(pattern)``, sorted, without the files that resolve outside ``source``
+    (through a symlinked folder or a symlink): a label file found by a pattern such as
+    ``*/metadata.csv`` is read only when it is really inside the source."""
+    head, _, name = pattern.rpartition("/")
+    if head not in ("", "*"):
+        raise ValueError(f"label_files: pattern {pattern!r} must be NAME or */NAME")
+    folders = [source]
+    if head == "*":  # one folder down, never through a folder that resolves outside (not even listed)
+        try:
+            folders = sorted(d for d in source.iterdir() if d.is_dir() and is_inside(source, d))
+        except OSError:
+            return []
+    return sorted(p for d in folders for p in d.glob(name) if is_inside(source, p))
+
+
 def _label_inside(path: Path) -> None:
     """A label file that is a symlink must point inside its own folder (else LayoutError):
     ``labels.csv -> /etc/passwd`` is never read."""

@@ -32,7 +32,7 @@ from typing import Iterator
 from ...io.paths import is_inside
 from . import nbia
 from .base import (LabelReject, LayoutError, Note, RawFinding, SourceItem, acr_density, csv_columns, hashed_id,
-                   laterality_code, read_csv, rel, require_columns, view_code)
+                   label_files, laterality_code, read_csv, rel, require_columns, view_code)
 
 NAME = "cbis-ddsm"
 DATASET = "CBIS-DDSM"
@@ -44,8 +44,8 @@ MASK_PREFERENCE = {"roi mask images": 0, "cropped images": 1}
 
 
 def csv_files(source: Path) -> list[Path]:
-    return sorted(p for p in source.glob("*.csv") if "case_description" in p.name.lower()) + \
-        sorted(p for p in source.glob("*/*.csv") if "case_description" in p.name.lower())
+    return [p for pattern in ("*.csv", "*/*.csv") for p in label_files(source, pattern)
+            if "case_description" in p.name.lower()]
 
 
 def detect(source: Path) -> bool:

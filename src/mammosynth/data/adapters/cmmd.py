@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from . import nbia
 from .base import (LabelReject, LayoutError, RawFinding, SourceItem, csv_columns, hashed_id, image_files,
-                   laterality_code, parse_float, read_csv, rel)
+                   label_files, laterality_code, parse_float, read_csv, rel)
 
 NAME = "cmmd"
 DATASET = "CMMD"
@@ -84,7 +84,7 @@ def _columns(path: Path) -> list[str]:
 def clinical_file(source: Path) -> Path | None:
     """The clinical table: ``CMMD_clinicaldata*.xlsx`` (or a .csv export of it) with the CMMD columns."""
     for pattern in ("*.xlsx", "*/*.xlsx", "*clinical*.csv"):
-        for p in sorted(source.glob(pattern)):
+        for p in label_files(source, pattern):
             if p.name.startswith("~$"):  # Excel's lock file
                 continue
             try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...io.paths import is_inside
-from .base import LabelReject, csv_columns, read_csv
+from .base import LabelReject, csv_columns, label_files, read_csv
 
 NAME = "metadata.csv"
 COLUMNS = {"Series UID", "Subject ID", "File Location"}
@@ -39,7 +39,7 @@ class Series:
 
 def find_metadata(source: Path) -> Path | None:
     """``metadata.csv`` with the NBIA columns in SOURCE or one folder below it."""
-    for p in (source / NAME, *sorted(source.glob(f"*/{NAME}"))):
+    for p in label_files(source, NAME) + label_files(source, f"*/{NAME}"):
         if p.is_file() and COLUMNS <= set(csv_columns(p)):
             return p
     return None

@@ -27,7 +27,7 @@ from typing import Iterator
 
 from ...io.paths import plain_name
 from .base import (LabelReject, LayoutError, Note, RawFinding, SourceItem, acr_density, csv_columns, image_files,
-                   laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
+                   label_files, laterality_code, parse_float, read_csv, rel, require_columns, safe_id, view_code)
 
 NAME = "vindr"
 DATASET = "VinDr-Mammo"
@@ -51,7 +51,7 @@ CATEGORIES = {
 
 
 def _find(source: Path, name: str) -> Path | None:
-    for p in (source / name, *sorted(source.glob(f"*/{name}"))):
+    for p in label_files(source, name) + label_files(source, f"*/{name}"):
         if p.is_file():
             return p
     return None
