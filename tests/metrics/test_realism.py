@@ -132,10 +132,12 @@ def _det(auc, lo, hi) -> DetectabilityResult:
     ((0.62, 0.60, 0.64), (0.55, 0.53, 0.57), "warn"),   # CIs apart, margin 0.07 < 0.10
     ((0.58, 0.50, 0.66), (0.55, 0.47, 0.63), "pass"),   # margin 0.03
     ((0.45, 0.40, 0.50), (0.55, 0.47, 0.63), "pass"),   # below the floor
+    ((0.531, 0.506, 0.556), (0.461, 0.43, 0.49), "pass"),  # floor below chance: judged against 0.5
+    ((0.56, 0.54, 0.58), (0.40, 0.36, 0.44), "warn"),    # 0.06 over chance
 ])
 def test_verdict_rule(syn, floor, expected):
     t = DetectabilityTest(synthetic=_det(*syn), floor=_det(*floor))
-    assert t.margin == pytest.approx(syn[0] - floor[0])
+    assert t.margin == pytest.approx(syn[0] - max(floor[0], 0.5))
     assert t.verdict() == expected
     assert expected in t.reason()
 

@@ -187,11 +187,15 @@ class DetectabilityTest:
     Verdict rule (:meth:`verdict`, ``margin`` m, default 0.10):
 
     * **fail**: the synthetic AUC's CI lies wholly above the floor AUC's CI
-      (``synthetic.ci_low > floor.ci_high``) AND ``AUC - floor AUC >= m``: the CNN tells the
+      (``synthetic.ci_low > floor.ci_high``) AND ``AUC - reference >= m``: the CNN tells the
       synthetic films apart clearly better than it tells two halves of the real set apart,
       and by a margin that matters;
-    * **warn**: not fail, but ``AUC - floor AUC >= m / 2`` (0.05 at the default);
+    * **warn**: not fail, but ``AUC - reference >= m / 2`` (0.05 at the default);
     * **pass**: otherwise.
+
+    The reference is the floor AUC, or chance (0.5) when the floor lies below it: an
+    out-of-fold AUC under 0.5 is noise, not a lower bar (two phantom sets drawn from one
+    generator read 0.531 against a floor of 0.461, which would otherwise warn).
     """
 
     synthetic: DetectabilityResult
@@ -199,8 +203,9 @@ class DetectabilityTest:
 
     @property
     def margin(self) -> float:
-        """AUC (synthetic vs real) minus the floor AUC (real vs real)."""
-        return self.synthetic.auc - self.floor.auc
+        """AUC (synthetic vs real) minus the floor AUC (real vs real), or minus 0.5 when
+        the floor is below chance."""
+        return self.synthetic.auc - max(self.floor.auc, 0.5)
 
     def verdict(self, margin: float = 0.10) -> str:
         """"pass" | "warn" | "fail" by the rule in the class docstring."""
@@ -212,7 +217,8 @@ class DetectabilityTest:
         """One sentence with the figures behind :meth:`verdict`."""
         s, f = self.synthetic, self.floor
         return (f"detectability AUC {s.auc:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}] vs real-vs-real floor "
-                f"{f.auc:.3f} [{f.ci_low:.3f}, {f.ci_high:.3f}]: margin {self.margin:+.3f} "
+                f"{f.auc:.3f} [{f.ci_low:.3f}, {f.ci_high:.3f}]: margin {self.margin:+.3f}"
+                f"{' (over chance: the floor is below 0.5)' if f.auc < 0.5 else ''} "
                 f"({self.verdict(margin)} at margin {margin:.2f})")
 
     def to_dict(self, margin: float = 0.10) -> dict[str, Any]:

@@ -27,7 +27,8 @@ def rule_text(rc: Any) -> str:
     """The verdict rule of :func:`mammosynth.metrics.realism.realism_verdict` in words, with ``rc``'s numbers."""
     m = rc.margin
     return (f"Fail when the synthetic-vs-real detectability AUC's 95% CI lies wholly above the real-vs-real floor's CI "
-            f"and the AUC exceeds the floor by at least {m:.2f}; warn when it exceeds the floor by at least {m / 2:.2f}; "
+            f"and the AUC exceeds the floor by at least {m:.2f}; warn when it exceeds the floor by at least {m / 2:.2f} "
+            "(the floor, or chance, 0.5, when the floor lies below it); "
             f"otherwise pass, raised to warn (never to fail) when the spectrum exponent differs clearly (CI excludes "
             f"0) and by at least {rc.beta_tolerance:g}, or the fine-detail energy ratio's CI lies wholly outside "
             f"[1/{rc.detail_tolerance:g}, {rc.detail_tolerance:g}]: spectrum and detail say why films look "
