@@ -124,7 +124,10 @@ class FastGANGenerator(SavableModel, nn.Module):
         self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
 
-    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def inputs(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None
+               ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        """(the initial map before its norm, the label embedding or None, the noise maps of
+        the noise blocks): what both this forward and the folded inference form start from."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
         hb, wb = self.base_hw
@@ -133,7 +136,10 @@ class FastGANGenerator(SavableModel, nn.Module):
         if self.embed is not None:
             c = self.embed(check_labels(labels, self.label_axes, z.shape[0]), z.device).to(z.dtype)
             z = torch.cat([z, c], 1)
-        x = self.init(z).view(z.shape[0], -1, *self.base_hw)
+        return self.init(z).view(z.shape[0], -1, *self.base_hw), c, noise
+
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        x, c, noise = self.inputs(z, labels)
         x = F.glu(self.init_norm(x, c), dim=1)
         feats = [x]
         gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import (check_labels, latent_noise, offset_packed_kernel, offset_upsample_kernel, packed_kernel,
-                     upsample_kernel, upsample_transposed_kernel, zero_offset_border)
+from .layers import (offset_packed_kernel, offset_upsample_kernel, packed_kernel, upsample_kernel,
+                     upsample_transposed_kernel, zero_offset_border)
 
 
 def prepare_for_inference(generator: nn.Module) -> nn.Module:
@@ -165,15 +165,7 @@ class FoldedFastGAN(nn.Module):
         G = self.generator
         if G.training or not all(b.foldable for b in G.blocks) or not G.init_norm.foldable:
             return G(z, labels)
-        if z.ndim != 2 or z.shape[1] != G.z_dim:
-            raise ValueError(f"z must have shape [B, {G.z_dim}], got {tuple(z.shape)}")
-        hb, wb = G.base_hw
-        noise = latent_noise(z, [(hb << (i - 1), wb << (i - 1)) for i in range(G.noise_from, len(G.blocks) + 1)])
-        c = None
-        if G.embed is not None:
-            c = G.embed(check_labels(labels, G.label_axes, z.shape[0]), z.device).to(z.dtype)
-            z = torch.cat([z, c], 1)
-        x = G.init(z).view(z.shape[0], -1, *G.base_hw)
+        x, c, noise = G.inputs(z, labels)
         x = F.glu(folded_norm(G.init_norm, x, c), dim=1)
         feats = [x]
         gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
