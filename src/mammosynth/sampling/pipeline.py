@@ -377,7 +377,7 @@ class GanPipeline(Pipeline):
             pipe = cls._from_checkpoint(path, checkpoint)
         else:
             raise FileNotFoundError(f"{path}: not found (expected a run directory, a checkpoint "
-                                    f"or a directory written by GanPipeline.save_pretrained)")
+                                    f"or a directory written by a pipeline's save_pretrained)")
         return pipe.to(device) if device is not None else pipe
 
     @classmethod
