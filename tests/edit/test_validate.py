@@ -99,3 +99,20 @@ def test_evaluate_edits_from_the_cli_runs_the_edits_step_and_skips_near_copies(s
     near = steps["Near-copies of training patients"]
     assert near["status"] == "not computed" and "edited real films" in near["summary"]
     assert STEP in (out / "report.html").read_text()
+
+
+def test_edits_step_not_requested_does_not_demote_an_all_pass_verdict(monkeypatch):
+    from types import SimpleNamespace
+
+    import mammosynth.report.registry as registry
+    from mammosynth.report.verdict import verdict
+
+    real = [c for c in checks() if c.step == STEP][0]
+    passing = SimpleNamespace(key="other", judge=lambda m: registry.Step("1. Other", "pass", "ok"))
+    monkeypatch.setattr(registry, "checks", lambda: [passing, real])
+    m = {"edits": {"available": False, "reason": "no edited set given", "not_requested": True}}
+    v = verdict(m)
+    assert v["overall"] == "pass"
+    assert {s["step"]: s["status"] for s in v["steps"]}[STEP] == "not computed"  # still listed
+    m["edits"] = {"available": False, "reason": "edited films not matched"}  # asked for, not done
+    assert verdict(m)["overall"] == "warn"

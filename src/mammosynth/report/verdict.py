@@ -177,8 +177,11 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
     step; 'warn' when all that ran passed but some step could not be computed."""
     from .registry import checks
 
-    steps = [c.judge(metrics) for c in checks()]
-    statuses = [s.status for s in steps]
+    judged = [(c, c.judge(metrics)) for c in checks()]
+    steps = [s for _, s in judged]
+    # a step nobody asked for (its section says not_requested, e.g. 2d. Edits without --edits)
+    # is listed but does not turn an all-pass evaluation into "warn"
+    statuses = [s.status for c, s in judged if not (metrics.get(c.key) or {}).get("not_requested")]
     overall = _worst(statuses)
     if overall == "pass" and "not computed" in statuses:
         overall = "warn"

@@ -24,7 +24,7 @@ def edits(inputs: EvalInputs) -> dict[str, Any]:
     config = inputs.config
     path = getattr(config, "edits", None)
     if not path:
-        return unavailable("no edited set given (evaluate --edits EDITED)")
+        return unavailable("no edited set given (evaluate --edits EDITED)", not_requested=True)
     from ...edit.validate import EditValidationConfig, edit_metrics
 
     vc = getattr(config, "edit_validation", None) or EditValidationConfig(seed=config.seed, n_boot=config.n_boot)
