@@ -199,3 +199,29 @@ def test_amp_modes_and_runs_written_with_a_bool():
     assert amp_setting("auto", torch.device("cpu")) == (False, torch.float32)
     assert amp_setting("bf16", torch.device("cpu")) == (True, torch.bfloat16)
     assert amp_setting("off", torch.device("cuda")) == (False, torch.float32)
+
+
+@pytest.mark.parametrize("clock", ["cpu", "wall"])
+def test_minutes_budget_counts_the_chosen_clock(tiny_dataset, tmp_path, monkeypatch, clock):
+    """A budget on the CPU clock ends when this process's CPU time (not the wall clock) has
+    passed: a fake CPU clock racing ahead stops the run after a few steps; a wall budget
+    ignores it."""
+    ticks = iter(range(0, 10**9, 20))  # every reading 20 s later
+    monkeypatch.setattr(loop_mod.time, "process_time", lambda: float(next(ticks)))
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config(kimg=0.02), minutes=1.0, budget_clock=clock, snapshot_minutes=60)
+    if clock == "cpu":
+        cfg = dataclasses.replace(cfg, kimg=None)
+    run = train(str(tiny_dataset), tmp_path / "runs", cfg)
+    end = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["cpu_s"] > 0
+    if clock == "wall":
+        assert end["step"] == 5  # the kimg budget: the fake CPU clock does not stop it
+    else:
+        assert 1 <= end["step"] <= 2  # 60 s of the fake clock = three readings
+
+
+def test_budget_clock_is_checked():
+    with pytest.raises(ValueError, match="budget_clock"):
+        TrainConfig(budget_clock="sundial")

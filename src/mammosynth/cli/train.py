@@ -10,7 +10,7 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
-    from ..training.config import AMP_MODES, TrainConfig
+    from ..training.config import AMP_MODES, BUDGET_CLOCKS, TrainConfig
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=TrainConfig.name, help="run name (default: FAMILY-HxW[-axes])")
     p.add_argument("--snapshot-minutes", type=float, default=TrainConfig.snapshot_minutes,
                    help="minutes between sample grids / checkpoints (default: %(default)s)")
+    p.add_argument("--budget-clock", default=TrainConfig.budget_clock, choices=BUDGET_CLOCKS,
+                   help="what --minutes and --snapshot-minutes count: wall time, or this process's CPU time "
+                        "(all threads; equal training on a loaded machine) (default: %(default)s)")
     p.add_argument("--device", default=TrainConfig.device, choices=("auto", "cpu", "cuda"),
                    help="device (default: %(default)s)")
     p.add_argument("--amp", default=None, choices=AMP_MODES,
@@ -88,7 +91,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
                  texture_channels=args.texture_channels, channels=args.channels, prediction=args.prediction)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
-                         name=args.name, snapshot_minutes=args.snapshot_minutes, device=args.device, amp=args.amp,
+                         name=args.name, snapshot_minutes=args.snapshot_minutes, budget_clock=args.budget_clock,
+                         device=args.device, amp=args.amp,
                          label_dropout=args.label_dropout, accumulate=args.accumulate)
 
 

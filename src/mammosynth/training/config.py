@@ -17,6 +17,7 @@ from ..models.config import ModelConfig, model_config_from_dict
 
 LOSSES = ("hinge", "bce")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+BUDGET_CLOCKS = ("wall", "cpu")
 
 #: Family defaults for the optimisation. fastgan: hinge loss, DiffAugment with ADA p,
 #: lazy R1, EMA. dcgan: the 2016 recipe (non-saturating BCE, Adam 2e-4, beta1 0.5,
@@ -44,6 +45,10 @@ class TrainConfig:
     model: Any = field(default_factory=ModelConfig)  # ModelConfig (GANs) or DiffusionConfig
     minutes: float | None = 10.0
     kimg: float | None = None
+    #: what ``minutes`` and ``snapshot_minutes`` count: "wall" time, or "cpu" time of this
+    #: process (all its threads): on a shared machine a CPU budget buys the same training
+    #: however loaded the machine is (benchmarks compare families at equal CPU minutes)
+    budget_clock: str = "wall"
     batch: int | None = None
     seed: int = 0
     name: str | None = None
@@ -91,6 +96,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.augment is not None:
             parse_ops(self.augment)
+        if self.budget_clock not in BUDGET_CLOCKS:
+            raise ValueError(f"budget_clock must be one of {BUDGET_CLOCKS}, got {self.budget_clock!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
         if self.preset is not None:

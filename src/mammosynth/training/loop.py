@@ -340,7 +340,11 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
 
     elapsed0_ = state.elapsed_s
     t_start = time.time()
-    last_snap = last_log = t_start
+    last_log = t_start
+    clock = time.process_time if cfg.budget_clock == "cpu" else time.time  # what the budget counts
+    c_start = clock()
+    last_snap = c_start
+    cpu0 = time.process_time()
     log({"event": "start" if ckpt is None else "resume", "step": state.step, "kimg": state.nimg / 1000,
          "world": info.world, "device": str(dev)})
     target = cfg.kimg * 1000 if cfg.kimg is not None else None
@@ -355,9 +359,9 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     steps_since, img_since, interrupted = 0, 0, False
     with _StopRequest() as stop_req:
         while True:
-            now = time.time()
+            now = clock()
             stop = (target is not None and state.nimg >= target) or \
-                   (cfg.minutes is not None and now - t_start >= cfg.minutes * 60)
+                   (cfg.minutes is not None and now - c_start >= cfg.minutes * 60)
             flags = D_.all_sum([float(stop), float(stop_req.requested),
                                 float(info.is_main and now - last_snap >= cfg.snapshot_minutes * 60)], info)
             if flags[0] or flags[1]:
@@ -365,7 +369,7 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
                 break
             if flags[2]:
                 do_snapshot()
-                last_snap = time.time()
+                last_snap = clock()
             # ---- one step ----
             gen = step_generator(cfg.seed, state.step, info.rank)
             idx = data.batch_indices(cfg.seed, state.step, info.rank, info.world, per_rank)
@@ -386,14 +390,15 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
             if bar is not None:
                 bar.update(cfg.batch)
                 if cfg.minutes is not None:  # time budget: show the time left as the ETA
-                    left = max(0, int(cfg.minutes * 60 - (now - t_start)))
+                    left = max(0, int(cfg.minutes * 60 - (clock() - c_start)))
                     bar.set_postfix_str(" ".join(f"{k}={v:.2f}" for k, v in fam.items())
                                         + f" left={left // 60:02d}:{left % 60:02d}", refresh=False)
             if info.is_main and now - last_log >= 10:
                 entry = {"event": "train", "step": state.step, "kimg": state.nimg / 1000,
                          "img_s": round(img_since / (now - last_log), 2), **{k: round(v, 4) for k, v in fam.items()},
                          **{k: round(v / steps_since, 5) for k, v in acc.items()},
-                         "time_s": round(elapsed0_ + now - t_start, 2)}
+                         "time_s": round(elapsed0_ + now - t_start, 2),
+                         "cpu_s": round(time.process_time() - cpu0, 2)}
                 log(entry)
                 if bar is not None and cfg.minutes is None:
                     bar.set_postfix({k: f"{entry[k]:.2f}" for k in (*fam, *family.loss_names[:2])})
@@ -404,7 +409,8 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         bar.close()
     same = D_.replicas_identical(state.modules(), info) if info.enabled else True
     log({"event": "interrupted" if interrupted else "end", "step": state.step, "kimg": state.nimg / 1000,
-         "time_s": round(elapsed0_ + time.time() - t_start, 2), "world": info.world, "replicas_identical": same})
+         "time_s": round(elapsed0_ + time.time() - t_start, 2), "cpu_s": round(time.process_time() - cpu0, 2),
+         "world": info.world, "replicas_identical": same})
     if stats_f is not None:
         stats_f.close()
     if tb is not None:
