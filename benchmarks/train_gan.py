@@ -189,6 +189,10 @@ def main() -> int:
                          "(e.g. after a change to the measures)")
     ap.add_argument("--threads", type=int, default=2,
                     help="torch CPU threads (use 1 on a heavily shared machine)")
+    ap.add_argument("--budget-clock", default="cpu", choices=("cpu", "wall"),
+                    help="budgets in CPU minutes of the training process (the same work however loaded the "
+                         "machine is; at --threads 2 a CPU minute is half a wall minute of a busy 2-core run) or "
+                         "wall minutes (default: %(default)s)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
@@ -232,7 +236,8 @@ def main() -> int:
     for fam in args.families.split(","):
         for minutes in [float(b) for b in args.budgets.split(",")]:
             cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
-                              snapshot_minutes=max(1.0, minutes / 3), name=f"{fam}-{minutes:g}min")
+                              budget_clock=args.budget_clock, snapshot_minutes=max(1.0, minutes / 3),
+                              name=f"{fam}-{minutes:g}min")
             t = time.time()
             run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
             run = run or train(f"{split}:train", work / "runs", cfg)

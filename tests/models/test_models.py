@@ -316,18 +316,22 @@ def test_noise_inputs_are_used_and_drawn_from_the_latent():
         assert abs(float(latent_noise(z, [(64, 64)])[0].std()) - 1) < 0.05
         strengths = [blk.noise_strength for blk in G.blocks if blk.noise_strength is not None]
         assert len(strengths) == len(G.blocks) == 3  # 64 rows: 3 up-blocks, all with noise
+        G.out_noise_strength.zero_()
+        no_out = G(z)
+        # the full-resolution output noise: all of its power in the finest octave
+        assert (no_out - full).abs().max() > 0
         for s in strengths:
             s.zero_()
-        assert (G(z) - full).abs().max() > 0.1 * full.abs().max()
+        assert (G(z) - no_out).abs().max() > 0.1 * no_out.abs().max()
 
 
 def test_models_written_before_noise_and_texture_head_load_unchanged():
     """A run's config saved without the noise/texture fields means both off, and its
     weights load (no noise strengths, no texture head expected)."""
     legacy = {k: v for k, v in ModelConfig.for_family("fastgan", resolution=(32, 20)).to_dict().items()
-              if k not in ("noise_blocks", "texture_channels")}
+              if k not in ("noise_blocks", "texture_channels", "output_noise")}
     cfg = ModelConfig.from_dict(legacy)
-    assert cfg.noise_blocks == 0 and cfg.texture_channels == 0
+    assert cfg.noise_blocks == 0 and cfg.texture_channels == 0 and cfg.output_noise is False
     G, D = build_generator(cfg), build_discriminator(cfg)
     assert not any("noise" in k for k in G.state_dict()) and not any("texture" in k for k in D.state_dict())
     build_generator(ModelConfig.from_dict(legacy)).load_state_dict(G.state_dict())

@@ -225,3 +225,24 @@ def test_minutes_budget_counts_the_chosen_clock(tiny_dataset, tmp_path, monkeypa
 def test_budget_clock_is_checked():
     with pytest.raises(ValueError, match="budget_clock"):
         TrainConfig(budget_clock="sundial")
+
+
+@pytest.mark.parametrize("view", ["augmented", "exact"])
+def test_texture_head_view(tiny_dataset, tmp_path, monkeypatch, view):
+    """With texture_view="exact" the texture head judges the images before augmentation
+    (ADA p pinned at 1, so every image is zoomed and shifted); "augmented" gives it the
+    main path's input."""
+    import dataclasses
+
+    from mammosynth.models.fastgan import TextureHead
+    from mammosynth.training.data import load_training_data
+
+    seen = []
+    orig = TextureHead.forward
+    monkeypatch.setattr(TextureHead, "forward", lambda self, x: (seen.append(x.detach().clone()), orig(self, x))[1])
+    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), ada_p0=1.0, ada_target=0.0, texture_view=view)
+    train(str(tiny_dataset), tmp_path / "runs", cfg)
+    reals = load_training_data(str(tiny_dataset), (16, 16), (), show_progress=False, dtype=torch.float32).images
+    first = seen[0]  # the D step's pass on the reals
+    exact = all(any(torch.allclose(img, r, atol=1e-3) for r in reals) for img in first)
+    assert exact == (view == "exact")

@@ -10,7 +10,7 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
-    from ..training.config import AMP_MODES, BUDGET_CLOCKS, TrainConfig
+    from ..training.config import AMP_MODES, BUDGET_CLOCKS, SPECTRAL_WEIGHT, TEXTURE_VIEWS, TrainConfig
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
@@ -41,6 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-channels", type=int, default=ModelConfig.texture_channels, metavar="C",
                    help="fastgan: width of the discriminator's full-resolution texture head; 0 = none "
                         "(default: %(default)s)")
+    p.add_argument("--output-noise", default="on" if ModelConfig.output_noise else "off", choices=("on", "off"),
+                   help="fastgan: a full-resolution noise input before the to-image conv, for the finest octave "
+                        "of tissue texture (default: %(default)s)")
+    p.add_argument("--texture-view", default=TrainConfig.texture_view, choices=TEXTURE_VIEWS,
+                   help="fastgan: what the texture head judges: the augmented images, or the exact images before "
+                        "augmentation (zooms blur texture) (default: %(default)s)")
+    p.add_argument("--spectral-weight", type=float, default=None, metavar="W",
+                   help="GANs: weight of the loss matching the tissue power spectrum of the fakes to the training "
+                        f"films'; 0 = off (default: fastgan {SPECTRAL_WEIGHT:g}, dcgan 0)")
     p.add_argument("--g-channels", type=int, default=None, metavar="C",
                    help="generator channels at full resolution, doubling per halving (default: the preset's)")
     p.add_argument("--d-channels", type=int, default=None, metavar="C",
@@ -89,11 +98,13 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
     model = dict(family=args.model, resolution=tuple(args.resolution), condition=args.condition,
                  upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
-                 texture_channels=args.texture_channels, channels=args.channels, prediction=args.prediction)
+                 texture_channels=args.texture_channels, output_noise=args.output_noise == "on",
+                 channels=args.channels, prediction=args.prediction)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
                          name=args.name, snapshot_minutes=args.snapshot_minutes, budget_clock=args.budget_clock,
                          device=args.device, amp=args.amp,
-                         label_dropout=args.label_dropout, accumulate=args.accumulate)
+                         label_dropout=args.label_dropout, accumulate=args.accumulate,
+                         spectral_weight=args.spectral_weight, texture_view=args.texture_view)
 
 
 def describe_plan(info: dict[str, Any]) -> list[str]:

@@ -121,17 +121,23 @@ class FastGANGenerator(SavableModel, nn.Module):
         )
         self.pairs = sle_pairs(n)
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
+        # full-resolution noise before the to-image conv (ModelConfig.output_noise)
+        self.out_noise_strength = nn.Parameter(torch.full((ch[n],), NOISE_INIT)) if cfg.output_noise else None
         self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
 
     def inputs(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None
                ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """(the initial map before its norm, the label embedding or None, the noise maps of
-        the noise blocks): what both this forward and the folded inference form start from."""
+        the noise blocks, then the output noise map if any): what both this forward and the
+        folded inference form start from."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
         hb, wb = self.base_hw
-        noise = latent_noise(z, [(hb << (i - 1), wb << (i - 1)) for i in range(self.noise_from, len(self.blocks) + 1)])
+        shapes = [(hb << (i - 1), wb << (i - 1)) for i in range(self.noise_from, len(self.blocks) + 1)]
+        if self.out_noise_strength is not None:  # appended: the blocks' maps stay as they were
+            shapes.append(tuple(self.resolution))
+        noise = latent_noise(z, shapes)
         c = None
         if self.embed is not None:
             c = self.embed(check_labels(labels, self.label_axes, z.shape[0]), z.device).to(z.dtype)
@@ -150,7 +156,12 @@ class FastGANGenerator(SavableModel, nn.Module):
                 gate = m.gate(feats[a])
             x = block(x, c, gate=gate, noise=noise[i - self.noise_from] if i >= self.noise_from else None)
             feats.append(x)
-        return torch.tanh(self.to_img(x))
+        return torch.tanh(self.to_img(self.add_output_noise(x, noise)))
+
+    def add_output_noise(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
+        if self.out_noise_strength is None:
+            return x
+        return x + self.out_noise_strength.to(x.dtype)[None, :, None, None] * noise[-1].to(x.dtype)
 
 
 class DownBlock(nn.Module):
@@ -240,11 +251,14 @@ class FastGANDiscriminator(SavableModel, nn.Module):
         init_weights(self)
 
     def forward(self, x: torch.Tensor, labels: dict[str, torch.Tensor] | None = None, recon_n: int = 0,
-                gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                gen: torch.Generator | None = None, x_texture: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits [B] and the reconstruction loss on the first ``recon_n`` images (0 if none).
 
         Labels use -1 for unknown classes: those axes add no projection term.
-        ``gen`` (CPU generator) picks the reconstructed quarter.
+        ``gen`` (CPU generator) picks the reconstructed quarter. ``x_texture``: what the
+        texture head sees instead of ``x`` (the trainer passes the images before the
+        resampling augmentations blur their texture; ``TrainConfig.texture_view``).
         """
         labels = check_labels(labels, self.label_axes, x.shape[0], allow_unknown=True)
         h = self.stem(x)
@@ -255,7 +269,7 @@ class FastGANDiscriminator(SavableModel, nn.Module):
         phi = F.leaky_relu(h, 0.2).mean(dim=(2, 3))
         out = self.head(phi).squeeze(1)
         if self.texture is not None:
-            out = out + self.texture(x)
+            out = out + self.texture(x if x_texture is None else x_texture)
         for a, table in self.proj.items():
             y = labels[a].to(x.device)
             e = table(y.clamp(min=0)) * (y >= 0).unsqueeze(1).to(phi.dtype)

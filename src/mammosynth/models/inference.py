@@ -171,7 +171,7 @@ class FoldedFastGAN(nn.Module):
         gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
         # the last block's output stays as (offset-)packed pixel phases and the to-image
         # conv runs on them at half resolution
-        packed = len(G.blocks[-1].convs) == 1
+        packed = len(G.blocks[-1].convs) == 1 and getattr(G, "out_noise_strength", None) is None
         cache = self._cache
         for i, block in enumerate(G.blocks, start=1):
             gate = None
@@ -182,7 +182,7 @@ class FoldedFastGAN(nn.Module):
                              noise[i - G.noise_from] if i >= G.noise_from else None)
             feats.append(x)
         if not packed:
-            return torch.tanh(G.to_img(x))
+            return torch.tanh(G.to_img(G.add_output_noise(x, noise)))
         # to-image conv on the phases (layers.packed_conv3x3, or its 2x2 form on the
         # offset-packed map): [B, 4 phases, h, w]
         kernel = packed_kernel if G.smooth else offset_packed_kernel

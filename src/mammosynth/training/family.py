@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -140,7 +141,7 @@ def recalibrate_bn(G: torch.nn.Module, data: TrainingData, device: torch.device,
 
 class GanFamily(Family):
     inference_key = "G_ema"
-    loss_names = ("loss_D", "loss_G", "rec", "r1")
+    loss_names = ("loss_D", "loss_G", "rec", "r1", "spectral")
 
     def build(self) -> TrainerState:
         from ..models import build_discriminator, build_generator
@@ -155,6 +156,14 @@ class GanFamily(Family):
         opts = {"opt_G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
                 "opt_D": torch.optim.Adam(Dn.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))}
         self.ops = parse_ops(cfg.augment)
+        self.spectral = None
+        if cfg.spectral_weight:
+            from .spectral import SpectralMatch
+
+            try:
+                self.spectral = SpectralMatch.from_images(self.data.images)
+            except ValueError as exc:  # tiny images or no breast: train without it, and say so
+                print(f"warning: {exc}; training without it", file=sys.stderr)
         return TrainerState(nets={"G": G, "D": Dn, "G_ema": G_ema}, ema={"G_ema": "G"}, opts=opts,
                             scaler=ctx.scaler, extras={"ada_p": float(cfg.ada_p0), "ada_acc": [0.0, 0.0]})
 
@@ -176,8 +185,9 @@ class GanFamily(Family):
             # reals and fakes in separate D passes: D's BatchNorm must see pure batches, as
             # in the G step (a mixed batch lets D separate them by batch statistics that
             # G's fake-only pass never reproduces, so G gets no useful gradient)
-            logits_r, rec = Dn(both[:n], real_labels, recon_n=n if cfg.recon_weight > 0 else 0, gen=gen)
-            logits_f, _ = Dn(both[n:], fake_labels)
+            tex = self._texture_inputs(real, fake.to(real.dtype))
+            logits_r, rec = Dn(both[:n], real_labels, recon_n=n if cfg.recon_weight > 0 else 0, gen=gen, **tex[0])
+            logits_f, _ = Dn(both[n:], fake_labels, **tex[1])
             logits = torch.cat([logits_r, logits_f])
             loss_D = d_loss_fn(cfg.loss, logits[:n].float(), logits[n:].float()) + cfg.recon_weight * rec.float()
         opt_D.zero_grad(set_to_none=True)
@@ -190,10 +200,15 @@ class GanFamily(Family):
         acc[1] += n
         r1_val = 0.0
         if cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0:
-            x = both[:n].detach().float().requires_grad_(True)
-            out, _ = Dn(x, real_labels)
-            (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            # R1 on everything D reads of the reals (the texture head's exact view too)
+            xs = [both[:n].detach().float().requires_grad_(True)]
+            tex_r = self._texture_inputs(real, real)[0]
+            if tex_r:
+                xs.append(tex_r["x_texture"].detach().float().requires_grad_(True))
+                tex_r = {"x_texture": xs[1]}
+            out, _ = Dn(xs[0], real_labels, **tex_r)
+            grads = torch.autograd.grad(out.sum(), xs, create_graph=True)
+            r1 = sum(g.square().sum(dim=(1, 2, 3)) for g in grads).mean()
             opt_D.zero_grad(set_to_none=True)
             (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
             D_.all_reduce_grads(Dn.parameters(), info)
@@ -207,8 +222,10 @@ class GanFamily(Family):
         fake_labels = data.sample_labels(n, gen)
         with ctx.autocast():
             fake = G(z, fake_labels)
-            logits_g, _ = Dn(augment(fake, ada_p, self.ops, gen), fake_labels)
+            logits_g, _ = Dn(augment(fake, ada_p, self.ops, gen), fake_labels, **self._texture_inputs(fake, fake)[1])
             loss_G = g_loss_fn(cfg.loss, logits_g.float())
+            spec = self.spectral.loss(fake) if self.spectral is not None else loss_G.new_zeros(())
+            loss_G = loss_G + cfg.spectral_weight * spec
         opt_G.zero_grad(set_to_none=True)
         scaler.scale(loss_G).backward()
         D_.all_reduce_grads(G.parameters(), info)
@@ -217,7 +234,14 @@ class GanFamily(Family):
         D_.sync_buffers(G, info)
         D_.sync_buffers(Dn, info)
         return {"loss_D": float(loss_D.detach()), "loss_G": float(loss_G.detach()), "rec": float(rec.detach()),
-                "r1": r1_val}
+                "r1": r1_val, "spectral": float(spec.detach())}
+
+    def _texture_inputs(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[dict, dict]:
+        """D's extra keyword arguments for the reals' and the fakes' passes: the images
+        before augmentation for the texture head (``TrainConfig.texture_view``), or none."""
+        if self.cfg.texture_view != "exact" or not getattr(self.cfg.model, "texture_channels", 0):
+            return {}, {}
+        return {"x_texture": real}, {"x_texture": fake}
 
     def after_step(self, state):
         from ..models.augment import update_p
