@@ -171,7 +171,7 @@ class FoldedFastGAN(nn.Module):
         gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
         # the last block's output stays as (offset-)packed pixel phases and the to-image
         # conv runs on them at half resolution
-        packed = len(G.blocks[-1].convs) == 1 and getattr(G, "out_noise_strength", None) is None
+        packed = len(G.blocks[-1].convs) == 1
         cache = self._cache
         for i, block in enumerate(G.blocks, start=1):
             gate = None
@@ -187,7 +187,14 @@ class FoldedFastGAN(nn.Module):
         # offset-packed map): [B, 4 phases, h, w]
         kernel = packed_kernel if G.smooth else offset_packed_kernel
         k, bias = cached(cache, "to_img", lambda: (kernel(G.to_img.weight), G.to_img.bias.repeat_interleave(4)))
-        y = torch.tanh(F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if G.smooth else 0))
+        y = F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if G.smooth else 0)
+        if getattr(G, "out_noise_strength", None) is not None:
+            # to_img(x + s * n) = to_img(x) + conv(n, sum_c s_c W_c): the output noise is one
+            # 1-channel 3x3 conv at full resolution, unshuffled onto the pixel phases
+            kn = cached(cache, "to_img_noise",
+                        lambda: (G.to_img.weight * G.out_noise_strength[None, :, None, None]).sum(1, keepdim=True))
+            y = y + F.pixel_unshuffle(F.conv2d(noise[-1].to(y.dtype), kn.to(y.dtype), padding=1), 2)
+        y = torch.tanh(y)
         b, _, h, w = y.shape
         # pixel shuffle of one channel by reshapes: ~3x faster than F.pixel_shuffle on
         # channels-last phases (phase 2 * p + q -> pixel (2i + p, 2j + q))
