@@ -20,7 +20,10 @@ compares the estimate with the peak of live tensor memory of a real CPU step.
 The diffusion family's UNet (:func:`diffusion_cost`, :func:`diffusion_train_memory`): FLOPs
 of one forward pass and of forward + backward counted the same way; memory as above with
 the UNet and its EMA copy, AdamW, and the tensors saved in the forward of one micro-batch,
-attention counted as a fused kernel keeps it (:class:`_FusedAttention`).
+attention counted as a fused kernel keeps it (:class:`_FusedAttention`). Against real CPU
+steps in fp32 (``benchmarks/presets.py --check-memory --family diffusion``) it is 4-5 %
+low: 5.6 vs 5.9 MiB for a tiny UNet at 32x20 and batch 4, 163 vs 171 MiB for the default
+UNet at 64x40 and batch 16.
 """
 from __future__ import annotations
 
