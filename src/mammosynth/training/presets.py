@@ -74,10 +74,10 @@ PRESETS: dict[str, Preset] = {
     # diffusion, gpu: the README's suggested widening (64, 128, 256, 256; DDPM's CIFAR UNet
     # has 128, 256, 256, 256) with DDPM's 2 layers per block; still 4 levels, so every size
     # the cpu preset takes (64x40 up) works; attention at the lowest level only (64x40
-    # tokens at 512x320). 17 M parameters, 0.5 TFLOP per UNet pass at 512x320. A UNet keeps
-    # full-resolution activations for backward in every block: ~1.1 GiB per 512x320 image
-    # in bf16, so batch 16 (~18 GiB; a 24 GB GPU); ``--batch 32 --accumulate 2`` trains
-    # the batch of 32 in the same memory.
+    # tokens at 512x320). 25 M parameters, 0.7 TFLOP per UNet pass at 512x320. A UNet keeps
+    # full-resolution activations for backward in every block: ~1.7 GiB per 512x320 image
+    # in bf16, so batch 16: ~7 GiB at 256x160, ~27 GiB at 512x320 (a 40 GB GPU; add
+    # ``--accumulate 2`` on a 24 GB one).
     "gpu": Preset("gpu", "one 16-80 GB GPU, 256-512 px", g_channels=32, d_channels=32, max_channels=256, batch=32,
                   unet_channels=(64, 128, 256, 256), unet_layers=2, unet_attention=1, unet_batch=16),
     # 1024x640: 4x FastGAN's 1024-px top width (8), doubling to FastGAN's 512. ~53 GiB at
@@ -88,7 +88,8 @@ PRESETS: dict[str, Preset] = {
     # lowest, attended level of a 1024x640 film is 64x40 (with 4 it would be 128x80:
     # 10 k tokens, ~200 GFLOP per attention layer and image), 64 channels at full
     # resolution (128 there would need ~8 GiB of activations per 1024x640 image in bf16),
-    # batch 8 (~40 GiB in bf16; more with ``--accumulate``).
+    # batch 8: ~57 GiB in bf16 at 1024x640, 100 M parameters (larger batches with
+    # ``--accumulate``).
     "gpu-large": Preset("gpu-large", "one 80 GB+ GPU, 1024x640", g_channels=32, d_channels=32, max_channels=512,
                         batch=64, unet_channels=(64, 128, 256, 512, 512), unet_layers=2, unet_attention=1,
                         unet_batch=8),
