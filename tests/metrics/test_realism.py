@@ -252,3 +252,64 @@ def test_realism_sheet(tmp_path):
     assert realism_sheet(xr, mr, xs, narrow, tmp_path / "narrow.png", n=4, crop=64)["crop"] == 16
     with pytest.raises(ValueError, match="window inside the breast"):
         realism_sheet(xr, mr, xs, np.zeros_like(ms), tmp_path / "none.png", crop=32)
+
+
+# -- spectrum patch size -------------------------------------------------------------------
+def _phantoms(n: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from mammosynth.data.preprocess import breast_masks
+    from mammosynth.phantom import PhantomConfig, render_phantom
+
+    x = np.stack([np.asarray(render_phantom(seed + i, PhantomConfig(size=size))[0], np.float32) for i in range(n)])
+    x = (x - x.min()) / (x.max() - x.min())
+    return x, breast_masks(x)
+
+
+TINY_DETECT = DetectabilityConfig(folds=2, steps=4, whole_steps=2, batch_size=8, n_boot=50, channels=(4, 8), stem=0,
+                                  threads=1)
+
+
+def test_spectrum_settings_follow_the_image_size_unless_given():
+    auto = RealismConfig()
+    assert auto.spectrum_settings((10, 64, 40)).to_dict() == {"patch": 16, "stride": 8, "fit": [2, 7]}
+    assert auto.spectrum_settings((128, 80)).to_dict() == {"patch": 32, "stride": 16, "fit": [2, 12]}
+    assert auto.spectrum_settings((3, 256, 160)).patch == 32
+    assert RealismConfig(patch=32).spectrum_settings((64, 40)).to_dict() == {"patch": 32, "stride": 16,
+                                                                             "fit": [2, 12]}
+    assert RealismConfig(patch=24).spectrum_settings((64, 40)).to_dict() == {"patch": 24, "stride": 12,
+                                                                             "fit": [2, 10]}
+    given = RealismConfig(patch=16, stride=4, fit=(3, 8)).spectrum_settings((256, 160))
+    assert (given.patch, given.stride, given.fit) == (16, 4, (3, 8))
+    with pytest.raises(ValueError, match="patch must be >= 8"):
+        RealismConfig(patch=4)
+
+
+def test_small_films_get_a_finite_beta_and_an_explicit_patch_is_honoured():
+    xr, mr = _phantoms(8, (64, 40), 0)
+    xs, ms = _phantoms(8, (64, 40), 100)
+    res = realism_metrics(xr, mr, None, xs, ms, None, RealismConfig(detectability=TINY_DETECT, n_boot=50),
+                          progress=False)
+    assert res.spectrum.available and res.spectrum.real.n == 8 and res.spectrum.synthetic.n == 8
+    assert 1.5 < res.spectrum.real.median < 5 and np.isfinite(res.spectrum.diff_median)
+    d = res.to_dict()["spectrum"]
+    assert d["settings"]["patch"] == 16 and "16-px patches (stride 8)" in d["settings"]["text"]
+    # 32 px, as asked: no 32-px window fits inside an eroded 40-px-wide breast
+    big = realism_metrics(xr, mr, None, xs, ms, None, RealismConfig(detectability=TINY_DETECT, n_boot=50, patch=32),
+                          progress=False)
+    assert big.spectrum_settings.patch == 32 and not big.spectrum.available and big.spectrum.real.n == 0
+
+
+def test_real_side_cache_key_holds_the_resolved_spectrum_settings(tmp_path, monkeypatch):
+    from mammosynth.metrics import realism
+    from mammosynth.metrics.cache import FeatureCache
+
+    xr, mr = _breasts(8, False, 0)
+    xs, ms = _breasts(8, True, 1)
+    cfg, cache = RealismConfig(detectability=TINY_DETECT, n_boot=50), FeatureCache(tmp_path)
+    first = realism_metrics(xr, mr, None, xs, ms, None, cfg, progress=False, cache=cache, real_key="set")
+    assert realism_metrics(xr, mr, None, xs, ms, None, cfg, progress=False, cache=cache, real_key="set"
+                           ).real_side_cached
+    # the same config resolving to other settings (the automatic rule changed): recomputed
+    monkeypatch.setattr(realism, "LARGE_PATCH_MIN_SIDE", 32)
+    other = realism_metrics(xr, mr, None, xs, ms, None, cfg, progress=False, cache=cache, real_key="set")
+    assert first.spectrum_settings.patch == 16 and other.spectrum_settings.patch == 32
+    assert not other.real_side_cached

@@ -11,7 +11,7 @@ import torch
 from mammosynth.cli import main
 from mammosynth.models.diffusion import DiffusionConfig, class_index, null_class
 from mammosynth.sampling import DiffusionPipeline, GanPipeline, load_pipeline
-from mammosynth.training import TrainConfig, plan, train
+from mammosynth.training import TrainConfig, plan, preset_config, train
 from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 
 pytest.importorskip("diffusers")
@@ -30,7 +30,11 @@ def data(module_tiny_dataset):
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory):
-    return train(str(data), tmp_path_factory.mktemp("runs"), tiny_diffusion())
+    # through the cpu preset, as the CLI builds it: the tiny widths given win over it
+    tiny = tiny_diffusion().to_dict()
+    cfg = preset_config("cpu", model=tiny.pop("model"), **{k: v for k, v in tiny.items() if k != "preset"})
+    assert cfg.model == tiny_diffusion().model and cfg.preset == "cpu"
+    return train(str(data), tmp_path_factory.mktemp("runs"), cfg)
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +47,12 @@ def test_run_layout_and_checkpoint(run):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["family"] == "diffusion" and cfg["lr"] == 2e-4 and cfg["label_dropout"] == 0.1
     assert cfg["lr_g"] is None  # GAN settings do not act on a diffusion run
+    assert cfg["preset"] == "cpu"
     stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
     assert stats[-1]["event"] == "end" and stats[-1]["step"] == 4
     assert list((run / "samples").glob("grid-*.png")) and (run / "tb").is_dir()
     ck = load_checkpoint(find_checkpoint(run, "latest"))
-    assert {"unet", "unet_ema", "opt", "rng", "step"} <= set(ck) and "G" not in ck
+    assert {"unet", "unet_ema", "opt", "rng", "step"} <= set(ck) and "G" not in ck and ck["config"]["preset"] == "cpu"
     assert ck["label_axes"] == {"density": ["A", "B", "C", "D"], "view": ["CC", "MLO"]}
     # the EMA moved away from the initial weights and from the trained ones
     assert any(not torch.equal(ck["unet"][k], ck["unet_ema"][k]) for k in ck["unet"])
@@ -133,10 +138,24 @@ def test_generate_cli_writes_and_resumes_a_diffusion_set(run, tmp_path, capsys):
 
 def test_train_cli_dry_run_plans_a_diffusion_run(data, tmp_path, capsys):
     assert main(["train", str(data), "--out", str(tmp_path), "--model", "diffusion", "--resolution", "32", "20",
-                 "--channels", "8,16,16", "--prediction", "epsilon", "--condition", "finding", "--dry-run"]) == 0
-    info = json.loads(capsys.readouterr().out)
+                 "--channels", "8,16,16", "--prediction", "epsilon", "--condition", "finding", "--batch", "8",
+                 "--accumulate", "2", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    info = json.loads(out.out)
     assert info["config"]["model"]["prediction"] == "epsilon" and info["config"]["model"]["channels"] == [8, 16, 16]
-    assert info["parameters"]["unet"] > 0 and info["cost"]["unet_gflop"] > 0
+    cost, mem = info["cost"], info["memory"]
+    assert info["parameters"]["unet"] == cost["params"] > 0
+    # backward ~ 2x forward; guided sampling (conditioned): two passes per step, 25 steps
+    assert cost["train_gflop"] == pytest.approx(3 * cost["unet_gflop"], rel=0.05)
+    assert cost["passes_per_step"] == 2 and cost["sample_step_gflop"] == pytest.approx(2 * cost["unet_gflop"])
+    assert cost["steps"] == 25 and cost["sample_gflop"] == pytest.approx(25 * cost["sample_step_gflop"])
+    n = cost["params"]
+    assert mem["batch"] == 8 and mem["weights"] == 8 * n and mem["optimizer"] == 12 * n and not mem["amp"]
+    assert mem["activations"] > 0 and "4 images" in mem["peak_phase"]  # one of 2 micro-batches
+    for line in ("preset cpu: diffusion 32x20, UNet channels [8, 16, 16], 1 layer(s) per block",
+                 "parameters: UNet ", "per sampler step (guided: 2 UNet passes)", "per generated image (25 steps)",
+                 "training memory: ~"):
+        assert line in out.err
     assert not any(tmp_path.iterdir())
     with pytest.raises(ValueError, match="multiples of 4"):
         DiffusionConfig(resolution=(32, 18), channels=(8, 16, 16), norm_groups=4)
@@ -157,3 +176,71 @@ def test_class_index_unknown_and_dropped_labels_are_null():
     null = null_class(axes, 1).item()
     assert null == 4 + 2 * 5 and dropped.tolist() == [5, null, 4, null]
     assert class_index({}, {}) is None
+
+
+# -- presets and cost ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cpu", "gpu", "gpu-large"])
+def test_each_preset_sizes_a_unet_that_builds(name):
+    from mammosynth.models.diffusion import build_unet
+    from mammosynth.training.presets import PRESETS
+
+    p = PRESETS[name]
+    cfg = preset_config(name, model={"family": "diffusion", "resolution": (256, 160), "condition": "density"},
+                        kimg=1).resolved()
+    assert cfg.preset == name and cfg.amp == "auto" and cfg.lr == 2e-4  # the recipe stays the family's
+    if name != "cpu":
+        assert cfg.model.channels == p.unet_channels and cfg.model.layers_per_block == p.unet_layers
+        assert cfg.model.attention_levels == p.unet_attention and cfg.batch == p.unet_batch
+    with torch.device("meta"):
+        unet = build_unet(cfg.model)
+    assert unet.config.block_out_channels == cfg.model.channels
+    assert unet.config.layers_per_block == cfg.model.layers_per_block
+
+
+def test_cpu_preset_is_the_diffusion_defaults_and_auto_picks_it_without_cuda(monkeypatch):
+    from mammosynth.models.config import config_for_family
+
+    by_preset = preset_config("cpu", model={"family": "diffusion"}, kimg=1).resolved()
+    by_hand = TrainConfig(model=config_for_family("diffusion"), kimg=1).resolved()
+    assert by_preset.to_dict() == {**by_hand.to_dict(), "preset": "cpu"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert preset_config(model={"family": "diffusion"}, kimg=1).to_dict() == preset_config(
+        "cpu", model={"family": "diffusion"}, kimg=1).to_dict()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = preset_config(model={"family": "diffusion"}, kimg=1)
+    assert gpu.preset == "gpu" and gpu.model.channels == (64, 128, 256, 256)
+
+
+def test_cli_flags_win_over_the_diffusion_preset(data, tmp_path, capsys):
+    assert main(["train", str(data), "--out", str(tmp_path), "--model", "diffusion", "--resolution", "32", "20",
+                 "--preset", "gpu", "--channels", "8,16,16", "--layers-per-block", "1", "--amp", "off",
+                 "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)["config"]
+    m = cfg["model"]
+    assert m["channels"] == [8, 16, 16] and m["layers_per_block"] == 1 and m["attention_levels"] == 1
+    assert cfg["batch"] == 16 and cfg["amp"] == "off" and cfg["preset"] == "gpu"
+
+
+def test_diffusion_memory_estimate_scales_with_micro_batch_and_precision():
+    from mammosynth.models.cost import diffusion_train_memory
+
+    cfg = DiffusionConfig(resolution=(64, 40), condition=("density",), channels=(8, 16, 16), norm_groups=4)
+    m8, m16, half = (diffusion_train_memory(cfg, 8), diffusion_train_memory(cfg, 16),
+                     diffusion_train_memory(cfg, 16, amp=True))
+    assert m8.weights == m16.weights and m8.optimizer == m16.optimizer
+    assert m16.activations == pytest.approx(2 * m8.activations, rel=0.02)
+    assert diffusion_train_memory(cfg, 16, accumulate=2).activations == m8.activations
+    assert half.activations == pytest.approx(m16.activations / 2, rel=0.05)
+
+
+def test_memory_estimate_counts_fused_attention_not_the_weights_matrix():
+    """Attention at 32x20 tokens: the math fallback on the meta device would save the
+    640 x 640 weights per head and image; fused kernels (CPU and CUDA) do not."""
+    from mammosynth.models import cost
+
+    cfg = DiffusionConfig(resolution=(64, 40), channels=(8, 16), norm_groups=4, attention_levels=1)
+    fused = cost.diffusion_train_memory(cfg, 4).activations
+    unet, args, kw = cost._meta_unet(cfg, 4)
+    math = cost._saved_bytes(lambda: unet(*args, **kw), {p.untyped_storage()._cdata for p in unet.parameters()},
+                             False)
+    assert math - fused >= 4 * 640 * 640 * 4  # at least one image-batch of attention weights in fp32

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"training minutes in this session (default: {TrainConfig.minutes:g})")
     budget.add_argument("--kimg", type=float, default=None, help="train until this many thousand images in total")
     p.add_argument("--preset", default="auto", choices=PRESET_CHOICES,
-                   help="widths, batch and amp for the hardware (fastgan; dcgan keeps its recipe): "
+                   help="widths, batch and amp for the hardware (fastgan widths, diffusion UNet widths, layers and "
+                        "attention; dcgan keeps its recipe): "
                         + "; ".join(f"{k}: {v.hardware}" for k, v in PRESETS.items())
                         + "; auto: gpu when CUDA is available, else cpu. Explicit flags win (default: %(default)s)")
     p.add_argument("--upsample", default=ModelConfig.upsample, choices=UPSAMPLE_MODES,
@@ -58,7 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="channel cap of both networks (default: the preset's)")
     p.add_argument("--channels", default=None, metavar="C,C,...",
                    help="diffusion: UNet channels per level, full resolution first; H and W must be multiples of "
-                        "2^(levels-1) (default: " + ",".join(map(str, DIFFUSION_DEFAULTS["channels"])) + ")")
+                        "2^(levels-1) (default: the preset's; cpu: " + ",".join(map(str, DIFFUSION_DEFAULTS["channels"]))
+                        + ")")
+    p.add_argument("--layers-per-block", type=int, default=None, metavar="N",
+                   help="diffusion: ResNet layers per UNet block (default: the preset's; cpu: "
+                        f"{DIFFUSION_DEFAULTS['layers_per_block']})")
+    p.add_argument("--attention-levels", type=int, default=None, metavar="N",
+                   help="diffusion: lowest-resolution UNet levels with self-attention, 0 = none (default: the "
+                        f"preset's; cpu: {DIFFUSION_DEFAULTS['attention_levels']})")
     p.add_argument("--prediction", default=None, choices=("epsilon", "v"),
                    help=f"diffusion: what the UNet predicts, {' or '.join(PREDICTIONS)} "
                         f"(default: {DIFFUSION_DEFAULTS['prediction']})")
@@ -99,7 +107,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                  upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
                  texture_channels=args.texture_channels, output_noise=args.output_noise == "on",
-                 channels=args.channels, prediction=args.prediction)
+                 channels=args.channels, prediction=args.prediction,
+                 layers_per_block=args.layers_per_block, attention_levels=args.attention_levels)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,
                          name=args.name, snapshot_minutes=args.snapshot_minutes, budget_clock=args.budget_clock,
                          device=args.device, amp=args.amp,
@@ -109,28 +118,32 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
 
 def describe_plan(info: dict[str, Any]) -> list[str]:
     """Human-readable lines for a :func:`plan`: preset, size, cost and memory."""
-    c, m, cost = info["config"], info["config"]["model"], info["cost"]
+    c, m, cost, mem = info["config"], info["config"]["model"], info["cost"], info["memory"]
+    gib = 2 ** 30
+    memory = (f"training memory: ~{mem['total'] / gib:.2f} GiB at batch {mem['batch']}, "
+              f"{'mixed precision' if mem['amp'] else 'fp32'} (weights {mem['weights'] / gib:.2f}, gradients+Adam "
+              f"{mem['optimizer'] / gib:.2f}, activations {mem['activations'] / gib:.2f} in the {mem['peak_phase']}; "
+              "an estimate, see mammosynth.models.cost)")
     if m["family"] == "diffusion":
+        guided = " (guided: 2 UNet passes)" if cost["passes_per_step"] == 2 else ""
         return [
             f"preset {info['preset'] or 'none'}: diffusion {m['resolution'][0]}x{m['resolution'][1]}, UNet channels "
-            f"{m['channels']}, {m['prediction']}-prediction, batch {c['batch']} in {c['accumulate']} micro-batches, "
-            f"amp {c['amp']}",
+            f"{m['channels']}, {m['layers_per_block']} layer(s) per block, attention in the lowest "
+            f"{m['attention_levels']} level(s), {m['prediction']}-prediction, batch {c['batch']} in {c['accumulate']} "
+            f"micro-batch(es), amp {c['amp']}",
             f"parameters: UNet {info['parameters']['unet'] / 1e6:.2f} M",
-            f"GFLOP per image: {cost['unet_gflop']:.3g} per UNet pass, ~{cost['train_gflop']:.3g} training, "
-            f"{cost['sample_gflop_25_steps_guided']:.3g} to generate (25 guided steps)",
+            f"GFLOP per image: {cost['unet_gflop']:.3g} per UNet pass, {cost['train_gflop']:.3g} per training image "
+            f"(forward+backward), {cost['sample_step_gflop']:.3g} per sampler step{guided}, "
+            f"{cost['sample_gflop']:.3g} per generated image ({cost['steps']} steps)",
+            memory,
         ]
-    mem = info["memory"]
-    gib = 2 ** 30
     return [
         f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}, channels "
         f"G {m['g_channels']} D {m['d_channels']} max {m['max_channels']}, batch {c['batch']}, amp {c['amp']}",
         f"parameters: G {cost['g_params'] / 1e6:.2f} M, D {cost['d_params'] / 1e6:.2f} M",
         f"GFLOP per image: {cost['g_gflop_inference']:.3g} inference (G), {cost['train_gflop']:.3g} training "
         f"(G+D forward and backward)",
-        f"training memory: ~{mem['total'] / gib:.2f} GiB at batch {mem['batch']}, "
-        f"{'mixed precision' if mem['amp'] else 'fp32'} (weights {mem['weights'] / gib:.2f}, gradients+Adam "
-        f"{mem['optimizer'] / gib:.2f}, activations {mem['activations'] / gib:.2f} in the {mem['peak_phase']}; "
-        "an estimate, see mammosynth.models.cost)",
+        memory,
     ]
 
 

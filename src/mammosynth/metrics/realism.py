@@ -44,10 +44,12 @@ class RealismConfig:
     """Settings of :func:`realism_metrics` (defaults used by ``mammosynth evaluate``)."""
 
     detectability: DetectabilityConfig = DetectabilityConfig()
-    patch: int = 32
-    stride: int = 16
+    #: spectrum patch side, stride and fit band (bins of cycles/patch, lo inclusive, hi
+    #: exclusive); None: chosen from the image size by :meth:`spectrum_settings`
+    patch: int | None = None
+    stride: int | None = None
     erode: int | None = None
-    fit: tuple[int, int] = (2, 12)
+    fit: tuple[int, int] | None = None
     strata: tuple[str, ...] = STRATA_AXES
     #: seed and replicates of the spectrum / detail bootstraps (the classifier's own are in
     #: ``detectability``)
@@ -65,6 +67,56 @@ class RealismConfig:
             raise ValueError(f"unknown strata axes {sorted(unknown)}; expected some of {STRATA_AXES}")
         if not (0 < self.margin < 0.5) or self.detail_tolerance <= 1 or self.beta_tolerance <= 0:
             raise ValueError("margin must be in (0, 0.5), detail_tolerance > 1 and beta_tolerance > 0")
+        if self.patch is not None and self.patch < 8 or self.stride is not None and self.stride < 1:
+            raise ValueError(f"patch must be >= 8 and stride >= 1, got {self.patch}, {self.stride}")
+
+    def spectrum_settings(self, shape: Sequence[int]) -> SpectrumSettings:
+        """Patch, stride and fit band of the spectrum for images of ``shape`` ([N,] H, W).
+
+        Given values are honoured (a given patch without stride or fit takes those of
+        :data:`PATCH_BANDS`); ``None`` takes the automatic choice: 32-px patches (stride
+        16, fit bins (2, 12)) when the smaller image side is >= :data:`LARGE_PATCH_MIN_SIDE`,
+        else 16-px patches (stride 8, fit (2, 7)). Why: a 32-px patch never fits inside the
+        eroded breast of a 40-px-wide film (64x40: beta NaN on both sides), while phantom
+        films of 128x80 hold one in every image. At 16 px the fit keeps lo = 2 (bins 0-1 are
+        the Hann window's main lobe around the removed mean, a matter of bins, not of
+        cycles/pixel) and ends at bin 6 (0.375 cycles/pixel, near 32's 0.34); on power-law
+        fields (tests/metrics/test_realism.py) patch 16 with fit (2, 7) reads beta 2/3/4/6
+        as 1.98/2.84/3.77/5.88 (patch 32: 2.01/2.93/3.88/5.91), while (1, 7), the band
+        scaled by cycles/pixel, reads 1.99/2.72/3.51/5.31. Exponents from different patch
+        sizes are not comparable with each other; both sides of a comparison use the same.
+        """
+        small = min(int(v) for v in tuple(shape)[-2:]) < LARGE_PATCH_MIN_SIDE
+        patch = (16 if small else 32) if self.patch is None else int(self.patch)
+        # stride and band of a patch without them: the table's, else half the patch and the
+        # band up to 3/8 cycles/pixel
+        stride, fit = PATCH_BANDS.get(patch, (max(1, patch // 2), (2, max(4, 3 * patch // 8 + 1))))
+        stride = stride if self.stride is None else int(self.stride)
+        fit = fit if self.fit is None else (int(self.fit[0]), int(self.fit[1]))
+        return SpectrumSettings(patch, int(stride), fit)
+
+
+#: smallest image side (px) at which the spectrum uses 32-px patches (see
+#: :meth:`RealismConfig.spectrum_settings`)
+LARGE_PATCH_MIN_SIDE = 80
+#: patch side -> (stride, fit band) of the automatic choices
+PATCH_BANDS: dict[int, tuple[int, tuple[int, int]]] = {32: (16, (2, 12)), 16: (8, (2, 7))}
+
+
+@dataclass(frozen=True)
+class SpectrumSettings:
+    """The spectrum's resolved patch side, stride and fit band (reported with the result)."""
+
+    patch: int
+    stride: int
+    fit: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"patch": self.patch, "stride": self.stride, "fit": list(self.fit)}
+
+    def describe(self) -> str:
+        return (f"{self.patch}-px patches (stride {self.stride}), fit over {self.fit[0]}-{self.fit[1] - 1} "
+                "cycles/patch")
 
 
 def finding_stratum(record: ImageRecord) -> str:
@@ -107,10 +159,15 @@ class RealismResult:
     config: RealismConfig = field(default_factory=RealismConfig, repr=False)
     #: the real side (floor, real exponents and energies) came from the feature cache
     real_side_cached: bool = False
+    #: the spectrum's patch, stride and fit band used (resolved from ``config`` and the size)
+    spectrum_settings: SpectrumSettings | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        spectrum = self.spectrum.to_dict()
+        if self.spectrum_settings is not None:
+            spectrum["settings"] = {**self.spectrum_settings.to_dict(), "text": self.spectrum_settings.describe()}
         return {"detectability": self.detectability.to_dict(self.config.margin),
-                "spectrum": self.spectrum.to_dict(), "detail": self.detail.to_dict(),
+                "spectrum": spectrum, "detail": self.detail.to_dict(),
                 "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2),
                 "real_side_cached": self.real_side_cached}
 
@@ -138,9 +195,10 @@ REAL_SIDE_VERSION = 1
 
 
 def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.ndarray] | None,
-                   groups: Sequence[str] | None, config: RealismConfig) -> str:
+                   groups: Sequence[str] | None, config: RealismConfig, spectrum: SpectrumSettings) -> str:
     """Cache key of the real side: the set's content, the labels behind strata and the floor's
-    split, the image size and every setting (``repr`` of the frozen config)."""
+    split, the image size and every setting (``repr`` of the frozen config, and the spectrum
+    settings it resolved to: an automatic choice whose rule changes gives a new key)."""
     import hashlib
 
     h = hashlib.sha256()
@@ -148,7 +206,7 @@ def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.n
         h.update(name.encode() + b"\0" + "\n".join(arr.tolist()).encode())
     h.update(b"\1" + "\n".join(groups or []).encode())
     return cache_key(kind="realism-real-side", version=REAL_SIDE_VERSION, real=real_key, shape=list(shape),
-                     labels=h.hexdigest(), config=repr(config))
+                     labels=h.hexdigest(), config=repr(config), spectrum=spectrum.to_dict())
 
 
 def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_records: Sequence[ImageRecord] | None,
@@ -179,10 +237,12 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     if real_groups is None and real_records is not None:
         real_groups = [r.patient_id for r in real_records]
     say = (lambda msg: print(f"realism: {msg}", flush=True)) if progress else (lambda msg: None)
-    key = None if cache is None or real_key is None else _real_side_key(real_key, xr.shape, sr, real_groups, config)
+    settings = config.spectrum_settings(xr.shape)
+    key = None if cache is None or real_key is None else _real_side_key(real_key, xr.shape, sr, real_groups, config,
+                                                                        settings)
     hit = cache.load(key) if key is not None else None
-    say("texture spectrum and fine detail")
-    kw = dict(patch=config.patch, stride=config.stride, erode=config.erode, fit=config.fit)
+    say(f"texture spectrum ({settings.describe()}) and fine detail")
+    kw = dict(patch=settings.patch, stride=settings.stride, erode=config.erode, fit=settings.fit)
     beta_r = hit["beta"] if hit else spectral_exponents(xr, mr, **kw)
     energy_r = hit["energy"] if hit else highpass_energy(xr, mr, config.erode)
     spec = spectrum_comparison(beta_r, spectral_exponents(xs, ms, **kw), sr, ss, seed=config.seed,
@@ -199,7 +259,8 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
         cache.save(key, {"beta": np.asarray(beta_r), "energy": np.asarray(energy_r),
                          **{f"floor.{k}": v for k, v in det.floor.to_arrays().items()}})
     verdict = realism_verdict(det, spec, detail, config)
-    return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config, real_side_cached=bool(hit))
+    return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config, real_side_cached=bool(hit),
+                         spectrum_settings=settings)
 
 
 # -- the sheet ---------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from ..data.schema import CONDITION_AXES, check_fields
 
 PREDICTIONS = ("epsilon", "v")
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
+#: sampler steps of a pipeline by default (DPM-Solver++ needs about 25 for its quality)
+SAMPLE_STEPS = 25
 
 #: architecture defaults: sized for a few CPU cores at 64-128 rows (~1 M parameters, 1.8 GFLOP per
 #: UNet pass at 128x80);

@@ -28,13 +28,13 @@ from typing import Any, Mapping
 
 from .. import __version__
 from ..data.prepared import atomic_write_text
-from ..models.diffusion import DiffusionConfig, build_unet, class_index, noise_scheduler, sample
+from ..models.diffusion import SAMPLE_STEPS, DiffusionConfig, build_unet, class_index, noise_scheduler, sample
 from .pipeline import WEIGHTS_NAME, Pipeline, checkpoint_provenance, latent_seed, read_checkpoint
 
 MODEL_INDEX = "model_index.json"
 SAMPLERS = ("dpm++", "ddim")
 SCHEDULER_CLASS = {"dpm++": "DPMSolverMultistepScheduler", "ddim": "DDIMScheduler"}
-DEFAULT_STEPS = 25
+DEFAULT_STEPS = SAMPLE_STEPS
 MAX_STEPS = 1000
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..models.cost import model_cost, train_memory
+from ..models.cost import diffusion_cost, diffusion_train_memory, model_cost, train_memory
 from ..utils import atomic_file
 from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
@@ -187,33 +187,16 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
         "dataset": {"path": str(ds.root), "split": ds.split, "images": len(ds), "labels": counts},
         "preset": cfg.preset,
     }
-    if cfg.model.family == "diffusion":
-        return {**info, **diffusion_cost(cfg)}
-    cost = model_cost(cfg.model)
     # amp_setting's "on", without asking a GPU about bf16 (a dry run may plan for one it lacks)
     amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and D_.uses_cuda(cfg.device))
+    if cfg.model.family == "diffusion":
+        dcost = diffusion_cost(cfg.model)
+        memory = diffusion_train_memory(cfg.model, cfg.batch, amp=amp_on, accumulate=cfg.accumulate)
+        return {**info, "parameters": {"unet": dcost.params}, "cost": dcost.to_dict(), "memory": memory.to_dict()}
+    cost = model_cost(cfg.model)
     memory = train_memory(cfg.model, cfg.batch, amp=amp_on, recon=cfg.recon_weight > 0, r1=cfg.r1_gamma > 0)
     return {**info, "parameters": {"G": cost.g_params, "D": cost.d_params}, "cost": cost.to_dict(),
             "memory": memory.to_dict()}
-
-
-def diffusion_cost(cfg: TrainConfig) -> dict[str, Any]:
-    """Parameters and GFLOP per UNet pass (one image, counted by torch's FLOP counter: 2 per
-    multiply-add), per training image (forward + backward ~ 3 passes) and per generated
-    image (25 steps, two passes each with guidance). No memory estimate yet
-    (:mod:`mammosynth.models.cost` models the GAN layers only)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from ..models.diffusion import build_unet, class_index
-
-    unet = build_unet(cfg.model).eval()
-    h, w = cfg.model.resolution
-    labels = {a: torch.zeros(1, dtype=torch.long) for a in cfg.model.condition}
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        unet(torch.zeros(1, 1, h, w), 10, class_labels=class_index(labels, cfg.model.label_axes))
-    g = fc.get_total_flops() / 1e9
-    return {"parameters": {"unet": sum(p.numel() for p in unet.parameters())},
-            "cost": {"unet_gflop": g, "train_gflop": 3 * g, "sample_gflop_25_steps_guided": 50 * g}}
 
 
 # -- training ---------------------------------------------------------------------------

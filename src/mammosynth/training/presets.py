@@ -8,9 +8,11 @@ hence in the run's ``config.json`` and checkpoints. It is a constructor rather t
 :class:`ModelConfig` holds concrete widths: only a constructor still sees which widths
 the caller gave.
 
-Presets change the ``fastgan`` family only (and amp, which is precision, not recipe):
-``dcgan`` keeps its 2016 recipe (64 channels doubling to 512, batch 64) under every preset,
-and ``diffusion`` its defaults (widen it with ``channels``).
+Presets size ``fastgan`` and ``diffusion`` (and set amp, which is precision, not recipe):
+``dcgan`` keeps its 2016 recipe (64 channels doubling to 512, batch 64) under every preset.
+For ``diffusion`` a preset sets the UNet's channels per level (``channels``), ResNet layers
+per block, the levels with self-attention and the batch; the training recipe (AdamW 2e-4,
+EMA, label dropout) stays the family's.
 
 Widths (``g_channels``/``d_channels``: channels at full resolution, doubling per halving up
 to ``max_channels``). FastGAN (Liu et al. 2021, ngf = ndf = 64) has 32 channels at 256 px,
@@ -40,14 +42,24 @@ class Preset:
     max_channels: int | None = None
     batch: int | None = None
     amp: str = TrainConfig.amp
+    #: diffusion: UNet channels per level (full resolution first), ResNet layers per block,
+    #: lowest levels with self-attention, batch (``DiffusionConfig``, ``TrainConfig.batch``)
+    unet_channels: tuple[int, ...] | None = None
+    unet_layers: int | None = None
+    unet_attention: int | None = None
+    unet_batch: int | None = None
 
-    def model_fields(self, family: str) -> dict[str, int | None]:
-        if family != "fastgan":
-            return {}
-        return {"g_channels": self.g_channels, "d_channels": self.d_channels, "max_channels": self.max_channels}
+    def model_fields(self, family: str) -> dict[str, Any]:
+        if family == "fastgan":
+            return {"g_channels": self.g_channels, "d_channels": self.d_channels, "max_channels": self.max_channels}
+        if family == "diffusion":
+            return {"channels": self.unet_channels, "layers_per_block": self.unet_layers,
+                    "attention_levels": self.unet_attention}
+        return {}
 
     def train_fields(self, family: str) -> dict[str, Any]:
-        return {"batch": self.batch if family == "fastgan" else None, "amp": self.amp}
+        batch = {"fastgan": self.batch, "diffusion": self.unet_batch}.get(family)
+        return {"batch": batch, "amp": self.amp}
 
 
 PRESETS: dict[str, Preset] = {
@@ -58,13 +70,29 @@ PRESETS: dict[str, Preset] = {
     # the 8-32-row layers hold most parameters and little compute. At 512x320 and batch 32
     # training needs ~7 GiB with bf16 (~13 GiB in fp32): any 16-24 GB GPU; 8x the cpu
     # preset's channels at 256 px, so texture layers are no longer a few channels wide.
-    "gpu": Preset("gpu", "one 16-80 GB GPU, 256-512 px", g_channels=32, d_channels=32, max_channels=256, batch=32),
+    #
+    # diffusion, gpu: the README's suggested widening (64, 128, 256, 256; DDPM's CIFAR UNet
+    # has 128, 256, 256, 256) with DDPM's 2 layers per block; still 4 levels, so every size
+    # the cpu preset takes (64x40 up) works; attention at the lowest level only (64x40
+    # tokens at 512x320). 25 M parameters, 0.7 TFLOP per UNet pass at 512x320. A UNet keeps
+    # full-resolution activations for backward in every block: ~1.7 GiB per 512x320 image
+    # in bf16, so batch 16: ~7 GiB at 256x160, ~27 GiB at 512x320 (a 40 GB GPU; add
+    # ``--accumulate 2`` on a 24 GB one).
+    "gpu": Preset("gpu", "one 16-80 GB GPU, 256-512 px", g_channels=32, d_channels=32, max_channels=256, batch=32,
+                  unet_channels=(64, 128, 256, 256), unet_layers=2, unet_attention=1, unet_batch=16),
     # 1024x640: 4x FastGAN's 1024-px top width (8), doubling to FastGAN's 512. ~53 GiB at
     # batch 64 with bf16: fits an 80 GB GPU with room for what the estimate leaves out.
     # 64 channels at full resolution would need ~100 GiB and 3x the compute (3.4 TFLOP
     # per training image), an H200-only configuration for a texture gain not yet measured.
+    # diffusion, gpu-large: 5 levels (H and W multiples of 16: 128x80 and up) so that the
+    # lowest, attended level of a 1024x640 film is 64x40 (with 4 it would be 128x80:
+    # 10 k tokens, ~200 GFLOP per attention layer and image), 64 channels at full
+    # resolution (128 there would need ~8 GiB of activations per 1024x640 image in bf16),
+    # batch 8: ~57 GiB in bf16 at 1024x640, 100 M parameters (larger batches with
+    # ``--accumulate``).
     "gpu-large": Preset("gpu-large", "one 80 GB+ GPU, 1024x640", g_channels=32, d_channels=32, max_channels=512,
-                        batch=64),
+                        batch=64, unet_channels=(64, 128, 256, 512, 512), unet_layers=2, unet_attention=1,
+                        unet_batch=8),
 }
 PRESET_CHOICES = ("auto", *PRESETS)
 
@@ -79,9 +107,10 @@ def resolve_preset(name: str, device: str = "auto") -> Preset:
 
 
 def preset_config(preset: str = "auto", model: dict[str, Any] | None = None, **fields: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a preset: ``model`` holds :class:`ModelConfig` fields
-    (``family`` included), ``fields`` the other :class:`TrainConfig` fields. Widths, batch
-    and amp left out or ``None`` take the preset's values, then the family's.
+    """A :class:`TrainConfig` from a preset: ``model`` holds :class:`ModelConfig` (or
+    ``DiffusionConfig``) fields (``family`` included), ``fields`` the other
+    :class:`TrainConfig` fields. Widths, batch and amp left out or ``None`` take the
+    preset's values, then the family's.
 
     >>> preset_config("gpu", model={"resolution": (512, 320)}, minutes=60).model.g_channels
     32
