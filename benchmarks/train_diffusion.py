@@ -48,20 +48,11 @@ def generate(run: Path, n: int, out: Path, device: str) -> tuple[float, np.ndarr
     return rate, result.images
 
 
-def realism_config(size: tuple[int, int]):
-    """evaluate's realism settings; below 96 px a side, 16-px spectrum patches (a 32-px patch
-    rarely fits inside an eroded 40-px-wide breast, and beta came out NaN on both sides) with
-    the fit band at the same cycles/pixel as the default (2..11 of 32 -> 1..6 of 16)."""
-    from mammosynth.metrics.realism import RealismConfig
-
-    return RealismConfig() if min(size) >= 96 else RealismConfig(patch=16, stride=8, fit=(1, 7))
-
-
-def realism(held: tuple, syn_u16: np.ndarray, sheet: Path, size: tuple[int, int]):
+def realism(held: tuple, syn_u16: np.ndarray, sheet: Path):
     """``train_gan.realism``, but a model that draws no breast yet (an early diffusion run's
     noise) gets no crop sheet and, if the measures cannot run, None instead of a crash."""
     from mammosynth.data.preprocess import breast_masks
-    from mammosynth.metrics.realism import realism_metrics, realism_sheet
+    from mammosynth.metrics.realism import RealismConfig, realism_metrics, realism_sheet
 
     xs, ms = syn_u16.astype(np.float32) / 65535.0, breast_masks(syn_u16)
     try:
@@ -69,7 +60,7 @@ def realism(held: tuple, syn_u16: np.ndarray, sheet: Path, size: tuple[int, int]
     except ValueError as exc:
         print(f"note: no crop sheet ({exc})", flush=True)
     try:
-        return realism_metrics(held[0], held[1], held[2], xs, ms, None, realism_config(size), progress=False)
+        return realism_metrics(held[0], held[1], held[2], xs, ms, None, RealismConfig(), progress=False)
     except Exception as exc:  # noqa: BLE001 (a benchmark row, not a crash)
         print(f"note: realism measures failed ({type(exc).__name__}: {exc})", flush=True)
         return None
@@ -133,7 +124,7 @@ def main() -> int:
                 gen_dir = work / "png" / run.name
                 shutil.rmtree(gen_dir, ignore_errors=True)
                 gen_rate, syn = generate(run, n_test, gen_dir, args.device)
-                rm = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), size)
+                rm = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"))
                 score = tg.frd(test_dir, gen_dir)
                 rows.append((f"{size[0]}x{size[1]}", fam, minutes, end["kimg"], train_rate, gen_rate, score, floor, rm))
                 print(f"{size_s} {fam:9s} {minutes:4.0f} min {end['kimg']:6.2f} kimg train {train_rate:6.2f} img/s "
