@@ -8,6 +8,10 @@ labels -> class-index function and the model's resolution. :meth:`DiffusionPrior
 builds it from a run through that family's API, imported lazily (diffusers is loaded only
 when a learned route runs).
 
+Routes: :class:`DiffusionRemover` (``--remove``: RePaint with finding=none),
+:class:`DiffusionInserter` (``--insert``: RePaint of a lesion mask with finding=KIND),
+:class:`DiffusionDensity` (``--density``: SDEdit under the target density).
+
 * **RePaint** (Lugmayr et al. 2022): at every step the known region (outside the mask) is
   replaced by the source noised to that step's level, the whole image is denoised one step
   under the target labels, and each step is resampled ``resample`` times (noise back up one
@@ -28,7 +32,6 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from scipy import ndimage
 
-from ..data.schema import Finding
 from .editors import EditError, EditOutcome, EditRequest
 from .film import film_breast, to_gray
 from .physics import inserted_labels
