@@ -189,3 +189,19 @@ def test_cli_learned_insert_at_a_box_with_a_size(run, phantom, tmp_path, one_tor
     d = PreparedDataset(out).image(rec).astype(np.int64) - src.image(film)
     assert (d[~edit_mask] == 0).all() and (d[edit_mask] != 0).any()
     assert verify_set(out).ok
+
+
+def test_removal_repaints_a_finding_smaller_than_one_model_pixel(prior, one_torch_thread):
+    from mammosynth.data.schema import Finding
+    from mammosynth.edit.learned import DiffusionRemover
+
+    s = simulate_phantom(1, PhantomConfig(size=(256, 160), findings="mass:0.0001"))  # 8 film px per model px
+    ys, xs = np.nonzero(s.breast)
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    mask = np.zeros(s.image.shape, bool)
+    mask[cy:cy + 2, cx:cx + 2] = True  # a 2x2 px speck
+    rec = s.record.replace(findings=(Finding("calcification", box=(cx, cy, cx + 2, cy + 2)),))
+    out = DiffusionRemover(prior, feather_px=1).apply(EditRequest(s.image, rec, {0: mask}, np.random.default_rng(0),
+                                                                  finding=0))
+    d = out.image.astype(np.int64) - s.image
+    assert not out.findings and (d[~out.edit_mask] == 0).all() and np.abs(d[mask]).max() > 0

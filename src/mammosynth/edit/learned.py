@@ -196,7 +196,7 @@ class DiffusionRemover:
         if not region.any():
             raise EditError(f"{rec.image_id}: finding {k} lies outside the breast")
         small = _resize(to_gray(request.image), self.prior.resolution) * 2 - 1
-        keep = _resize(region.astype(np.float32), self.prior.resolution) < 0.5
+        keep = ~_cover(region, self.prior.resolution)  # a finding under one model pixel is still repainted
         seed = int(request.rng.integers(2 ** 31))
         out = self.prior.repaint(small, keep, _labels(request, "none"), seed)
         image = _composite(request.image, small, out, region)
