@@ -94,7 +94,8 @@ def learned_speed(ds: PreparedDataset, run: str, n: int, device: str | None, ste
             ("density (A<->D, strength 0.5)", lambda: DiffusionDensity(prior),
              [(r, dict(masks=masks(r), density=far.get(r.density, "D"))) for r in ds.records[:n]])]
     if "finding" in prior.label_axes:
-        jobs.insert(0, ("insert (mass)", lambda: DiffusionInserter(prior, "mass"), [(r, {"masks": {}}) for r in normal]))
+        jobs.insert(0, ("insert (mass)", lambda: DiffusionInserter(prior, "mass"),
+                        [(r, {"masks": {}}) for r in normal]))
     else:
         print("  insert: not timed (the model is not conditioned on the finding)")
     for name, make, films in jobs:

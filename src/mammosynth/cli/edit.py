@@ -62,8 +62,8 @@ def handler(args: argparse.Namespace) -> int:
 
     config = EditConfig(insert=args.insert, remove=args.remove, density=args.density, strength=args.strength,
                         route=args.route, model=args.model, box=tuple(args.box) if args.box else None,
-                        sites=args.sites, size_mm=args.size_mm, normal_only=args.normal_only, seed=args.seed, feather_px=args.feather_px,
-                        fmt=args.fmt, key=args.key, limit=args.limit)
+                        sites=args.sites, size_mm=args.size_mm, normal_only=args.normal_only, seed=args.seed,
+                        feather_px=args.feather_px, fmt=args.fmt, key=args.key, limit=args.limit)
     result = edit(args.prepared, args.out, config)
     skipped = f" ({result.skipped} skipped)" if result.skipped else ""
     print(f"edited {result.edited} film(s) into {result.out}{skipped}")
