@@ -6,10 +6,16 @@ present, else 64 phantom films. Prints
 * physics insertion, in memory, per lesion kind: films/s on one process and one thread
   (the film's estimates, the lesion, compositing; no disk). Target: >= 50 films/s;
 * ``edit()`` end to end (read, insert, 16-bit PNG, text markings, manifest, signing);
+* with ``--run RUN`` (a trained diffusion run): the learned routes, in memory, seconds per
+  film at 25 sampler steps (RePaint: 2 UNet passes per step): insert (mass, RePaint under
+  finding=mass), remove (the first finding, RePaint under finding=none) and density (SDEdit
+  at strength 0.5 to the class at the other end of A-D), on ``--learned-films`` films,
+  the UNet on ``--device``;
 * the validation figures of ``evaluate --edits``: max |delta| outside the edit mask,
   inserted-vs-real lesion patch AUC (95 % CI), lesion-presence score before/after.
 
     .venv/bin/python benchmarks/edit.py [--source DIR] [--size 256 160] [--kind mass] [--no-validate]
+                                        [--run RUN [--learned-films 4] [--device cuda]]
 """
 from __future__ import annotations
 
@@ -67,6 +73,50 @@ def insertion_speed(ds: PreparedDataset, kinds: list[str], repeats: int) -> None
               f"{repeats}; {len(films)} films, {rejected} rejected; target >= {TARGET:.0f} wall: {verdict})")
 
 
+def learned_speed(ds: PreparedDataset, run: str, n: int, device: str | None, steps: int = 25) -> None:
+    """Seconds per film of the learned insert, remove and density edits (in memory, no disk)."""
+    from mammosynth.edit.learned import DiffusionDensity, DiffusionInserter, DiffusionPrior, DiffusionRemover
+
+    t0 = time.perf_counter()
+    prior = DiffusionPrior.from_run(run, steps=steps, device=device)
+    print(f"learned routes: {run} loaded in {time.perf_counter() - t0:.1f} s; model {prior.resolution[0]}x"
+          f"{prior.resolution[1]}, conditioned on {', '.join(prior.label_axes) or 'nothing'}; {steps} sampler "
+          f"steps, RePaint resample {prior.resample}; UNet on {prior._device()}")
+
+    def masks(rec):
+        return {k: m for k in range(len(rec.findings)) if (m := ds.mask(rec, k)) is not None}
+
+    normal = [r for r in ds.records if not r.findings][:n]
+    lesion = [r for r in ds.records if r.findings][:n]
+    far = {"A": "D", "B": "D", "C": "A", "D": "A"}
+    jobs = [("remove (first finding)", lambda: DiffusionRemover(prior),
+             [(r, dict(masks=masks(r), finding=0)) for r in lesion]),
+            ("density (A<->D, strength 0.5)", lambda: DiffusionDensity(prior),
+             [(r, dict(masks=masks(r), density=far.get(r.density, "D"))) for r in ds.records[:n]])]
+    if "finding" in prior.label_axes:
+        jobs.insert(0, ("insert (mass)", lambda: DiffusionInserter(prior, "mass"),
+                        [(r, {"masks": {}}) for r in normal]))
+    else:
+        print("  insert: not timed (the model is not conditioned on the finding)")
+    for name, make, films in jobs:
+        editor, done, rejected, wall, cpu = make(), 0, 0, 0.0, 0.0
+        for j, (rec, kw) in enumerate(films):
+            image = ds.image(rec)
+            t0, c0 = time.perf_counter(), time.process_time()
+            try:
+                editor.apply(EditRequest(image, rec, kw.pop("masks"), np.random.default_rng(j), strength=0.5, **kw))
+                done += 1
+            except ValueError:
+                rejected += 1
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+        if done:
+            print(f"  {name:>30}: {wall / len(films):6.2f} s/film wall, {cpu / len(films):6.2f} CPU-s/film "
+                  f"({done} films, {rejected} rejected)")
+        else:
+            print(f"  {name:>30}: no film to time ({rejected} rejected)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=None)
@@ -75,7 +125,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--phantom", action="store_true", help="use phantom films even if mias-dev exists")
     ap.add_argument("--no-validate", action="store_true")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for the validation classifiers")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (validation classifiers, learned routes)")
+    ap.add_argument("--run", default=None, help="a trained diffusion run: also time the learned edit routes")
+    ap.add_argument("--learned-films", type=int, default=4, help="films per learned route (default 4)")
+    ap.add_argument("--device", default=None, help="where the learned routes' UNet runs (default: cpu)")
     args = ap.parse_args()
     import torch
 
@@ -89,6 +142,8 @@ def main() -> int:
         print(f"edit benchmark: {label}; {len(ds)} films; cores available={len(os.sched_getaffinity(0))}, "
               f"load average={os.getloadavg()[0]:.1f} (a shared machine: figures are lower bounds)")
         insertion_speed(ds, args.kind or sorted(INSERT_KINDS), args.repeats)
+        if args.run:
+            learned_speed(ds, args.run, args.learned_films, args.device)
         t0 = time.perf_counter()
         res = edit(prepared, tmp / "edited", EditConfig(insert="mass", normal_only=True))
         dt = time.perf_counter() - t0

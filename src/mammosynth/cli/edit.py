@@ -36,13 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strength", type=float, default=d.strength,
                    help="density: SDEdit noise level (default %(default)s)")
     p.add_argument("--route", choices=ROUTES, default=d.route,
-                   help="auto: physics for --insert, diffusion for --remove/--density (default %(default)s)")
+                   help="auto: physics for --insert, diffusion for --remove/--density; --insert --route diffusion: "
+                        "RePaint of the lesion's mask under finding=KIND (default %(default)s)")
     p.add_argument("--run", dest="model", default=d.model, metavar="RUN",
                    help="trained diffusion model for the learned routes")
     p.add_argument("--box", type=int, nargs=4, default=d.box, metavar=("X0", "Y0", "X1", "Y1"),
                    help="insert at this box (stored pixels) in every film; default: a random plausible site")
     p.add_argument("--sites", default=d.sites, metavar="CSV",
                    help="per-film sites: CSV with header image_id,x0,y0,x1,y1[,mask] (mask: binary PNG path)")
+    p.add_argument("--size", dest="size_mm", type=float, default=d.size_mm, metavar="MM",
+                   help="insert: the mass's diameter in mm (spiculated: its core's); default: drawn as the phantom "
+                        "draws it (8-28 mm)")
     p.add_argument("--normal-only", action="store_true", help="insert only into films without findings")
     p.add_argument("--seed", type=int, default=d.seed, help="seed (default %(default)s)")
     p.add_argument("--feather", dest="feather_px", type=int, default=d.feather_px,
@@ -58,8 +62,8 @@ def handler(args: argparse.Namespace) -> int:
 
     config = EditConfig(insert=args.insert, remove=args.remove, density=args.density, strength=args.strength,
                         route=args.route, model=args.model, box=tuple(args.box) if args.box else None,
-                        sites=args.sites, normal_only=args.normal_only, seed=args.seed, feather_px=args.feather_px,
-                        fmt=args.fmt, key=args.key, limit=args.limit)
+                        sites=args.sites, size_mm=args.size_mm, normal_only=args.normal_only, seed=args.seed,
+                        feather_px=args.feather_px, fmt=args.fmt, key=args.key, limit=args.limit)
     result = edit(args.prepared, args.out, config)
     skipped = f" ({result.skipped} skipped)" if result.skipped else ""
     print(f"edited {result.edited} film(s) into {result.out}{skipped}")

@@ -62,6 +62,7 @@ class EditConfig:
     model: str | None = None  # diffusion run / saved pipeline for the learned routes
     box: tuple[int, int, int, int] | None = None  # insert: (x0, y0, x1, y1) for every film
     sites: str | None = None  # insert: CSV image_id,x0,y0,x1,y1[,mask] (mask: PNG path) per film
+    size_mm: float | None = None  # insert: a mass's diameter (spiculated: its core's); None = drawn
     normal_only: bool = False  # insert: only films without findings
     seed: int = 0
     feather_px: int = 3
@@ -87,8 +88,8 @@ class EditConfig:
             if len(self.box) != 4:
                 raise ValueError(f"box must be (x0, y0, x1, y1), got {self.box!r}")
             object.__setattr__(self, "box", tuple(int(v) for v in self.box))
-        if (self.box is not None or self.sites is not None) and self.insert is None:
-            raise ValueError("--box and --sites place insertions; they need --insert")
+        if (self.box is not None or self.sites is not None or self.size_mm is not None) and self.insert is None:
+            raise ValueError("--box, --sites and --size place and size insertions; they need --insert")
 
     @property
     def operation(self) -> str:

@@ -12,7 +12,7 @@ Routes:
 operation  route        how                                                       status
 =========  ===========  ========================================================  ==========
 insert     physics      phantom lesion models in log-attenuation space            here
-insert     diffusion    RePaint conditioned on the finding                        not yet
+insert     diffusion    RePaint of the physics route's lesion mask, finding=KIND  :mod:`.learned`
 remove     diffusion    RePaint with finding=none over the finding's mask         :mod:`.learned`
 density    diffusion    SDEdit: noise to ``strength``, denoise under the target   :mod:`.learned`
 =========  ===========  ========================================================  ==========
@@ -106,7 +106,7 @@ def make_editor(config: Any) -> Editor:
     if op == "insert" and route == "physics":
         from .physics import PhysicsInserter
 
-        return PhysicsInserter(config.insert, feather_px=config.feather_px)
+        return PhysicsInserter(config.insert, feather_px=config.feather_px, size_mm=config.size_mm)
     if route == "physics":
         raise ValueError(f"--{op} has no physics route (the phantom's models only add lesions); "
                          "it needs the diffusion route (--route diffusion --run RUN)")
@@ -115,10 +115,12 @@ def make_editor(config: Any) -> Editor:
                          "load_pipeline), which this installation lacks")
     if not config.model:
         raise ValueError(f"the {route} route of --{op} needs a trained diffusion model (--run RUN, EditConfig.model)")
-    from .learned import DiffusionDensity, DiffusionPrior, DiffusionRemover
+    from .learned import DiffusionDensity, DiffusionInserter, DiffusionPrior, DiffusionRemover
+    from .physics import PhysicsInserter
 
-    if op == "insert":
-        raise ValueError("the diffusion route of --insert (RePaint conditioned on the finding) is not implemented "
-                         "yet; use --route physics")
+    if op == "insert":  # a bad lesion spec or size fails before the model is loaded
+        PhysicsInserter(config.insert, feather_px=config.feather_px, size_mm=config.size_mm)
     prior = DiffusionPrior.from_run(config.model)
+    if op == "insert":
+        return DiffusionInserter(prior, config.insert, config.feather_px, config.size_mm)
     return DiffusionRemover(prior, config.feather_px) if op == "remove" else DiffusionDensity(prior)

@@ -8,6 +8,10 @@ labels -> class-index function and the model's resolution. :meth:`DiffusionPrior
 builds it from a run through that family's API, imported lazily (diffusers is loaded only
 when a learned route runs).
 
+Routes: :class:`DiffusionRemover` (``--remove``: RePaint with finding=none),
+:class:`DiffusionInserter` (``--insert``: RePaint of a lesion mask with finding=KIND),
+:class:`DiffusionDensity` (``--density``: SDEdit under the target density).
+
 * **RePaint** (Lugmayr et al. 2022): at every step the known region (outside the mask) is
   replaced by the source noised to that step's level, the whole image is denoised one step
   under the target labels, and each step is resampled ``resample`` times (noise back up one
@@ -28,9 +32,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from scipy import ndimage
 
-from ..data.schema import Finding
 from .editors import EditError, EditOutcome, EditRequest
 from .film import film_breast, to_gray
+from .physics import inserted_labels
 
 
 @dataclass
@@ -44,10 +48,12 @@ class DiffusionPrior:
     label_axes: Mapping[str, tuple[str, ...]]
     steps: int = 25
     resample: int = 2  # RePaint resampling per step
+    name: str = "the diffusion prior"  # the run, in messages
 
     @classmethod
-    def from_run(cls, run: str, steps: int = 25, resample: int = 2) -> "DiffusionPrior":
-        """From a trained diffusion run, through the diffusion family's public API."""
+    def from_run(cls, run: str, steps: int = 25, resample: int = 2, device: Any = None) -> "DiffusionPrior":
+        """From a trained diffusion run, through the diffusion family's public API; ``device``
+        (e.g. ``"cuda"``): where the UNet runs (the noise is drawn on the CPU either way)."""
         try:
             import torch
 
@@ -56,7 +62,7 @@ class DiffusionPrior:
             from ..sampling.pipeline import load_pipeline
         except ImportError as exc:
             raise ValueError(f"the learned edit routes need the diffusion family ({exc})") from exc
-        pipe = load_pipeline(run)
+        pipe = load_pipeline(run, device=device)
         if not isinstance(pipe, DiffusionPipeline):
             raise ValueError(f"{run}: a {type(pipe).__name__} run; the learned edit routes need a diffusion model "
                              "(mammosynth train --model diffusion)")
@@ -67,13 +73,20 @@ class DiffusionPrior:
                                 for a, c in axes.items()}, axes)
 
         return cls(pipe.unet, lambda: noise_scheduler(pipe.model_config, "ddim"), classes, tuple(pipe.resolution),
-                   axes, steps, resample)
+                   axes, steps, resample, str(run))
+
+    def _device(self):
+        import torch
+
+        p = next(iter(self.unet.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
 
     # -- sampling -------------------------------------------------------------------
     def _eps(self, x, t, c):
         import torch
 
         with torch.no_grad():
+            c = c.to(x.device) if c is not None else None
             return self.unet(x, t, class_labels=c).sample
 
     def repaint(self, x0: np.ndarray, keep: np.ndarray, labels: Mapping[str, str], seed: int) -> np.ndarray:
@@ -81,17 +94,22 @@ class DiffusionPrior:
         import torch
 
         gen = torch.Generator().manual_seed(seed)
+        dev = self._device()
+
+        def noise():  # drawn on the CPU: the same edit on every device, up to float rounding
+            return torch.randn(src.shape, generator=gen).to(dev)
+
         sched = self.make_scheduler()
         sched.set_timesteps(self.steps)
-        src = torch.from_numpy(x0[None, None].astype(np.float32))
-        k = torch.from_numpy(keep[None, None].astype(np.float32))
+        src = torch.from_numpy(x0[None, None].astype(np.float32)).to(dev)
+        k = torch.from_numpy(keep[None, None].astype(np.float32)).to(dev)
         c = self.classes(labels)
         ac = sched.alphas_cumprod
-        x = torch.randn(src.shape, generator=gen)
+        x = noise()
         ts = list(sched.timesteps)
         for i, t in enumerate(ts):
             for r in range(self.resample):
-                known = sched.add_noise(src, torch.randn(src.shape, generator=gen), torch.tensor([int(t)]))
+                known = sched.add_noise(src, noise(), torch.tensor([int(t)]))
                 x = k * known + (1 - k) * x
                 prev = sched.step(self._eps(x, t, c), t, x).prev_sample
                 if r == self.resample - 1 or i == len(ts) - 1:
@@ -100,8 +118,8 @@ class DiffusionPrior:
                 # back up one step: q(x_t | x_{t-1}) with the ratio of the cumulative alphas
                 a_t = float(ac[int(t)])
                 a_p = float(ac[int(ts[i + 1])])
-                x = math.sqrt(a_t / a_p) * prev + math.sqrt(1 - a_t / a_p) * torch.randn(src.shape, generator=gen)
-        return (k * src + (1 - k) * x)[0, 0].numpy()
+                x = math.sqrt(a_t / a_p) * prev + math.sqrt(1 - a_t / a_p) * noise()
+        return (k * src + (1 - k) * x)[0, 0].float().cpu().numpy()
 
     def sdedit(self, x0: np.ndarray, strength: float, labels: Mapping[str, str], seed: int) -> np.ndarray:
         """Noise ``x0`` to ``strength`` of the schedule and denoise it under ``labels``."""
@@ -112,11 +130,11 @@ class DiffusionPrior:
         sched.set_timesteps(self.steps)
         ts = list(sched.timesteps)[self.steps - max(1, int(round(strength * self.steps))):]
         src = torch.from_numpy(x0[None, None].astype(np.float32))
-        x = sched.add_noise(src, torch.randn(src.shape, generator=gen), torch.tensor([int(ts[0])]))
+        x = sched.add_noise(src, torch.randn(src.shape, generator=gen), torch.tensor([int(ts[0])])).to(self._device())
         c = self.classes(labels)
         for t in ts:
             x = sched.step(self._eps(x, t, c), t, x).prev_sample
-        return x[0, 0].numpy()
+        return x[0, 0].float().cpu().numpy()
 
 
 def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -125,14 +143,28 @@ def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resize(x, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
-def _composite(image: np.ndarray, small_src: np.ndarray, small_out: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _composite(image: np.ndarray, small_src: np.ndarray, small_out: np.ndarray, mask: np.ndarray,
+               weight: np.ndarray | None = None) -> np.ndarray:
     """The film with the edit (model-resolution result minus resized source, brought back to
-    the film's size) added inside ``mask`` only: outside it, the source's pixels."""
+    the film's size; times ``weight`` where given) added inside ``mask`` only: outside it,
+    the source's pixels."""
     delta = _resize((small_out - small_src) / 2.0, image.shape)  # [-1, 1] -> grey
+    if weight is not None:
+        delta *= weight
     out = image.copy()
     new = to_gray(image)[mask] + delta[mask]
     out[mask] = np.clip(np.rint(new * 65535.0), 0, 65535).astype(np.uint16)
     return out
+
+
+def _cover(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``mask`` brought to ``shape``: a pixel is set when any film pixel it covers is, so a
+    lesion smaller than one model pixel (a calcification speck) is still repainted."""
+    h, w = shape
+    rows = (np.arange(h) * mask.shape[0]) // h
+    cols = (np.arange(w) * mask.shape[1]) // w
+    m = np.asarray(mask, np.uint8)
+    return np.maximum.reduceat(np.maximum.reduceat(m, rows, axis=0), cols, axis=1) > 0
 
 
 def _labels(request: EditRequest, finding: str, density: str | None = None) -> dict[str, str]:
@@ -164,7 +196,7 @@ class DiffusionRemover:
         if not region.any():
             raise EditError(f"{rec.image_id}: finding {k} lies outside the breast")
         small = _resize(to_gray(request.image), self.prior.resolution) * 2 - 1
-        keep = _resize(region.astype(np.float32), self.prior.resolution) < 0.5
+        keep = ~_cover(region, self.prior.resolution)  # a finding under one model pixel is still repainted
         seed = int(request.rng.integers(2 ** 31))
         out = self.prior.repaint(small, keep, _labels(request, "none"), seed)
         image = _composite(request.image, small, out, region)
@@ -200,3 +232,53 @@ class DiffusionDensity:
         return EditOutcome(image, region, tuple(rec.findings), dict(request.masks), request.density,
                            {**self.settings(), "strength": request.strength, "from": rec.density,
                             "to": request.density})
+
+
+class DiffusionInserter:
+    """``--insert`` (learned): RePaint a lesion's mask under finding=KIND.
+
+    The lesion's mask - its site, size and margin - is the physics route's
+    (:meth:`~.physics.PhysicsInserter.draw`: the ``--box``/``--sites``/random plausible site
+    rule, ``--size``, the phantom's shapes: a smooth lobulated ellipse for a circumscribed
+    mass, a core with spicules for a spiculated one). The mask dilated by ``feather_px``
+    (within the breast) is repainted at the model's resolution under the film's density and
+    view and finding=KIND; the change is composited back with a ramp from 0 at the region's
+    border to 1 ``feather_px`` inside, so every pixel outside the region is the source's.
+    """
+
+    operation, route = "insert", "diffusion"
+
+    def __init__(self, prior: DiffusionPrior, spec: str, feather_px: int = 3, size_mm: float | None = None):
+        from .physics import PhysicsInserter
+
+        self.prior = prior
+        self.shapes = PhysicsInserter(spec, feather_px=feather_px, size_mm=size_mm)
+        kind = self.shapes.kind
+        axes = dict(prior.label_axes)
+        if "finding" not in axes:
+            conditioned = ", ".join(axes) or "nothing"
+            raise ValueError(f"{prior.name}: the diffusion model is not conditioned on the finding (it is on "
+                             f"{conditioned}); the learned --insert needs one trained with --condition including "
+                             "finding (or use --route physics)")
+        if kind not in axes["finding"]:
+            raise ValueError(f"{prior.name}: the diffusion model's finding classes {axes['finding']} lack {kind!r}; "
+                             "the learned --insert cannot ask it for that lesion (use --route physics)")
+
+    def settings(self) -> dict[str, Any]:
+        s = self.shapes
+        return {"operation": "insert", "route": "diffusion", "kind": s.kind_name, "pathology": s.pathology,
+                "feather_px": s.feather_px, "size_mm": s.size_mm, "steps": self.prior.steps,
+                "resample": self.prior.resample}
+
+    def apply(self, request: EditRequest) -> EditOutcome:
+        film = self.shapes.film(request)
+        lesion, _, _ = self.shapes.draw(request, film)
+        region = ndimage.binary_dilation(lesion.mask, iterations=self.shapes.feather_px) & film.breast
+        ramp = np.clip(ndimage.distance_transform_edt(region) / self.shapes.feather_px, 0.0, 1.0)
+        small = _resize(to_gray(request.image), self.prior.resolution) * 2 - 1
+        keep = ~_cover(region, self.prior.resolution)
+        seed = int(request.rng.integers(2 ** 31))
+        out = self.prior.repaint(small, keep, _labels(request, self.shapes.kind), seed)
+        image = _composite(request.image, small, out, region, ramp.astype(np.float32))
+        findings, masks, params = inserted_labels(request, lesion, film, self.settings())
+        return EditOutcome(image, region, findings, masks, None, {**params, "repaint_seed": seed})

@@ -8,7 +8,8 @@ For one film (:mod:`.film` estimates its geometry, contrast, blur and noise):
    lesion's extent + 3 mm from the skin line and off the pectoral muscle. In both cases the
    lesion's mask must lie in the breast, off the pectoral muscle and at least 1 mm inside
    the skin line; up to ``MAX_DRAWS`` lesions are drawn until one fits (and has the
-   pathology asked for), else the film is rejected.
+   pathology asked for), else the film is rejected. ``size_mm`` fixes a mass's diameter
+   (spiculated: of its core) instead of drawing it from the phantom's range.
 2. **Lesion.** :mod:`mammosynth.phantom.lesions` draws it on a pseudo-anatomy read back
    from the film; its added line integral (plus, for distortion and asymmetry, the change
    of glandular path they make) is blurred with the film's PSF and scaled by the film's
@@ -29,8 +30,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..data.schema import Finding
+from ..phantom.anatomy import Anatomy
 from ..phantom.imaging import MU_20KEV
-from ..phantom.lesions import make_asymmetry, make_calcifications, make_distortion, make_mass
+from ..phantom.lesions import Lesion, make_asymmetry, make_calcifications, make_distortion, make_mass
 from .editors import EditError, EditOutcome, EditRequest, Site
 from .film import FilmModel, estimate_film, pseudo_anatomy, to_gray
 
@@ -77,22 +79,28 @@ class PhysicsInserter:
     operation = "insert"
     route = "physics"
 
-    def __init__(self, spec: str, feather_px: int = 3):
+    def __init__(self, spec: str, feather_px: int = 3, size_mm: float | None = None):
         self.kind_name, self.pathology = parse_insert(spec)
         self.kind, self.subtype = INSERT_KINDS[self.kind_name]
         if feather_px < 1:
             raise ValueError(f"feather_px must be >= 1, got {feather_px}")
         self.feather_px = int(feather_px)
+        if size_mm is not None and self.kind != "mass":
+            raise ValueError(f"--size sets a mass's diameter; {self.kind_name} lesions are drawn at the phantom's "
+                             "sizes (place them with --box or --sites)")
+        if size_mm is not None and not size_mm > 0:
+            raise ValueError(f"--size must be > 0 mm, got {size_mm}")
+        self.size_mm = None if size_mm is None else float(size_mm)
 
     def settings(self) -> dict[str, Any]:
         return {"operation": "insert", "route": "physics", "kind": self.kind_name, "pathology": self.pathology,
-                "feather_px": self.feather_px}
+                "feather_px": self.feather_px, "size_mm": self.size_mm}
 
     # -- drawing ----------------------------------------------------------------------
     def _make(self, rng, anat, centre):
         if self.kind == "mass":
             spic = self.subtype == "spiculated" if self.subtype else bool(rng.random() < 0.5)
-            return make_mass(rng, anat, spiculated=spic, centre=centre)
+            return make_mass(rng, anat, spiculated=spic, centre=centre, diameter_mm=self.size_mm)
         return {"calcification": make_calcifications, "distortion": make_distortion,
                 "asymmetry": make_asymmetry}[self.kind](rng, anat, centre)
 
@@ -100,9 +108,10 @@ class PhysicsInserter:
         """Where the lesion's mask may lie, and the centre (row, col) for a given site."""
         allowed = film.breast & ~film.pectoral & (film.dist_mm >= SKIN_CLEARANCE_MM)
         if site is None:
-            need = MIN_EXTENT_MM[self.kind] + 3.0
+            least = max(MIN_EXTENT_MM[self.kind], 0.5 * (self.size_mm or 0.0))
+            need = least + 3.0
             if not (allowed & (film.dist_mm > need)).any():
-                raise EditError(f"{name}: a {self.kind_name} lesion (at least {MIN_EXTENT_MM[self.kind]:g} mm from its "
+                raise EditError(f"{name}: a {self.kind_name} lesion (at least {least:g} mm from its "
                                 f"centre to its edge) is larger than the breast: no point off the pectoral muscle lies "
                                 f"{need:g} mm inside the skin line (deepest: {float(film.dist_mm.max()):.1f} mm)")
             return allowed, None
@@ -143,18 +152,28 @@ class PhysicsInserter:
         raise EditError(f"{name}: no {self.kind_name} lesion of the model fitted {where} in {MAX_DRAWS} draws "
                         f"(smallest drawn: {smallest} px); the lesion is larger than the room the breast offers there")
 
-    # -- compositing ------------------------------------------------------------------
-    def apply(self, request: EditRequest) -> EditOutcome:
-        name = request.record.image_id
+    def film(self, request: EditRequest) -> FilmModel:
+        """The film's estimates (:mod:`.film`); EditError for a film that is not 16-bit or has no breast."""
         image = np.asarray(request.image)
         if image.dtype != np.uint16:
-            raise EditError(f"{name}: expected a 16-bit film, got {image.dtype}")
-        gray = to_gray(image)
+            raise EditError(f"{request.record.image_id}: expected a 16-bit film, got {image.dtype}")
         try:
-            film = estimate_film(image, request.record)
+            return estimate_film(image, request.record)
         except ValueError as exc:
             raise EditError(str(exc)) from exc
-        lesion, anat, base = self._draw(gray, film, request, name)
+
+    def draw(self, request: EditRequest, film: FilmModel) -> tuple[Lesion, Anatomy, Anatomy]:
+        """A lesion that fits the request's site (or a random plausible one), on the pseudo-anatomy
+        read back from the film: (lesion, anatomy with the lesion's tissue change, anatomy before).
+        The learned route draws its lesion's mask (site, size, margin) here too."""
+        return self._draw(to_gray(request.image), film, request, request.record.image_id)
+
+    # -- compositing ------------------------------------------------------------------
+    def apply(self, request: EditRequest) -> EditOutcome:
+        image = np.asarray(request.image)
+        film = self.film(request)
+        gray = to_gray(image)
+        lesion, anat, base = self.draw(request, film)
         dgland = anat.gland - base.gland  # distortion's pull and asymmetry's extra tissue
         changed = (lesion.extra != 0) | lesion.mask | (dgland != 0)
         # everything below runs in a window around the lesion: 3 sigma of blur + feathering + margin
@@ -181,15 +200,25 @@ class PhysicsInserter:
         sub[region_w] = np.clip(np.rint(new[region_w] * 65535.0), 0, 65535).astype(np.uint16)
         region = np.zeros(gray.shape, dtype=bool)
         region[win] = region_w
-        rows, cols = np.flatnonzero(lesion.mask.any(axis=1)), np.flatnonzero(lesion.mask.any(axis=0))
-        box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
-        finding = Finding(kind=lesion.kind, pathology=lesion.pathology, box=box,
-                          source_codes={"subtype": lesion.subtype, **lesion.params,
-                                        "inserted_by": "mammosynth edit --insert (physics)"})
-        findings = tuple(request.record.findings) + (finding,)
-        masks = {**request.masks, len(findings) - 1: lesion.mask}
-        params = {**self.settings(), "subtype": lesion.subtype, "lesion": lesion.params,
-                  "site": "given" if request.site else "random", "requested_box": (
-                      list(request.site.box) if request.site and request.site.box is not None else None),
-                  "peak_line_integral": round(peak, 5), "film": film.summary()}
+        findings, masks, params = inserted_labels(request, lesion, film, self.settings())
+        params["peak_line_integral"] = round(peak, 5)
         return EditOutcome(out, region, findings, masks, None, params)
+
+
+def inserted_labels(request: EditRequest, lesion: Lesion, film: FilmModel, settings: dict[str, Any]
+                    ) -> tuple[tuple[Finding, ...], dict[int, np.ndarray], dict[str, Any]]:
+    """The film's findings with the inserted lesion appended (its box from its mask), the masks,
+    and the edit parameters (the route's ``settings``, the lesion's, the site's, the film's)."""
+    rows, cols = np.flatnonzero(lesion.mask.any(axis=1)), np.flatnonzero(lesion.mask.any(axis=0))
+    box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+    finding = Finding(kind=lesion.kind, pathology=lesion.pathology, box=box,
+                      source_codes={"subtype": lesion.subtype, **lesion.params,
+                                    "inserted_by": f"mammosynth edit --insert ({settings['route']})"})
+    findings = tuple(request.record.findings) + (finding,)
+    masks = {**request.masks, len(findings) - 1: lesion.mask}
+    site = request.site
+    params = {**settings, "subtype": lesion.subtype, "lesion": lesion.params,
+              "site": "given" if site else "random",
+              "requested_box": list(site.box) if site and site.box is not None else None,
+              "film": film.summary()}
+    return findings, masks, params

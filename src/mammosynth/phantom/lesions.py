@@ -157,11 +157,16 @@ def _finish(anat: Anatomy, win, path_cm: np.ndarray, mu: float, mask_win: np.nda
 
 
 def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool,
-              centre: tuple[float, float] | None = None) -> Lesion:
-    """A circumscribed or spiculated mass (at ``centre`` when given, else at a drawn site)."""
+              centre: tuple[float, float] | None = None, diameter_mm: float | None = None) -> Lesion:
+    """A circumscribed or spiculated mass (at ``centre`` when given, else at a drawn site).
+
+    ``diameter_mm`` fixes the diameter (spiculated: of the core) instead of drawing it; the
+    draw is still made, so the rest of the lesion is the one the same ``rng`` gives anyway.
+    """
     s = anat.spacing_mm
     if spiculated:
         r = rng.uniform(4.0, 10.0)
+        r = r if diameter_mm is None else 0.5 * float(diameter_mm)
         n = int(rng.integers(10, 29))
         lengths = r * rng.uniform(1.5, 3.5, size=n)
         extent = float(lengths.max())
@@ -177,6 +182,7 @@ def make_mass(rng: np.random.Generator, anat: Anatomy, spiculated: bool,
         params = {"core_diameter_mm": round(2 * r, 2), "spicules": n, "max_extent_mm": round(extent, 2)}
     else:
         r = rng.uniform(4.0, 14.0)
+        r = r if diameter_mm is None else 0.5 * float(diameter_mm)
         lob = rng.uniform(0.0, 0.25)
         centre = _place(rng, anat, r * 1.3, centre)
         win, dy, dx = _window(anat, centre, r * 1.3)
