@@ -121,8 +121,8 @@ def print_validation(m: dict) -> None:
     u = m["utility"]
     if u["available"]:
         aucs = ", ".join(f"{r['label']} {_ci(r)}" for r in u["regimes"].values())
-        print(f"  utility ({u['task']}, {len(u['seeds'])} seeds, {u['n_test']} real test films, "
-              f"{u['n_test_excluded']} excluded): {aucs}")
+        print(f"  utility ({u['task']}, {len(u['seeds'])} seeds, {u['n_edited_used']} edited films used, "
+              f"{u['n_edited_excluded']} of test women left out, {u['n_test']} real test films): {aucs}")
         print(f"  utility ΔAUC (b) - (a): {_ci(u['delta_auc'], '+.3f')}")
     else:
         print(f"  utility: not computed ({u['reason']})")

@@ -14,10 +14,12 @@ sees them either), at ``ClassifierConfig.input_size`` (evaluate's classifier: 64
 * **Utility** (:func:`edit_utility`): the regimes of :func:`mammosynth.metrics.utility.regime_scores`
   for the ``finding`` task (any finding vs none): (a) real training split, (b) real training
   split + the edited films, (c) the edited films only, equal optimiser steps, ``seeds``
-  trainings each, scored on the real test split minus every film of a woman with an edited
-  film (an edited film is its source outside the edit mask: training on it and testing on
-  the same woman would not be independent). ΔAUC = AUC(b) - AUC(a) on the seed-averaged
-  scores, with a paired stratified bootstrap CI, and DeLong's test.
+  trainings each, scored on the whole real test split. Edited films of women in the test
+  split are left out of (b) and (c): an edited film is its source outside the edit mask, so
+  training on it and testing on the same woman would not be independent (the test split is
+  kept whole rather than thinned, so every regime is scored on the same independent films).
+  ΔAUC = AUC(b) - AUC(a) on the seed-averaged scores, with a paired stratified bootstrap CI,
+  and DeLong's test.
 """
 from __future__ import annotations
 
@@ -96,14 +98,15 @@ def edit_utility(edited: PreparedDataset, train: PreparedDataset | None, test: P
     if train is None or test is None:
         return unavailable("needs the real training and test splits (the utility step's independent real films)")
     cc, task = config.utility_classifier, "finding"
-    women = {r.patient_id for r in edited.records}
-    test_recs = [r for r in test.records if r.patient_id not in women]
-    ytr, yed, yte = (task_labels(recs, task) for recs in (train.records, edited.records, test_recs))
-    counts = {"n_test": len(test_recs), "n_test_excluded": len(test.records) - len(test_recs)}
+    women = {r.patient_id for r in test.records}
+    used = [r for r in edited.records if r.patient_id not in women]
+    ytr, yed, yte = (task_labels(recs, task) for recs in (train.records, used, test.records))
+    counts = {"n_test": len(test.records), "n_edited_used": len(used),
+              "n_edited_excluded": len(edited.records) - len(used)}
     size = cc.input_size
     seeds = [config.seed + k for k in range(config.utility_seeds)]
-    scores, skipped = regime_scores(films(train, train.records, size), ytr, films(edited, edited.records, size),
-                                    yed, films(test, test_recs, size), seeds, cc)
+    scores, skipped = regime_scores(films(train, train.records, size), ytr, films(edited, used, size),
+                                    yed, films(test, test.records, size), seeds, cc)
     summary = summarise_regimes(yte, scores, skipped, n_boot=config.n_boot, seed=config.seed)
     regimes = {}
     for key, label in EDITED_REGIMES.items():
@@ -117,6 +120,6 @@ def edit_utility(edited: PreparedDataset, train: PreparedDataset | None, test: P
     paired = dict(summary["paired_b_vs_a"], compared="(b) real+edited minus (a) real")
     return {"available": True, "reason": None, "task": task, "task_definition": "any finding (positive) vs none",
             "seeds": seeds, **counts, "n_train": {"real": len(ytr), "edited": len(yed)},
-            "test": "the real test split, minus films of women with an edited film",
+            "test": "the real test split (edited films of its women left out of training)",
             "regimes": regimes, "delta_auc": delta, "paired_b_vs_a": paired,
             "classifier": {"input_size": list(size), "steps": cc.steps_for(len(ytr)), "model": MODEL}}
