@@ -31,7 +31,7 @@ _CNN = ClassifierConfig(input_size=(32, 20), min_steps=60, epochs=1, batch_size=
 # patches of 16 px, at least 4 px: a phantom mass at 64x40 is 3-10 px wide and would be lost in
 # the default 16 px minimum crop resized to 32
 SMALL = EditValidationConfig(folds=2, n_boot=200, min_per_class=3, patch_px=16, min_patch_px=4,
-                             patch_classifier=ClassifierConfig(input_size=(16, 16), min_steps=200, epochs=1,
+                             patch_classifier=ClassifierConfig(input_size=(16, 16), min_steps=150, epochs=1,
                                                                batch_size=16),
                              presence_size=(32, 20), presence_classifier=_CNN, density_classifier=_CNN,
                              utility_classifier=dataclasses.replace(_CNN, min_steps=8), utility_seeds=1)
