@@ -12,9 +12,13 @@ present, else 64 phantom films. Prints
   at strength 0.5 to the class at the other end of A-D), on ``--learned-films`` films,
   the UNet on ``--device``;
 * the validation figures of ``evaluate --edits``: max |delta| outside the edit mask,
-  inserted-vs-real lesion patch AUC (95 % CI), lesion-presence score before/after.
+  inserted-vs-real lesion patch AUC (95 % CI), lesion-presence score before/after, the
+  with/without-edits utility ΔAUC (95 % CI); for sets given with ``--edits`` (removal or
+  density edits made with a trained run) also the removal figures (presence score vs normal
+  films, removal-region vs normal-tissue AUC) and the density ones (Dice, change in percent
+  dense area, flip rate vs the density classifier's real accuracy).
 
-    .venv/bin/python benchmarks/edit.py [--source DIR] [--size 256 160] [--kind mass] [--no-validate]
+    .venv/bin/python benchmarks/edit.py [--source DIR] [--size 256 160] [--kind mass] [--no-validate] [--edits EDITED ...]
                                         [--run RUN [--learned-films 4] [--device cuda]]
 """
 from __future__ import annotations
@@ -117,6 +121,63 @@ def learned_speed(ds: PreparedDataset, run: str, n: int, device: str | None, ste
             print(f"  {name:>30}: no film to time ({rejected} rejected)")
 
 
+def _ci(r: dict, fmt: str = ".3f") -> str:
+    if not r.get("available"):
+        return f"not computed ({r.get('reason')})"
+    return f"{r['value']:{fmt}} (95% CI {r['ci_low']:{fmt}} to {r['ci_high']:{fmt}})"
+
+
+def print_validation(m: dict) -> None:
+    """The figures of ``evaluate --edits`` (:func:`mammosynth.edit.validate.edit_metrics`)."""
+    un = m["unchanged_outside"]
+    if un["available"]:
+        print(f"  unchanged outside the edit mask: max |delta| {un['max_abs_diff']} over {un['n_images']} films "
+              f"({un['n_changed_outside']} changed)")
+    else:
+        print(f"  unchanged outside the edit mask: not computed ({un['reason']})")
+    ir = m.get("insertion_realism")
+    if ir is not None:
+        extra = f"; {ir['n_inserted']} inserted, {ir['n_real']} real" if ir["available"] else ""
+        print(f"  inserted-vs-real lesion patches: AUC {_ci(ir.get('auc') or ir)}{extra}")
+    lp = m.get("lesion_presence")
+    if lp is not None and lp["available"]:
+        print(f"  lesion-presence score: {lp['before_mean']:.3f} before, {lp['after_mean']:.3f} after "
+              f"(raised in {100 * lp['fraction_increased']:.0f} % of films); real normal "
+              f"{lp['real_normal_mean']:.3f}, real with lesion {lp['real_lesion_mean']:.3f} (in-sample)"
+              + (f", held-out real normal {lp['heldout_normal_mean']:.3f}" if lp.get("heldout_normal_mean") is not None
+                 else ""))
+        rvn = lp.get("removed_vs_normal")
+        if rvn is not None:
+            print(f"  removal: presence score after removal minus {rvn.get('reference')}: "
+                  f"{_ci(rvn.get('difference') or rvn, '+.3f')}; AUC after-removal vs normal {_ci(rvn.get('auc') or rvn)}")
+    elif lp is not None:
+        print(f"  lesion-presence score: not computed ({lp['reason']})")
+    rem = m["removal"]
+    if "remove" in m["operations"]:
+        extra = f"; {rem['n_removed']} regions, {rem['n_normal']} normal patches" if rem["available"] else ""
+        print(f"  removal region vs normal tissue: AUC {_ci(rem.get('auc') or rem)}{extra}")
+    d = m["density"]
+    if "density" in m["operations"] and d["available"]:
+        print(f"  density: breast-mask Dice min {d['breast_dice_min']:.3f} ({d['dice_below_0.95']} below 0.95); "
+              f"change in percent dense area {_ci(d['pda_change'], '+.3f')}")
+        f = d.get("flip") or {}
+        if f.get("available"):
+            print(f"  density flip rate {_ci(f['flip_rate'], '.2f')} vs the classifier's accuracy on held-out real "
+                  f"films {_ci(f['real_accuracy'], '.2f')} (classes {','.join(f['classes'])})")
+        else:
+            print(f"  density flip rate: not computed ({f.get('reason')})")
+    elif "density" in m["operations"]:
+        print(f"  density: not computed ({d['reason']})")
+    u = m["utility"]
+    if u["available"]:
+        aucs = ", ".join(f"{r['label']} {_ci(r)}" for r in u["regimes"].values())
+        print(f"  utility ({u['task']}, {len(u['seeds'])} seeds, {u['n_edited_used']} edited films used, "
+              f"{u['n_edited_excluded']} of test women left out, {u['n_test']} real test films): {aucs}")
+        print(f"  utility ΔAUC (b) - (a): {_ci(u['delta_auc'], '+.3f')}")
+    else:
+        print(f"  utility: not computed ({u['reason']})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", type=Path, default=None)
@@ -129,6 +190,9 @@ def main() -> int:
     ap.add_argument("--run", default=None, help="a trained diffusion run: also time the learned edit routes")
     ap.add_argument("--learned-films", type=int, default=4, help="films per learned route (default 4)")
     ap.add_argument("--device", default=None, help="where the learned routes' UNet runs (default: cpu)")
+    ap.add_argument("--edits", action="append", type=Path, default=[],
+                    help="also validate this edited set (e.g. --remove / --density with a trained run), made from "
+                         "the same prepared films (its records name their source set)")
     args = ap.parse_args()
     import torch
 
@@ -152,25 +216,14 @@ def main() -> int:
         if not args.no_validate:
             from mammosynth.edit.validate import EditValidationConfig, edit_metrics
 
-            t0 = time.perf_counter()
-            train = PreparedDataset(f"{prepared}:train")
-            m = edit_metrics(tmp / "edited", ds, train, EditValidationConfig())
-            un, ir, lp = m["unchanged_outside"], m["insertion_realism"], m["lesion_presence"]
-            print(f"validation ({time.perf_counter() - t0:.0f} s):")
-            print(f"  unchanged outside the edit mask: max |delta| {un['max_abs_diff']} over {un['n_images']} films "
-                  f"({un['n_changed_outside']} changed)")
-            if ir["available"]:
-                a = ir["auc"]
-                print(f"  inserted-vs-real lesion patches: AUC {a['value']:.3f} (95% CI {a['ci_low']:.3f}-"
-                      f"{a['ci_high']:.3f}; {ir['n_inserted']} inserted, {ir['n_real']} real)")
-            else:
-                print(f"  inserted-vs-real lesion patches: not computed ({ir['reason']})")
-            if lp["available"]:
-                print(f"  lesion-presence score: {lp['before_mean']:.3f} before, {lp['after_mean']:.3f} after "
-                      f"(raised in {100 * lp['fraction_increased']:.0f} % of films); real normal "
-                      f"{lp['real_normal_mean']:.3f}, real with lesion {lp['real_lesion_mean']:.3f} (in-sample)")
-            else:
-                print(f"  lesion-presence score: not computed ({lp['reason']})")
+            splits = {s: PreparedDataset(f"{prepared}:{s}") for s in ("train", "test")}
+            train, test = (d if len(d) else None for d in splits.values())
+            for edited in [tmp / "edited", *args.edits]:
+                t0 = time.perf_counter()
+                m = edit_metrics(edited, ds, train, EditValidationConfig(), test)
+                print(f"validation of {'the insertions above' if edited == tmp / 'edited' else edited} "
+                      f"({time.perf_counter() - t0:.0f} s):")
+                print_validation(m)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -13,11 +13,11 @@ from mammosynth.phantom import PhantomConfig, make_phantom_dataset
 from mammosynth.report.registry import EvalInputs, checks
 from mammosynth.report.steps.edits import STEP, edits, edits_step
 
+_SMALL = ClassifierConfig(input_size=(32, 20), min_steps=4, epochs=1, batch_size=8)
 TINY = EditValidationConfig(folds=2, n_boot=50, min_per_class=3,
                             patch_classifier=ClassifierConfig(input_size=(32, 32), min_steps=4, epochs=1, batch_size=8),
-                            presence_size=(32, 20),
-                            presence_classifier=ClassifierConfig(input_size=(32, 20), min_steps=4, epochs=1,
-                                                                 batch_size=8))
+                            presence_size=(32, 20), presence_classifier=_SMALL, density_classifier=_SMALL,
+                            utility_classifier=_SMALL, utility_seeds=1)
 
 
 @pytest.fixture(scope="module")

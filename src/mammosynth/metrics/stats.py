@@ -262,3 +262,74 @@ def agreement(intended: Sequence[str], predicted: Sequence[str], classes: Sequen
     return {"value": po, "accuracy": po, "kappa": kappa, "kappa_reason": kappa_reason, "n": int(total),
             "classes": list(classes), "confusion": cm.tolist(), "recall_per_class": per_class,
             "available": True, "reason": None}
+
+
+def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, n_boot: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (at least one value)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) == 0 or not np.isfinite(v).all():
+        raise ValueError(f"need a 1-D array of finite values, got shape {v.shape}")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    alpha = 1.0 - level
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_mean_diff_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, n_boot: int = 1000,
+                           level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b), two independent samples resampled separately."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("both samples need at least one value")
+    rng = np.random.default_rng(seed)
+    diffs = a[rng.integers(0, len(a), size=(n_boot, len(a)))].mean(axis=1) - \
+        b[rng.integers(0, len(b), size=(n_boot, len(b)))].mean(axis=1)
+    alpha = 1.0 - level
+    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_auc_diff_ci(y: Sequence[int] | np.ndarray, scores_a: Sequence[float] | np.ndarray,
+                          scores_b: Sequence[float] | np.ndarray, n_boot: int = 1000, level: float = 0.95,
+                          seed: int = 0) -> dict[str, Any]:
+    """AUC(b) - AUC(a) on the same cases with a paired, stratified bootstrap percentile interval
+    (each replicate resamples positives and negatives and scores both classifiers on it)."""
+    yb, sa = _binary(y, scores_a)
+    _, sb = _binary(y, scores_b)
+    if len(sa) != len(sb):
+        raise ValueError(f"score vectors differ in length ({len(sa)} vs {len(sb)})")
+    counts = {"n_pos": int(yb.sum()), "n_neg": int((~yb).sum())}
+    problem = class_problem(yb.astype(int))
+    if problem:
+        return unavailable(problem, **counts)
+    pos, neg = np.flatnonzero(yb), np.flatnonzero(~yb)
+    m, n = len(pos), len(neg)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for start in range(0, n_boot, 256):
+        k = min(256, n_boot - start)
+        ip, ineg = pos[rng.integers(0, m, size=(k, m))], neg[rng.integers(0, n, size=(k, n))]
+        aucs = []
+        for s in (sa, sb):
+            ranks = rankdata(np.concatenate([s[ip], s[ineg]], axis=1), axis=1)
+            aucs.append((ranks[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n))
+        diffs[start:start + k] = aucs[1] - aucs[0]
+    alpha = 1.0 - level
+    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    value = roc_auc(yb.astype(int), sb) - roc_auc(yb.astype(int), sa)
+    return {"value": float(value), "ci_low": float(lo), "ci_high": float(hi), "level": level,
+            "method": "paired stratified bootstrap, percentile", "n_boot": n_boot, **counts,
+            "available": True, "reason": None}
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n`` (n >= 1)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

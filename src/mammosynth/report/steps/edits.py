@@ -5,9 +5,20 @@ measures are :func:`mammosynth.edit.validate.edit_metrics` against the real set 
 sources, and real lesions) and its training split (the lesion-presence classifier).
 
 Verdict: fail when any edited film differs from its source outside its edit mask; else
-warn when inserted-lesion patches are told from real ones with AUC CI wholly above
-``REALISM_WARN``, when insertions do not raise (removals do not lower) the lesion-presence score on average, or when a
-density edit's breast mask has Dice < 0.95 with its source's; else pass.
+warn when
+
+* inserted-lesion patches are told from real ones with AUC CI wholly above ``REALISM_WARN``;
+* insertions do not raise (removals do not lower) the lesion-presence score on average;
+* the removal regions are told from normal breast tissue with AUC CI wholly above
+  ``REALISM_WARN`` (the removal left something a classifier finds);
+* a density edit's breast mask has Dice < 0.95 with its source's;
+* the density flip rate is below the density classifier's own accuracy on held-out real
+  films by more than ``FLIP_MARGIN`` (only when that classifier is informative: Cohen's
+  kappa on real films >= ``conditioning.KAPPA_MIN``; else the flip rate is shown, not judged);
+
+else pass. The utility ΔAUC (with vs without the edited films) is informative only: a
+ΔAUC is a property of the task and the data as much as of the edits, and its CI on small
+test sets is wide.
 """
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ from ..registry import Check, EvalInputs, Step, register
 
 STEP = "2d. Edits"
 REALISM_WARN = 0.75
+FLIP_MARGIN = 0.2  # flip rate this far below the classifier's real accuracy: the edits do not reach the target
 
 
 def edits(inputs: EvalInputs) -> dict[str, Any]:
@@ -27,10 +39,15 @@ def edits(inputs: EvalInputs) -> dict[str, Any]:
         return unavailable("no edited set given (evaluate --edits EDITED)", not_requested=True)
     from ...edit.validate import EditValidationConfig, edit_metrics
 
-    vc = getattr(config, "edit_validation", None) or EditValidationConfig(seed=config.seed, n_boot=config.n_boot)
+    vc = getattr(config, "edit_validation", None)
+    if vc is None:
+        cc = getattr(config, "classifier", None) or EditValidationConfig().utility_classifier
+        vc = EditValidationConfig(seed=config.seed, n_boot=config.n_boot, density_classifier=cc,
+                                  utility_classifier=cc, utility_seeds=getattr(config, "seeds", 3))
     train = inputs.train.dataset if inputs.train is not None else None
+    test = inputs.test.dataset if inputs.test is not None else None
     try:
-        return edit_metrics(path, real=inputs.real.dataset, train=train, config=vc)
+        return edit_metrics(path, real=inputs.real.dataset, train=train, config=vc, test=test)
     except (ValueError, FileNotFoundError) as exc:
         return unavailable(f"edit validation failed: {exc}")
 
@@ -59,16 +76,52 @@ def edits_step(s: dict[str, Any]) -> Step:
         ops = s.get("operations") or []
         if ("insert" in ops and pres["delta_mean"] <= 0) or ("remove" in ops and pres["delta_mean"] >= 0):
             status = "warn"  # an insertion should raise the score, a removal lower it
+    rem = s.get("removal") or {}
+    rauc = rem.get("auc") or {}
+    if rem.get("available") and rauc.get("available"):
+        details.append(f"removal regions vs normal tissue: AUC {rauc['value']:.3f} "
+                       f"(95% CI {rauc['ci_low']:.3f}-{rauc['ci_high']:.3f})")
+        if rauc["ci_low"] > REALISM_WARN:
+            status = "warn"
+    rvn = pres.get("removed_vs_normal") or {}
+    if rvn.get("available"):
+        d = rvn["difference"]
+        details.append(f"presence score after removal minus normal films: {d['value']:+.3f} "
+                       f"(95% CI {d['ci_low']:+.3f} to {d['ci_high']:+.3f})")
     dens = s.get("density") or {}
     if dens.get("available"):
         details.append(f"density edits: breast-mask Dice min {dens['breast_dice_min']:.3f}")
         if dens.get("dice_below_0.95"):
             status = "warn"
+        status = _flip(dens.get("flip") or {}, details, status)
+    ut = s.get("utility") or {}
+    delta = ut.get("delta_auc") or {}
+    if ut.get("available") and delta.get("available"):
+        details.append(f"utility (informative): ΔAUC with vs without the edited films {delta['value']:+.3f} "
+                       f"(95% CI {delta['ci_low']:+.3f} to {delta['ci_high']:+.3f})")
     summary = {"pass": f"all {un['n_images']} edited films equal their source outside the edit mask",
                "warn": "edited films equal their source outside the edit mask, but the inserted lesions are "
-                       "easy to tell from real ones, the lesion-presence score moves the wrong way, or a density edit "
-                       "moved the breast outline (Dice < 0.95)"}[status]
+                       "easy to tell from real ones, the lesion-presence score moves the wrong way, the removal "
+                       "regions are easy to tell from normal tissue, a density edit moved the breast outline "
+                       "(Dice < 0.95), or the density edits rarely reach their target class"}[status]
     return Step(STEP, status, summary, tuple(details))
+
+
+def _flip(flip: dict[str, Any], details: list[str], status: str) -> str:
+    """The flip-rate part of the rule: warn when clearly below the classifier's real accuracy."""
+    rate, acc = flip.get("flip_rate") or {}, flip.get("real_accuracy") or {}
+    if not flip.get("available") or not rate.get("available"):
+        return status
+    line = f"density flip rate {rate['value']:.2f} (95% CI {rate['ci_low']:.2f}-{rate['ci_high']:.2f})"
+    if not acc.get("available"):
+        details.append(line + "; the classifier's accuracy on held-out real films is unknown: not judged")
+        return status
+    line += f" vs the classifier's accuracy on held-out real films {acc['value']:.2f}"
+    if not flip.get("informative"):
+        details.append(line + " (the classifier barely tells the classes apart on real films: not judged)")
+        return status
+    details.append(line)
+    return "warn" if rate["value"] < acc["value"] - FLIP_MARGIN else status
 
 
 def edits_card(s: dict[str, Any]) -> str | None:
@@ -79,6 +132,15 @@ def edits_card(s: dict[str, Any]) -> str | None:
     auc = ((s.get("insertion_realism") or {}).get("auc") or {})
     if auc.get("available"):
         line += f"; inserted-vs-real lesion AUC {auc['value']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})"
+    rauc = ((s.get("removal") or {}).get("auc") or {})
+    if rauc.get("available"):
+        line += f"; removal regions vs normal tissue AUC {rauc['value']:.3f} ({rauc['ci_low']:.3f}-{rauc['ci_high']:.3f})"
+    rate = (((s.get("density") or {}).get("flip") or {}).get("flip_rate") or {})
+    if rate.get("available"):
+        line += f"; density flip rate {rate['value']:.2f}"
+    delta = ((s.get("utility") or {}).get("delta_auc") or {})
+    if delta.get("available"):
+        line += f"; utility ΔAUC {delta['value']:+.3f} ({delta['ci_low']:+.3f} to {delta['ci_high']:+.3f})"
     return line + "."
 
 
