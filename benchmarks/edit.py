@@ -194,6 +194,9 @@ def main() -> int:
                     help="also validate this edited set (e.g. --remove / --density with a trained run), made from "
                          "the same prepared films (its records name their source set)")
     args = ap.parse_args()
+    import sys
+
+    sys.stdout.reconfigure(line_buffering=True)  # long runs redirected to a file show progress
     import torch
 
     torch.set_num_threads(args.threads)
