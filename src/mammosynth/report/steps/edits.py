@@ -52,6 +52,15 @@ def edits(inputs: EvalInputs) -> dict[str, Any]:
         return unavailable(f"edit validation failed: {exc}")
 
 
+def _patch_auc(what: str, auc: dict[str, Any], details: list[str]) -> bool:
+    """Add a patch classifier's AUC line to ``details``; True when its CI lies wholly above
+    ``REALISM_WARN`` (the patches are told from real ones)."""
+    if not auc.get("available"):
+        return False
+    details.append(f"{what}: AUC {auc['value']:.3f} (95% CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f})")
+    return auc["ci_low"] > REALISM_WARN
+
+
 def edits_step(s: dict[str, Any]) -> Step:
     if not s.get("available"):
         return Step(STEP, "not computed", s.get("reason") or "not computed")
@@ -64,12 +73,8 @@ def edits_step(s: dict[str, Any]) -> Step:
                                   f"edit mask (max |Δ| {un['max_abs_diff']})",
                     tuple(un.get("changed_outside", [])[:10]))
     status = "pass"
-    auc = ((s.get("insertion_realism") or {}).get("auc") or {})
-    if auc.get("available"):
-        details.append(f"inserted-vs-real lesion patches: AUC {auc['value']:.3f} "
-                       f"(95% CI {auc['ci_low']:.3f}-{auc['ci_high']:.3f})")
-        if auc["ci_low"] > REALISM_WARN:
-            status = "warn"
+    if _patch_auc("inserted-vs-real lesion patches", (s.get("insertion_realism") or {}).get("auc") or {}, details):
+        status = "warn"
     pres = s.get("lesion_presence") or {}
     if pres.get("available"):
         details.append(f"lesion-presence score {pres['before_mean']:.3f} before, {pres['after_mean']:.3f} after")
@@ -77,12 +82,8 @@ def edits_step(s: dict[str, Any]) -> Step:
         if ("insert" in ops and pres["delta_mean"] <= 0) or ("remove" in ops and pres["delta_mean"] >= 0):
             status = "warn"  # an insertion should raise the score, a removal lower it
     rem = s.get("removal") or {}
-    rauc = rem.get("auc") or {}
-    if rem.get("available") and rauc.get("available"):
-        details.append(f"removal regions vs normal tissue: AUC {rauc['value']:.3f} "
-                       f"(95% CI {rauc['ci_low']:.3f}-{rauc['ci_high']:.3f})")
-        if rauc["ci_low"] > REALISM_WARN:
-            status = "warn"
+    if rem.get("available") and _patch_auc("removal regions vs normal tissue", rem.get("auc") or {}, details):
+        status = "warn"
     rvn = pres.get("removed_vs_normal") or {}
     if rvn.get("available"):
         d = rvn["difference"]
