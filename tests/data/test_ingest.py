@@ -155,3 +155,24 @@ def test_cli_ingest_and_show(mias, tmp_path, capsys):
                "--workers", "1", "--no-crop"])
     assert rc == 3
     assert main(["ingest", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
+
+
+@pytest.mark.parametrize("layout", ["mias", "folder"])
+def test_relative_source_through_parent_folder(tmp_path, monkeypatch, layout):
+    """``mammosynth ingest ../data/mias`` from a sibling folder: adapters name files as
+    SOURCE/..., which must not be confined a second time under SOURCE (it once refused
+    every film as 'outside the source')."""
+    src = write_mias_like(tmp_path / "data" / "mias", n=4, size=128)
+    if layout == "folder":
+        src = tmp_path / "data" / "folder"
+        src.mkdir()
+        for i in range(3):
+            Image.fromarray(synthetic_film(128, seed=i)).save(src / f"f{i}.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rel = "../data/" + src.name
+    res = ingest(rel, layout, "out", FAST)
+    assert res.rejected == 0 and res.added == (4 if layout == "mias" else 3)
+    # the CLI takes the same relative path
+    assert main(["ingest", rel, "--layout", layout, "--out", "out2", "--size", "64", "40", "--workers", "1"]) == 0

@@ -386,9 +386,12 @@ def _outside_paths(source: Path, item: SourceItem) -> str | None:
     """The reason when the item's image or a mask resolves outside SOURCE (every adapter's
     paths pass here before anything opens them), else None."""
     paths = [item.path] + [p for f in item.findings for p in (f.mask_path, f.mask_fallback) if p is not None]
+    # adapters name files as SOURCE/..., relative to the working directory when SOURCE is
+    # relative (``ingest ../data/mias``): compare absolute paths, never SOURCE/SOURCE/...
+    root = Path(source).absolute()
     for p in paths:
         try:
-            confine(source, p)
+            confine(root, Path(p).absolute())
         except ValueError as exc:
             return str(exc)
     return None
