@@ -67,7 +67,8 @@ def _run(label: str, real, synthetic, out: Path, config) -> dict:
     syn, floor = det.get("synthetic_vs_real") or {}, det.get("real_vs_real") or {}
     if r.get("available") and syn.get("auc") is not None:
         print(f"  realism: detectability AUC {syn['auc']:.3f} [{syn['ci_low']:.3f}, {syn['ci_high']:.3f}] vs floor "
-              f"{floor.get('auc', float('nan')):.3f}; {r.get('seconds', float('nan')):.1f} s")
+              f"{floor.get('auc', float('nan')):.3f} (texture view {(syn.get('views') or {}).get('texture')}, layout "
+              f"view {(syn.get('views') or {}).get('layout')}); {r.get('seconds', float('nan')):.1f} s")
     else:
         print(f"  realism not computed: {r.get('reason')}")
     u = m["utility"]

@@ -68,9 +68,10 @@ def realism(held: tuple, syn_u16: np.ndarray, sheet: Path):
 
 def _realism_cells(rm) -> str:
     if rm is None:
-        return "n/a | n/a | n/a | n/a"
+        return "n/a | n/a | n/a | n/a | n/a"
     d, sp, dt = rm.detectability, rm.spectrum, rm.detail
-    return (f"{d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] | {d.floor.auc:.3f} "
+    return (f"{d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
+            f"| {tg._v(d, 'texture')} / {tg._v(d, 'layout')} | {d.floor.auc:.3f} "
             f"| {sp.synthetic.median:.2f} ({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]")
 
 
@@ -131,8 +132,8 @@ def main() -> int:
                       f"sample {gen_rate:7.2f} img/s FRD {score:.3f} (floor {floor:.3f}) | {_realism_cells(rm)} | "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
     print("\n| size | family | budget (min) | kimg | train img/s | sample img/s | FRD vs held-back | FRD floor "
-          "| detectability AUC [CI] | floor AUC | beta syn (real) | high-pass ratio [CI] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| detectability AUC [CI] | texture / layout view AUC | floor AUC | beta syn (real) | high-pass ratio [CI] |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size_s, fam, m, k, tr, gr, s_, fl, rm in rows:
         print(f"| {size_s} | {fam} | {m:g} | {k:.2f} | {tr:.2f} | {gr:.2f} | {s_:.3f} | {fl:.3f} | {_realism_cells(rm)} |")
     return 0

@@ -48,6 +48,16 @@ def test_whole_image_view_catches_a_layout_difference():
     res = detectability(np.clip(a, 0, 1), np.clip(b, 0, 1), config=TINY)
     assert res.auc > 0.8   # 0.85 measured (seed 0, one thread)
     assert res.pos_views.shape == (18, 2) and np.any(res.pos_views[:, 1] != 0)
+    # the per-view AUCs say which view gives the sets away: the layout one here
+    views = res.to_dict()["views"]
+    assert views["layout"] > 0.9 and views["layout"] > views["texture"]
+
+
+def test_texture_view_names_a_texture_difference():
+    views = detectability(noise(20, 0), noise(20, 1, smooth=2.0), config=TINY).view_aucs()
+    assert views["texture"] > 0.9
+    off = detectability(noise(12, 0), noise(12, 1, smooth=2.0), config=dataclasses.replace(FEW, whole_side=0))
+    assert off.view_aucs()["layout"] is None
 
 
 def test_deterministic_under_a_seed():

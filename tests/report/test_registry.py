@@ -148,6 +148,9 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     assert step["status"] == r["verdict"]["status"] and step["details"] == r["verdict"]["reasons"]
     html = (tmp_path / "o" / "report.html").read_text()
     assert "2c. Realism" in html and "real vs real (floor)" in html and "Verdict rule." in html
+    views = det["synthetic_vs_real"]["views"]
+    assert 0.0 <= views["texture"] <= 1.0 and 0.0 <= views["layout"] <= 1.0
+    assert f"tissue texture (crops at native resolution) AUC {views['texture']:.3f}" in html
     assert (tmp_path / "o" / "realism_crops.png").is_file() == (r["sheet"]["file"] is not None)
     assert "Realism: detectability AUC" in (tmp_path / "o" / "dataset_card.md").read_text()
     off = evaluate(real, syn, tmp_path / "off", FAST)

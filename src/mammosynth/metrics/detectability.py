@@ -171,8 +171,22 @@ class DetectabilityResult:
 
         return cls(**json.loads(str(arrays["scalars"])), **{k: np.asarray(arrays[k]) for k in cls.ARRAYS})
 
+    def view_aucs(self) -> dict[str, float | None]:
+        """The AUC of each view alone: ``texture`` (the crop network) and ``layout`` (the
+        whole-image network; None when that view is off). Which one is high tells what gives
+        the positives away: their tissue, or where things lie in the film."""
+        from .stats import roc_auc
+
+        if not len(self.pos_views) or not len(self.neg_views):
+            return {"texture": None, "layout": None}
+        y = np.r_[np.ones(len(self.pos_views), int), np.zeros(len(self.neg_views), int)]
+        v = np.concatenate([self.pos_views, self.neg_views])
+        layout_on = bool(np.any(v[:, 1] != 0))
+        return {"texture": finite(roc_auc(y, v[:, 0])), "layout": finite(roc_auc(y, v[:, 1])) if layout_on else None}
+
     def to_dict(self) -> dict[str, Any]:
         return {"auc": finite(self.auc), "ci_low": finite(self.ci_low), "ci_high": finite(self.ci_high),
+                "views": self.view_aucs(),
                 "level": self.level, "n_boot": self.n_boot, "n_pos": self.n_pos, "n_neg": self.n_neg,
                 "n_pos_given": self.n_pos_given, "n_neg_given": self.n_neg_given,
                 "seconds": round(self.seconds, 2), "steps_per_fold": self.steps_per_fold,
