@@ -80,3 +80,31 @@ def test_density_measures_report_the_outline_kept(prior, phantom, tmp_path, one_
     assert edits_step(m).status in ("pass", "warn")
     html = environment().get_template("edits.html").render(s=json_safe(m), m={}, data={}, step={})
     assert "breast-mask Dice" in html and "Unchanged outside the edit mask" in html
+
+
+def test_guidance_mixes_conditional_and_unconditional_predictions(prior, phantom, tmp_path, one_torch_thread):
+    import dataclasses
+
+    import torch
+
+    null = torch.tensor([4])
+    x, t, c = torch.randn(1, 1, 32, 16), torch.tensor(50), torch.tensor([3])
+    with torch.no_grad():
+        cond = prior.unet(x, t, class_labels=c).sample
+        unc = prior.unet(x, t, class_labels=null).sample
+    assert not torch.allclose(cond, unc)  # the class matters to this UNet
+    guided = dataclasses.replace(prior, guidance=2.0, null=null)
+    assert torch.allclose(guided._eps(x, t, c), unc + 2.0 * (cond - unc), atol=1e-5)
+    assert torch.allclose(prior._eps(x, t, c), cond)  # guidance 1: one conditional pass
+    with pytest.raises(ValueError, match="unconditional class"):
+        dataclasses.replace(prior, guidance=2.0)
+    # an edit records the guidance it ran with, and it changes the pixels
+    src = PreparedDataset(phantom)
+    cfg = EditConfig(density="D", route="diffusion", limit=2)
+    edit(phantom, tmp_path / "g1", cfg, editor=DiffusionDensity(prior))
+    edit(phantom, tmp_path / "g2", cfg, editor=DiffusionDensity(guided))
+    a, b = PreparedDataset(tmp_path / "g1"), PreparedDataset(tmp_path / "g2")
+    assert b[0].generation["edit"]["guidance"] == 2.0 and a[0].generation["edit"]["guidance"] == 1.0
+    assert not np.array_equal(a.image(0), b.image(0)) and len(src) == 6
+    with pytest.raises(ValueError, match="--guidance"):
+        EditConfig(density="D", guidance=-1.0)

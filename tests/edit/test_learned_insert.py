@@ -50,6 +50,14 @@ def phantom(tmp_path_factory):
                                 config=PhantomConfig(size=(128, 80), findings="mass:0.4"), workers=1)
 
 
+def test_prior_takes_the_runs_guidance_unless_given(run, prior):
+    from mammosynth.edit.learned import DiffusionPrior
+    from mammosynth.sampling import load_pipeline
+
+    assert prior.guidance == load_pipeline(run).guidance != 1.0
+    assert DiffusionPrior.from_run(str(run), guidance=3.0).guidance == 3.0
+
+
 def _inserter(prior, spec="mass", **kw):
     from mammosynth.edit.learned import DiffusionInserter
 
@@ -176,7 +184,7 @@ def test_cli_learned_insert_at_a_box_with_a_size(run, phantom, tmp_path, one_tor
     out = tmp_path / "cli"
     code = main(["edit", str(phantom), "--out", str(out), "--insert", "mass-circumscribed:benign", "--route",
                  "diffusion", "--run", str(run), "--box", *map(str, box), "--size", "10", "--limit", "1",
-                 "--seed", "4"])
+                 "--seed", "4", "--guidance", "1"])
     assert code == 0
     (rec,) = PreparedDataset(out).records
     new = rec.findings[-1]
@@ -185,6 +193,7 @@ def test_cli_learned_insert_at_a_box_with_a_size(run, phantom, tmp_path, one_tor
     assert new.pathology == "benign" and new.source_codes["diameter_mm"] == 10
     e = rec.generation["edit"]
     assert e["route"] == "diffusion" and e["steps"] == 25 and e["requested_box"] == box and e["size_mm"] == 10
+    assert e["guidance"] == 1.0  # --guidance given; the default is the run's own (below)
     edit_mask = read_image(out / e["edit_mask"])[0] > 0
     d = PreparedDataset(out).image(rec).astype(np.int64) - src.image(film)
     assert (d[~edit_mask] == 0).all() and (d[edit_mask] != 0).any()

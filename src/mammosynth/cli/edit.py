@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     op.add_argument("--density", metavar="A|B|C|D", help="change the breast density to this ACR class (learned route)")
     p.add_argument("--strength", type=float, default=d.strength,
                    help="density: SDEdit noise level (default %(default)s)")
+    p.add_argument("--guidance", type=float, default=d.guidance, metavar="G",
+                   help="learned routes: classifier-free guidance scale (1: conditional only, half the UNet passes; "
+                        "default: the run's sampling default, as mammosynth generate uses)")
     p.add_argument("--route", choices=ROUTES, default=d.route,
                    help="auto: physics for --insert, diffusion for --remove/--density; --insert --route diffusion: "
                         "RePaint of the lesion's mask under finding=KIND (default %(default)s)")
@@ -61,6 +64,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..edit.api import EditConfig, edit
 
     config = EditConfig(insert=args.insert, remove=args.remove, density=args.density, strength=args.strength,
+                        guidance=args.guidance,
                         route=args.route, model=args.model, box=tuple(args.box) if args.box else None,
                         sites=args.sites, size_mm=args.size_mm, normal_only=args.normal_only, seed=args.seed,
                         feather_px=args.feather_px, fmt=args.fmt, key=args.key, limit=args.limit)

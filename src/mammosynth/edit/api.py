@@ -58,6 +58,7 @@ class EditConfig:
     remove: str | None = None  # a finding kind, "any", or a finding index ("0")
     density: str | None = None  # target ACR density A-D
     strength: float = 0.5  # density: SDEdit noise level in (0, 1]
+    guidance: float | None = None  # learned routes: classifier-free guidance; None = the run's sampling default
     route: str = "auto"  # auto | physics | diffusion
     model: str | None = None  # diffusion run / saved pipeline for the learned routes
     box: tuple[int, int, int, int] | None = None  # insert: (x0, y0, x1, y1) for every film
@@ -80,6 +81,8 @@ class EditConfig:
             raise ValueError(f"--density must be one of {DENSITIES[:4]}, got {self.density!r}")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"--strength must be in (0, 1], got {self.strength}")
+        if self.guidance is not None and not self.guidance >= 0:
+            raise ValueError(f"--guidance must be >= 0, got {self.guidance}")
         if self.fmt not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {self.fmt!r}")
         if self.seed < 0 or self.feather_px < 1 or (self.limit is not None and self.limit < 1):
@@ -99,6 +102,8 @@ class EditConfig:
         d = asdict(self)
         d.pop("key")
         d.pop("limit")
+        if d["guidance"] is None:  # the run's default: sets written before the option resume unchanged
+            d.pop("guidance")
         return d
 
 

@@ -18,7 +18,7 @@ density    diffusion    SDEdit: noise to ``strength``, denoise under the target 
 =========  ===========  ========================================================  ==========
 
 The learned routes (:mod:`.learned`) are built lazily by :func:`make_editor` from a trained
-run through the diffusion family (``mammosynth.sampling.diffusion.load_pipeline``), imported
+run through the diffusion family (``mammosynth.sampling.load_pipeline``), imported
 lazily; without diffusers installed, asking for them says so.
 """
 from __future__ import annotations
@@ -120,7 +120,7 @@ def make_editor(config: Any) -> Editor:
 
     if op == "insert":  # a bad lesion spec or size fails before the model is loaded
         PhysicsInserter(config.insert, feather_px=config.feather_px, size_mm=config.size_mm)
-    prior = DiffusionPrior.from_run(config.model)
+    prior = DiffusionPrior.from_run(config.model, guidance=config.guidance)
     if op == "insert":
         return DiffusionInserter(prior, config.insert, config.feather_px, config.size_mm)
     return DiffusionRemover(prior, config.feather_px) if op == "remove" else DiffusionDensity(prior)

@@ -49,15 +49,27 @@ class DiffusionPrior:
     steps: int = 25
     resample: int = 2  # RePaint resampling per step
     name: str = "the diffusion prior"  # the run, in messages
+    #: classifier-free guidance (1: the conditional prediction only, one UNet pass per step;
+    #: otherwise ``uncond + guidance * (cond - uncond)``, two passes), needs ``null``
+    guidance: float = 1.0
+    null: Any = None  # the unconditional class index tensor [1]
+
+    def __post_init__(self) -> None:
+        if not self.guidance >= 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+        if self.guidance != 1.0 and self.null is None and self.label_axes:
+            raise ValueError("classifier-free guidance needs the prior's unconditional class (null)")
 
     @classmethod
-    def from_run(cls, run: str, steps: int = 25, resample: int = 2, device: Any = None) -> "DiffusionPrior":
+    def from_run(cls, run: str, steps: int = 25, resample: int = 2, device: Any = None,
+                 guidance: float | None = None) -> "DiffusionPrior":
         """From a trained diffusion run, through the diffusion family's public API; ``device``
-        (e.g. ``"cuda"``): where the UNet runs (the noise is drawn on the CPU either way)."""
+        (e.g. ``"cuda"``): where the UNet runs (the noise is drawn on the CPU either way);
+        ``guidance``: None = the run's saved sampling default (``generate``'s)."""
         try:
             import torch
 
-            from ..models.diffusion import class_index, noise_scheduler
+            from ..models.diffusion import class_index, noise_scheduler, null_class
             from ..sampling.diffusion import DiffusionPipeline
             from ..sampling.pipeline import load_pipeline
         except ImportError as exc:
@@ -73,7 +85,8 @@ class DiffusionPrior:
                                 for a, c in axes.items()}, axes)
 
         return cls(pipe.unet, lambda: noise_scheduler(pipe.model_config, "ddim"), classes, tuple(pipe.resolution),
-                   axes, steps, resample, str(run))
+                   axes, steps, resample, str(run), float(pipe.guidance if guidance is None else guidance),
+                   null_class(axes, 1))
 
     def _device(self):
         import torch
@@ -86,8 +99,12 @@ class DiffusionPrior:
         import torch
 
         with torch.no_grad():
-            c = c.to(x.device) if c is not None else None
-            return self.unet(x, t, class_labels=c).sample
+            if c is None or self.guidance == 1.0 or not self.label_axes:
+                return self.unet(x, t, class_labels=None if c is None else c.to(x.device)).sample
+            # both halves in one batch, as the family's sampler does
+            both = torch.cat([c, self.null]).to(x.device)
+            cond, unc = self.unet(torch.cat([x, x]), t, class_labels=both).sample.chunk(2)
+            return unc + self.guidance * (cond - unc)
 
     def repaint(self, x0: np.ndarray, keep: np.ndarray, labels: Mapping[str, str], seed: int) -> np.ndarray:
         """Fill ``~keep`` of ``x0`` ([h, w] in [-1, 1] at the model's resolution) under ``labels``."""
@@ -182,7 +199,7 @@ class DiffusionRemover:
 
     def settings(self) -> dict[str, Any]:
         return {"operation": "remove", "route": "diffusion", "steps": self.prior.steps,
-                "resample": self.prior.resample, "feather_px": self.feather_px}
+                "resample": self.prior.resample, "guidance": self.prior.guidance, "feather_px": self.feather_px}
 
     def apply(self, request: EditRequest) -> EditOutcome:
         k, rec = request.finding, request.record
@@ -216,7 +233,7 @@ class DiffusionDensity:
 
     def settings(self) -> dict[str, Any]:
         return {"operation": "density", "route": "diffusion", "steps": self.prior.steps,
-                "keep_lesions": self.keep_lesions}
+                "guidance": self.prior.guidance, "keep_lesions": self.keep_lesions}
 
     def apply(self, request: EditRequest) -> EditOutcome:
         rec = request.record
@@ -268,7 +285,7 @@ class DiffusionInserter:
         s = self.shapes
         return {"operation": "insert", "route": "diffusion", "kind": s.kind_name, "pathology": s.pathology,
                 "feather_px": s.feather_px, "size_mm": s.size_mm, "steps": self.prior.steps,
-                "resample": self.prior.resample}
+                "resample": self.prior.resample, "guidance": self.prior.guidance}
 
     def apply(self, request: EditRequest) -> EditOutcome:
         film = self.shapes.film(request)
