@@ -97,13 +97,18 @@ def test_sigterm_writes_checkpoint(tiny_dataset, tmp_path, monkeypatch):
         return real(seed, step, rank, stream)
 
     monkeypatch.setattr(loop_mod, "step_generator", gen)
+    grids = []
+    monkeypatch.setattr(loop_mod, "save_grid", lambda path, *a, **k: grids.append(path.name))
     with pytest.raises(KeyboardInterrupt):
         train(str(tiny_dataset), tmp_path / "runs", tiny_config(kimg=1.0))
     run = next((tmp_path / "runs").iterdir())
     ck = load_checkpoint(find_checkpoint(run, "latest"))
     assert ck["step"] == 4  # the step in flight finished, then the checkpoint
     stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
-    assert stats[-1]["event"] == "interrupted"
+    assert [s["event"] for s in stats[-2:]] == ["checkpoint", "interrupted"]
+    # nothing sampled after the stop request (no quality score, no grid): only the reals
+    # sheet written at the start
+    assert grids == ["reals.png"] and ck["quality"] is None
 
 
 def test_resume_refuses_other_dataset(tiny_dataset_factory, tmp_path):

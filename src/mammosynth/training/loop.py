@@ -9,7 +9,7 @@ resume restores.
 
 Rank 0 writes stats.jsonl, TensorBoard, sample grids and checkpoints every
 ``snapshot_minutes`` and at the end. Ctrl-C / SIGTERM finish the step, write a
-checkpoint and raise KeyboardInterrupt.
+checkpoint at once (no samples: they can take minutes) and raise KeyboardInterrupt.
 """
 from __future__ import annotations
 
@@ -307,10 +307,18 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         if improved:
             save_checkpoint(run_dir / "checkpoints" / "best.pt", ck)
 
-    def do_snapshot() -> None:
+    def do_snapshot(score: bool = True) -> None:
         state.gather_rng(info)
         family.before_snapshot(state)
         if not info.is_main:
+            return
+        if not score:
+            # a stop request: the checkpoint at once, no quality score or grid. Those sample
+            # images, minutes for a diffusion model at 256x160, and a scheduler's SIGKILL
+            # after its grace period would otherwise take everything since the last snapshot.
+            snapshot(None)
+            log({"event": "checkpoint", "step": state.step, "kimg": state.nimg / 1000,
+                 "time_s": round(elapsed0_ + time.time() - t_start, 2)})
             return
         q = quality(family.render(state, q_seeds, q_labels))
         grid = family.render(state, grid_seeds, grid_labels)
@@ -387,7 +395,7 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
                     bar.set_postfix({k: f"{entry[k]:.2f}" for k in (*fam, *family.loss_names[:2])})
                 acc = dict.fromkeys(family.loss_names, 0.0)
                 steps_since, img_since, last_log = 0, 0, now
-        do_snapshot()
+        do_snapshot(score=not interrupted)
     if bar is not None:
         bar.close()
     same = D_.replicas_identical(state.modules(), info) if info.enabled else True
