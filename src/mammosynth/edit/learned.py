@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from .editors import EditError, EditOutcome, EditRequest
-from .film import film_breast, to_gray
+from .film import estimate_film, film_breast, to_gray
 from .physics import inserted_labels
 
 
@@ -224,20 +224,28 @@ class DiffusionRemover:
 
 
 class DiffusionDensity:
-    """``--density``: SDEdit of the breast under the target density; outline and lesions kept."""
+    """``--density``: SDEdit of the breast under the target density; outline, lesions and
+    (MLO) the pectoral muscle kept.
+
+    The pectoral muscle is not breast tissue and density does not describe it; a weak prior
+    redraws it as mottled tissue, so it stays the source's (the edit-film estimate of
+    :mod:`.film`, dilated 2 px), like the lesions."""
 
     operation, route = "density", "diffusion"
 
-    def __init__(self, prior: DiffusionPrior, keep_lesions: bool = True):
-        self.prior, self.keep_lesions = prior, keep_lesions
+    def __init__(self, prior: DiffusionPrior, keep_lesions: bool = True, keep_pectoral: bool = True):
+        self.prior, self.keep_lesions, self.keep_pectoral = prior, keep_lesions, keep_pectoral
 
     def settings(self) -> dict[str, Any]:
         return {"operation": "density", "route": "diffusion", "steps": self.prior.steps,
-                "guidance": self.prior.guidance, "keep_lesions": self.keep_lesions}
+                "guidance": self.prior.guidance, "keep_lesions": self.keep_lesions,
+                "keep_pectoral": self.keep_pectoral}
 
     def apply(self, request: EditRequest) -> EditOutcome:
         rec = request.record
         region = film_breast(request.image)
+        if self.keep_pectoral and region.any():
+            region &= ~ndimage.binary_dilation(estimate_film(request.image, rec, region).pectoral, iterations=2)
         if self.keep_lesions:
             for m in request.masks.values():
                 region &= ~ndimage.binary_dilation(m, iterations=2)

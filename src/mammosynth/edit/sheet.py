@@ -30,6 +30,19 @@ def _outline(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) ->
     rgb[edge] = colour
 
 
+def _caption(rec) -> str:
+    """What was done: the inserted lesion, the removed finding or the density change."""
+    op, e = rec.generation["operation"], rec.generation.get("edit") or {}
+    if op == "insert" and rec.findings:
+        f = rec.findings[-1]
+        return f"insert: {f.source_codes.get('subtype', f.kind)}/{f.pathology}"
+    if op == "remove":
+        return f"remove: {(e.get('removed') or {}).get('kind', 'finding')}"
+    if op == "density":
+        return f"density: {e.get('from', '?')} -> {e.get('to', rec.density)}"
+    return op
+
+
 def before_after_sheet(edited: str | os.PathLike | PreparedDataset, source: str | os.PathLike | PreparedDataset,
                        out: str | os.PathLike, n: int = 6, columns: int = 3, scale: float = 1.0) -> Path:
     """Write ``n`` before/after pairs (``columns`` pairs per row) to the PNG ``out``."""
@@ -61,9 +74,7 @@ def before_after_sheet(edited: str | os.PathLike | PreparedDataset, source: str 
     for i, (tile, rec) in enumerate(tiles):
         x, y = (i % columns) * (w + 6), (i // columns) * (h + cap + 6)
         sheet.paste(Image.fromarray(tile), (x, y))
-        f = rec.findings[-1]
-        label = rec.generation["operation"] + (f": {f.source_codes.get('subtype', f.kind)}/{f.pathology}"
-                                               if rec.generation["operation"] == "insert" else "")
+        label = _caption(rec)
         draw.text((x + 2, y + h + 1), f"{rec.generation['source_image_id'][-6:]} {label}", fill=(255, 255, 255),
                   font=font)
     if scale != 1.0:
