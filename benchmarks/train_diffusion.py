@@ -71,7 +71,7 @@ def _realism_cells(rm) -> str:
         return "n/a | n/a | n/a | n/a | n/a"
     d, sp, dt = rm.detectability, rm.spectrum, rm.detail
     return (f"{d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
-            f"| {tg._v(d, 'texture')} / {tg._v(d, 'layout')} | {d.floor.auc:.3f} "
+            f"| {tg.view_auc(d, 'texture')} / {tg.view_auc(d, 'layout')} | {d.floor.auc:.3f} "
             f"| {sp.synthetic.median:.2f} ({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]")
 
 

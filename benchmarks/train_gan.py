@@ -177,7 +177,7 @@ def subset(src: Path, out: Path, n: int) -> Path:
     return out
 
 
-def _v(test, view: str) -> str:
+def view_auc(test, view: str) -> str:
     """One view's AUC of the synthetic-vs-real detectability test, or n/a."""
     a = test.synthetic.view_aucs()[view]
     return "n/a" if a is None else f"{a:.3f}"
@@ -269,7 +269,8 @@ def main() -> int:
                   f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
                   f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}\n"
                   f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
-                  f"{d.synthetic.ci_high:.3f}] (texture view {_v(d, 'texture')}, layout view {_v(d, 'layout')}; "
+                  f"{d.synthetic.ci_high:.3f}] (texture view {view_auc(d, 'texture')}, "
+                  f"layout view {view_auc(d, 'layout')}; "
                   f"floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}], "
                   f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
                   f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "

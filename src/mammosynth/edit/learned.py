@@ -96,15 +96,10 @@ class DiffusionPrior:
 
     # -- sampling -------------------------------------------------------------------
     def _eps(self, x, t, c):
-        import torch
+        from ..models.diffusion import guided_prediction
 
-        with torch.no_grad():
-            if c is None or self.guidance == 1.0 or not self.label_axes:
-                return self.unet(x, t, class_labels=None if c is None else c.to(x.device)).sample
-            # both halves in one batch, as the family's sampler does
-            both = torch.cat([c, self.null]).to(x.device)
-            cond, unc = self.unet(torch.cat([x, x]), t, class_labels=both).sample.chunk(2)
-            return unc + self.guidance * (cond - unc)
+        c = None if c is None else c.to(x.device)
+        return guided_prediction(self.unet, x, t, c, self.null if self.label_axes else None, self.guidance)
 
     def repaint(self, x0: np.ndarray, keep: np.ndarray, labels: Mapping[str, str], seed: int) -> np.ndarray:
         """Fill ``~keep`` of ``x0`` ([h, w] in [-1, 1] at the model's resolution) under ``labels``."""

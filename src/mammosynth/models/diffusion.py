@@ -191,18 +191,22 @@ def sample(unet: torch.nn.Module, scheduler: Any, noise: torch.Tensor, classes: 
     """
     scheduler.set_timesteps(steps, device=noise.device)
     x = noise * scheduler.init_noise_sigma
-    guided = classes is not None and guidance != 1.0
-    if guided:
-        uncond = null_class(label_axes or {}, noise.shape[0], noise.device)
-        both = torch.cat([classes, uncond])
-    dtype = next(unet.parameters()).dtype
+    uncond = null_class(label_axes or {}, noise.shape[0], noise.device) if classes is not None else None
     for t in scheduler.timesteps:
-        inp = scheduler.scale_model_input(x, t)
-        if guided:
-            out = unet(torch.cat([inp, inp]).to(dtype), t, class_labels=both).sample.float()
-            cond, unc = out.chunk(2)
-            pred = unc + guidance * (cond - unc)
-        else:
-            pred = unet(inp.to(dtype), t, class_labels=classes).sample.float()
+        pred = guided_prediction(unet, scheduler.scale_model_input(x, t), t, classes, uncond, guidance)
         x = scheduler.step(pred, t, x).prev_sample
     return x
+
+
+@torch.no_grad()
+def guided_prediction(unet: torch.nn.Module, x: torch.Tensor, t: Any, classes: torch.Tensor | None,
+                      uncond: torch.Tensor | None, guidance: float = 1.0) -> torch.Tensor:
+    """The UNet's prediction for ``x`` at step ``t`` (float32): conditional only when
+    ``guidance`` is 1 or there are no classes, else ``uncond + guidance * (cond - uncond)``
+    with both halves in one batch (``uncond``: the null class, as many as ``classes``)."""
+    dtype = next(unet.parameters()).dtype
+    if classes is None or uncond is None or guidance == 1.0:
+        return unet(x.to(dtype), t, class_labels=classes).sample.float()
+    both = torch.cat([classes, uncond]).to(x.device)
+    cond, unc = unet(torch.cat([x, x]).to(dtype), t, class_labels=both).sample.float().chunk(2)
+    return unc + guidance * (cond - unc)
