@@ -70,6 +70,39 @@ def test_deterministic_under_a_seed():
     assert not np.array_equal(r1.pos_scores, r3.pos_scores)
 
 
+def test_threads_none_keeps_the_callers_thread_count(monkeypatch):
+    """``evaluate --threads 1`` must hold inside the test: with ``threads=None`` it used to
+    take every core, and beside another job its OpenMP threads waited on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    real_set = torch.set_num_threads
+    seen: list[int] = []
+
+    def record(n: int) -> None:
+        seen.append(n)
+        real_set(n)
+
+    def train_step_threads(*args, **kwargs):
+        seen.append(-torch.get_num_threads())  # the count the networks train with (negated)
+        return original(*args, **kwargs)
+
+    import mammosynth.metrics.detectability as det
+
+    original = det._fit
+    monkeypatch.setattr(det, "_fit", train_step_threads)
+    monkeypatch.setattr(torch, "set_num_threads", record)
+    try:
+        real_set(1)
+        detectability(noise(8, 0), noise(8, 1), config=dataclasses.replace(FEW, threads=None))
+        assert seen and all(n in (1, -1) for n in seen)
+        seen.clear()
+        detectability(noise(8, 0), noise(8, 1), config=dataclasses.replace(FEW, threads=2))
+        assert -2 in seen and torch.get_num_threads() == 1  # 2 inside, the caller's 1 restored
+    finally:
+        real_set(before)
+
+
 def test_all_images_used_unless_capped_or_subsampled():
     pos, neg = noise(30, 6), noise(12, 7)
     res = detectability(pos, neg, config=FEW)

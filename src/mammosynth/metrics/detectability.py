@@ -49,11 +49,14 @@ whose tissue is smooth blobs (beta 6.8 against 3.1): AUC 1.000 [1.000, 1.000] (c
 1.000, whole-image view 0.998), floor (27 vs 27 films, by patient) 0.516 [0.359, 0.679];
 95 s for the synthetic test and 89 s for the floor (cost is set by the fixed step counts,
 hardly by the number of images). The previous whole-image, subsampled protocol gave the
-same samples 0.706 [0.61, 0.80] (an outside detector: 0.97). Not yet measured: blurred
-films, the textured GAN samples, the 162-film floor, 162 vs 1000; the defaults
+same samples 0.706 [0.61, 0.80] (an outside detector: 0.97). What real films must lose
+to be told apart (a blur, added noise): ``benchmarks/detectability_calibration.py`` and
+the README. Not yet measured: the 162-film floor, 162 vs 1000; the defaults
 ``steps=300``, ``whole_steps=150`` are not tuned. With ``threads``
-None torch uses every core this process may run on; on a machine shared with other jobs
-``threads=1`` is faster (OpenMP threads wait on each other when one is descheduled).
+None the test keeps the caller's torch thread count (``mammosynth evaluate --threads``, a
+benchmark's ``--threads``; torch's default is every core); on a machine shared with other
+jobs ``threads=1`` is faster (OpenMP threads wait on each other when one is descheduled:
+two 1-thread jobs side by side, each with a test that took every core, ran over 5x slower).
 """
 from __future__ import annotations
 
@@ -296,9 +299,14 @@ def _folds(n: int, k: int, groups: np.ndarray | None, rng: np.random.Generator) 
 
 @contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` torch threads inside, the caller's count restored after; None: the
+    caller's count (it used to mean every core, which overrode ``evaluate --threads``)."""
     import torch
 
     old = torch.get_num_threads()
+    if threads is None:
+        yield
+        return
     torch.set_num_threads(num_workers(threads))
     try:
         yield
