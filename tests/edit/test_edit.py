@@ -222,6 +222,26 @@ def test_dicom_edits_are_derived_syn_and_reference_the_source(phantom, tmp_path)
         assert (ds.pixel_array[~edit_mask] == source[~edit_mask]).all()
 
 
+def test_limit_counts_the_films_a_run_may_edit(tmp_path):
+    """--limit N --normal-only edits N normal films: films with findings are passed over
+    (skipped), not counted toward N (it used to edit fewer than N)."""
+    ds = PreparedDataset(make_phantom_dataset(tmp_path / "ph", n=10, config=PhantomConfig(size=(128, 80),
+                                                                                        findings="mass:0.5"),
+                                              workers=1))
+    with_findings = [i for i, r in enumerate(ds.records) if r.findings]
+    normal = [i for i, r in enumerate(ds.records) if not r.findings]
+    # the smallest limit at which a film with findings comes before the last normal film chosen
+    k = next(j + 1 for j, i in enumerate(normal) if with_findings[0] < i)
+    cfg = EditConfig(insert="calcification", normal_only=True, limit=k)
+    res = edit(ds.root, tmp_path / "ed", cfg)
+    assert res.edited == k and not res.rejected  # the old rule edited the first k films' normal ones: fewer
+    assert res.skipped == sum(1 for i in with_findings if i < normal[k - 1])
+    sources = {r.generation["source_image_id"] for r in PreparedDataset(tmp_path / "ed")}
+    assert sources == {ds.records[i].image_id for i in normal[:k]}
+    again = edit(ds.root, tmp_path / "ed", cfg)
+    assert again.edited == 0 and again.skipped == res.skipped + k  # resumed: the same films, nothing new
+
+
 def test_cli_edit_exit_codes(phantom, tmp_path, capsys):
     assert main(["edit", str(phantom), "--out", str(tmp_path / "a"), "--insert", "calcification", "--limit", "2"]) == 0
     assert len(PreparedDataset(tmp_path / "a")) == 2

@@ -31,7 +31,7 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -69,7 +69,7 @@ class EditConfig:
     feather_px: int = 3
     fmt: str = "png16"
     key: str | None = None  # signing key (directory or private PEM); None = the default pair
-    limit: int | None = None  # edit at most this many films (in manifest order)
+    limit: int | None = None  # edit at most this many films (the first it may edit, in manifest order)
 
     def __post_init__(self) -> None:
         given = [op for op in OPERATIONS if getattr(self, op) is not None]
@@ -115,6 +115,23 @@ class EditResult:
     edited: int  # films edited by this run
     skipped: int  # already edited by an earlier run, or not selected (normal_only)
     rejected: tuple[dict[str, str], ...]  # {"source_file": image id, "reason": ...}
+
+
+def select_films(records: Sequence[ImageRecord], config: EditConfig) -> tuple[list[tuple[int, ImageRecord]], int]:
+    """The films a run edits, as (manifest index, record) in manifest order: the first
+    ``limit`` of those it may edit (``normal_only`` insertions pass over films with
+    findings), and how many it passed over on the way. ``--limit 60 --normal-only`` thus
+    edits 60 normal films (it used to count the passed-over ones toward the 60)."""
+    chosen: list[tuple[int, ImageRecord]] = []
+    passed = 0
+    for index, rec in enumerate(records):
+        if config.limit and len(chosen) >= config.limit:
+            break
+        if config.normal_only and config.insert is not None and rec.findings:
+            passed += 1
+            continue
+        chosen.append((index, rec))
+    return chosen, passed
 
 
 def edited_id(source_id: str, config: EditConfig) -> str:
@@ -230,12 +247,12 @@ def edit(prepared: str | os.PathLike | PreparedDataset, out: str | os.PathLike,
               "editor": editor.settings()}
     writer = DatasetWriter(out, kind="synthetic", source=source, settings=config.to_settings(), fmt=config.fmt)
     file_writer = provenance.write_synthetic_dicom if config.fmt == "dicom" else None
-    records = ds.records[: config.limit] if config.limit else ds.records
-    edited = skipped = 0
+    chosen, skipped = select_films(ds.records, config)
+    edited = 0
     try:
-        for index, rec in enumerate(progress(records, total=len(records), desc=f"edit {out.name}")):
+        for index, rec in progress(chosen, total=len(chosen), desc=f"edit {out.name}"):
             new_id = edited_id(rec.image_id, config)
-            if writer.has(new_id) or (config.normal_only and config.insert is not None and rec.findings):
+            if writer.has(new_id):
                 skipped += 1
                 continue
             try:
