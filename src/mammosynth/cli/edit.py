@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="width (px) over which an edit fades out at its border (default %(default)s)")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default=d.fmt, help="image format (default %(default)s)")
     p.add_argument("--key", default=d.key, help="provenance signing key: key directory or private key file")
-    p.add_argument("--limit", type=int, default=d.limit, metavar="N", help="edit at most N films: the first N it may edit (with --normal-only, N normal films)")
+    p.add_argument("--limit", type=int, default=d.limit, metavar="N",
+                   help="edit at most N films: the first N it may edit (with --normal-only, N normal films)")
     p.set_defaults(func=handler)
 
 

@@ -304,10 +304,7 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
     import torch
 
     old = torch.get_num_threads()
-    if threads is None:
-        yield
-        return
-    torch.set_num_threads(num_workers(threads))
+    torch.set_num_threads(old if threads is None else num_workers(threads))
     try:
         yield
     finally:
