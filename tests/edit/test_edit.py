@@ -13,6 +13,7 @@ from mammosynth.data.prepared import DatasetWriter, PreparedDataset
 from mammosynth.data.schema import ImageRecord
 from mammosynth.edit import EditConfig, EditError, EditOutcome, EditRequest, PhysicsInserter, Site, edit, estimate_film
 from mammosynth.edit.editors import make_editor
+from mammosynth.edit.film import estimate_pectoral
 from mammosynth.edit.physics import INSERT_KINDS
 from mammosynth.io.images import read_image
 from mammosynth.phantom import PhantomConfig, make_phantom_dataset, simulate_phantom
@@ -77,6 +78,37 @@ def test_lesion_at_a_given_box_fits_it_and_random_sites_avoid_skin_and_pectoral(
         out = PhysicsInserter("mass").apply(EditRequest(s.image, s.record, {}, np.random.default_rng(seed)))
         mask = out.masks[0]
         assert not (mask & film.pectoral).any() and film.dist_mm[mask].min() >= 1.0
+
+
+def test_pectoral_estimate_follows_the_muscle_edge_in_dense_breasts_too():
+    """The muscle's straight edge, not the brightest tissue: overlap with the phantom's own
+    muscle over its MLO films, dense ones included (the earlier rule, grey above the 90th
+    percentile attached to the wall, overlapped 0.39 on average and 0.11 in density D,
+    where glands outshine the muscle)."""
+    cfg = PhantomConfig(size=(256, 160), findings="mass:0.0001")
+    ious, dense = [], []
+    for i in range(36):
+        s = simulate_phantom(i, cfg)
+        est = estimate_film(s.image, s.record).pectoral
+        if s.record.view != "MLO":
+            assert not est.any()
+            continue
+        iou = (est & s.pectoral).sum() / (est | s.pectoral).sum()
+        ious.append(iou)
+        if s.record.density in ("C", "D"):
+            dense.append(iou)
+    assert len(ious) >= 12 and len(dense) >= 4
+    assert np.mean(ious) >= 0.8 and np.min(ious) >= 0.5 and np.mean(dense) >= 0.75
+
+
+def test_no_pectoral_when_the_breast_does_not_reach_the_top_edge():
+    s = _normal(2)
+    side = "right" if s.record.laterality == "L" else "left"  # L: chest wall at the right edge
+    gray, spacing = s.image.astype(np.float32) / 65535, s.record.pixel_spacing_mm[0]
+    assert estimate_pectoral(gray, s.breast, side, spacing).any()
+    breast = s.breast.copy()
+    breast[: breast.shape[0] // 3] = False  # no axilla in view: no muscle either
+    assert not estimate_pectoral(gray * breast, breast, side, spacing).any()
 
 
 def test_film_estimates_follow_the_film():

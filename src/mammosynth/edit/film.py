@@ -12,9 +12,16 @@ grey-level change. Everything below is estimated per film:
 * **distance to the skin line** (mm): Euclidean distance to the nearest non-breast pixel,
   the image border counted as outside (so lesions also stay off the chest-wall edge, where
   they would be cut);
-* **pectoral muscle** (MLO only): the bright region attached to the chest-wall edge in the
-  upper 60 % of the film (grey above the breast's 90th percentile after 2 mm smoothing,
-  connected to the chest-wall column), filled from the wall to its outer edge row by row;
+* **pectoral muscle** (MLO only): the corner cut off by a straight edge from the top of the
+  film to the chest wall. Candidate edges (24 x 24 positions of their two ends, steep ones
+  only, meeting the wall within 80 % of the breast's extent along it) are scored by the grey
+  step across them (mean of a 4 mm band inside minus one outside, film smoothed over ~1 mm,
+  on a copy at most 128 rows high); of those stepping at least 70 % as much as the best,
+  the outermost is the muscle's edge (the muscle brightens into the corner, so lines inside
+  it step too); none when no edge steps by 8 % of the breast's grey spread or the breast
+  does not reach the top edge. The earlier rule (grey above the breast's 90th percentile,
+  attached to the wall) missed the muscle wherever glands outshine it (phantom MLO films:
+  overlap 0.39, density D 0.11; this rule 0.89 and 0.77);
 * **gain**: the grey spread (99.5th minus 2nd percentile, film box-smoothed over 2 mm) where
   the breast has its full thickness (more than T/2 inside the skin line) is taken as
   the contrast of tissue ``GLAND_SPAN`` glandular against fat at the film's compressed
@@ -140,28 +147,70 @@ def estimate_blur_noise(gray: np.ndarray, interior: np.ndarray) -> tuple[float, 
     return blur, float(np.sqrt(v1 / np.interp(blur, grid, v1s)))
 
 
+PECTORAL_GRID = 24  # candidate positions of each end of the muscle's edge
+PECTORAL_BAND_MM = 4.0  # width of the bands either side of a candidate edge that are compared
+PECTORAL_MIN_STEP = 0.08  # the edge's grey step, at least this fraction of the breast's grey spread
+PECTORAL_KEEP = 0.7  # of the edges stepping at least this fraction of the largest step, the outermost
+PECTORAL_MAX_WALL = 0.8  # the edge meets the chest wall within this fraction of the breast's extent along it
+PECTORAL_SLOPE = (0.8, 6.0)  # y_wall / x_top: an MLO muscle's edge is steep (film labels along the top are not)
+PECTORAL_SEARCH_ROWS = 128  # the search runs on a copy at most this many rows high
+
+
+def _block_mean(x: np.ndarray, f: int) -> np.ndarray:
+    h, w = (x.shape[0] // f) * f, (x.shape[1] // f) * f
+    return x[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3)) if f > 1 else x
+
+
+def _pectoral_line(g: np.ndarray, b: np.ndarray, spacing_mm: float) -> tuple[float, float] | None:
+    """``(x_top, y_wall)`` in px of ``g``'s frame (chest wall left): the straight muscle edge
+    from (row 0, ``x_top``) to (``y_wall``, column 0), by the rule in the module docstring;
+    None when no candidate steps by enough."""
+    f = max(1, int(np.ceil(g.shape[0] / PECTORAL_SEARCH_ROWS)))
+    gs, bs = _block_mean(g, f), _block_mean(b.astype(np.float32), f) > 0.5
+    sp = spacing_mm * f
+    gs = ndimage.gaussian_filter(gs, max(0.5, 1.0 / sp))
+    hs, ws = gs.shape
+    top = np.flatnonzero(bs[: max(1, hs // 20)].any(axis=0))
+    wall = np.flatnonzero(bs[:, 0])
+    if top.size == 0 or wall.size == 0 or bs.sum() < 64:
+        return None  # the breast misses the top edge or the wall: no muscle in view
+    vals = gs[bs]
+    spread = float(np.subtract(*np.percentile(vals, [95, 5])))
+    band = max(1.5, PECTORAL_BAND_MM / sp)
+    yy, xx = np.mgrid[:hs, :ws].astype(np.float32) + 0.5
+    x_tops = np.linspace(0.15, 1.0, PECTORAL_GRID) * (top[-1] + 1)
+    y_walls = np.linspace(0.1, PECTORAL_MAX_WALL, PECTORAL_GRID) * (wall[-1] + 1)
+    steps = np.empty((PECTORAL_GRID, PECTORAL_GRID))
+    for i, xt in enumerate(x_tops):
+        yw = y_walls[:, None, None]
+        # signed distance (px) to the line x / xt + y / yw = 1; negative on the corner's side
+        d = (xx / xt + yy / yw - 1.0) / np.sqrt(1.0 / xt ** 2 + 1.0 / yw ** 2)
+        inner, outer = (d > -band) & (d < 0) & bs, (d >= 0) & (d < band) & bs
+        n_in, n_out = inner.sum(axis=(1, 2)), outer.sum(axis=(1, 2))
+        step = (gs * inner).sum(axis=(1, 2)) / np.maximum(n_in, 1) - (gs * outer).sum(axis=(1, 2)) / np.maximum(n_out, 1)
+        step[(n_in < 4 * band) | (n_out < 0.5 * n_in)] = -np.inf  # an edge mostly outside the breast
+        steps[i] = np.where((y_walls >= PECTORAL_SLOPE[0] * xt) & (y_walls <= PECTORAL_SLOPE[1] * xt), step, -np.inf)
+    top_step = steps.max()
+    if not top_step > PECTORAL_MIN_STEP * spread:
+        return None
+    # the muscle brightens towards the corner, so lines inside it step too (often more than
+    # its soft outer edge): of the edges stepping nearly as much as the best, the outermost
+    area = np.where(steps >= PECTORAL_KEEP * top_step, x_tops[:, None] * y_walls[None, :], -1.0)
+    i, k = np.unravel_index(int(np.argmax(area)), area.shape)
+    return float(x_tops[i]) * f, float(y_walls[k]) * f
+
+
 def estimate_pectoral(gray: np.ndarray, breast: np.ndarray, chest_wall: str, spacing_mm: float) -> np.ndarray:
     """The pectoral muscle of an MLO film (rule in the module docstring); empty when none is found."""
     g = gray if chest_wall == "left" else gray[:, ::-1]
     b = breast if chest_wall == "left" else breast[:, ::-1]
-    h = g.shape[0]
     out = np.zeros_like(b)
-    if b.sum() < 32:
+    line = _pectoral_line(g, b, spacing_mm) if b.sum() >= 32 else None
+    if line is None:
         return out
-    smooth = ndimage.gaussian_filter(g, max(0.5, 2.0 / spacing_mm))
-    bright = b & (smooth > np.percentile(g[b], 90))
-    bright[int(0.6 * h):] = False
-    lab, n = ndimage.label(bright)
-    if n == 0:
-        return out
-    wall = np.unique(lab[: int(0.6 * h), 0])
-    wall = wall[wall > 0]
-    if wall.size == 0:
-        return out
-    comp = np.isin(lab, wall)
-    for r in np.flatnonzero(comp.any(axis=1)):
-        out[r, : int(np.flatnonzero(comp[r])[-1]) + 1] = True
-    out &= b
+    xt, yw = line
+    yy, xx = np.mgrid[: b.shape[0], : b.shape[1]].astype(np.float32) + 0.5
+    out = (xx / xt + yy / yw < 1.0) & b
     return out if chest_wall == "left" else out[:, ::-1]
 
 

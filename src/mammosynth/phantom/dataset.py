@@ -153,6 +153,8 @@ class PhantomSample:
     dense: np.ndarray  # bool, ground-truth dense area
     woman: Woman
     lesions: list[Lesion] = field(default_factory=list)
+    #: bool, the pectoral muscle (MLO; empty for CC)
+    pectoral: np.ndarray | None = None
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -203,10 +205,10 @@ def simulate_phantom(index: int, config: PhantomConfig = PhantomConfig()) -> Pha
     p = line_integral(anat.thickness, anat.skin, anat.muscle, anat.gland, extra)
     gray = expose(p, noise_rng, s, woman.thickness_cm, config.fluence_per_mm2, config.blur_mm,
                   config.electronic_noise)
-    breast, dense = anat.breast, anat.dense
+    breast, dense, pect = anat.breast, anat.dense, anat.pectoral
     masks = [les.mask for les in lesions]
     if lab["laterality"] == "L":  # chest wall at the right edge
-        gray, breast, dense = gray[:, ::-1], breast[:, ::-1], dense[:, ::-1]
+        gray, breast, dense, pect = gray[:, ::-1], breast[:, ::-1], dense[:, ::-1], pect[:, ::-1]
         masks = [m[:, ::-1] for m in masks]
     image = to_uint16(np.ascontiguousarray(gray))
     findings = tuple(
@@ -242,7 +244,8 @@ def simulate_phantom(index: int, config: PhantomConfig = PhantomConfig()) -> Pha
         },
     )
     return PhantomSample(image, record, {k: np.ascontiguousarray(m) for k, m in enumerate(masks)},
-                         np.ascontiguousarray(breast), np.ascontiguousarray(dense), woman, lesions)
+                         np.ascontiguousarray(breast), np.ascontiguousarray(dense), woman, lesions,
+                         np.ascontiguousarray(pect))
 
 
 def render_phantom(index: int, config: PhantomConfig = PhantomConfig()
