@@ -44,7 +44,7 @@ def table() -> list[str]:
             cfg = preset_config(name, model={"resolution": res, "condition": CONDITION}, kimg=1).resolved()
             m = cfg.model
             c = model_cost(m)
-            amp = name != "cpu"  # amp auto: bf16 on a GPU, none on a CPU
+            amp = name != "cpu"  # amp auto: bf16 on a GPU; the cpu rows in fp32 (a CPU without AMX-BF16 units)
             mem = train_memory(m, cfg.batch, amp=amp)
             rows.append(f"| {name} | {m.g_channels} / {m.d_channels} / {m.max_channels} | {cfg.batch} | {cfg.amp} | "
                         f"{res[0]}×{res[1]} | {c.g_params / 1e6:.1f} M + {c.d_params / 1e6:.1f} M | "

@@ -13,6 +13,7 @@ from mammosynth.models.diffusion import DiffusionConfig, class_index, null_class
 from mammosynth.sampling import DiffusionPipeline, GanPipeline, load_pipeline
 from mammosynth.training import TrainConfig, plan, preset_config, train
 from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
+from mammosynth.training.loop import cpu_has_bf16_units
 
 pytest.importorskip("diffusers")
 
@@ -73,9 +74,11 @@ def test_resume_is_bit_identical(data, tmp_path):
 
 
 def test_accumulation_gives_the_same_step_in_micro_batches(data, tmp_path):
-    one = load_checkpoint(find_checkpoint(train(str(data), tmp_path / "a", tiny_diffusion(kimg=0.004)), "latest"))
+    # full precision: the accumulation's arithmetic, not bf16 rounding (auto's choice on AMX CPUs)
+    one = load_checkpoint(find_checkpoint(train(str(data), tmp_path / "a", tiny_diffusion(kimg=0.004, amp="off")),
+                                          "latest"))
     two = load_checkpoint(find_checkpoint(
-        train(str(data), tmp_path / "b", tiny_diffusion(kimg=0.004, accumulate=2)), "latest"))
+        train(str(data), tmp_path / "b", tiny_diffusion(kimg=0.004, accumulate=2, amp="off")), "latest"))
     for k, v in one["unet"].items():
         torch.testing.assert_close(v, two["unet"][k], rtol=1e-4, atol=1e-5)
     assert one["step"] == two["step"] == 1
@@ -150,7 +153,8 @@ def test_train_cli_dry_run_plans_a_diffusion_run(data, tmp_path, capsys):
     assert cost["passes_per_step"] == 2 and cost["sample_step_gflop"] == pytest.approx(2 * cost["unet_gflop"])
     assert cost["steps"] == 25 and cost["sample_gflop"] == pytest.approx(25 * cost["sample_step_gflop"])
     n = cost["params"]
-    assert mem["batch"] == 8 and mem["weights"] == 8 * n and mem["optimizer"] == 12 * n and not mem["amp"]
+    assert mem["batch"] == 8 and mem["weights"] == 8 * n and mem["optimizer"] == 12 * n
+    assert mem["amp"] is cpu_has_bf16_units()  # auto: bf16 only on a CPU with AMX-BF16 units
     assert mem["activations"] > 0 and "4 images" in mem["peak_phase"]  # one of 2 micro-batches
     for line in ("preset cpu: diffusion 32x20, UNet channels [8, 16, 16], 1 layer(s) per block",
                  "parameters: UNet ", "per sampler step (guided: 2 UNet passes)", "per generated image (25 steps)",

@@ -201,9 +201,31 @@ def test_amp_modes_and_runs_written_with_a_bool():
     d = tiny_config().to_dict()
     assert TrainConfig.from_dict({**d, "amp": False}).amp == "off"
     assert TrainConfig.from_dict({**d, "amp": True}).amp == "auto"
-    assert amp_setting("auto", torch.device("cpu")) == (False, torch.float32)
     assert amp_setting("bf16", torch.device("cpu")) == (True, torch.bfloat16)
     assert amp_setting("off", torch.device("cuda")) == (False, torch.float32)
+
+
+@pytest.mark.parametrize("units", [False, True])
+def test_amp_auto_on_cpu_follows_its_bf16_units(tiny_dataset, tmp_path, monkeypatch, units):
+    """auto: bf16 autocast on a CPU with bf16 matrix units (AMX), full precision on others;
+    the run records what it used and a dry run plans memory for it."""
+    monkeypatch.setattr(loop_mod, "cpu_has_bf16_units", lambda: units)
+    expected = (True, torch.bfloat16) if units else (False, torch.float32)
+    assert amp_setting("auto", torch.device("cpu")) == expected
+    assert amp_setting("off", torch.device("cpu")) == (False, torch.float32)
+    cfg = tiny_config(kimg=0.004, device="cpu")
+    assert loop_mod.plan(str(tiny_dataset), tmp_path / "runs", cfg)["memory"]["amp"] is units
+    run = train(str(tiny_dataset), tmp_path / "runs", cfg)
+    assert json.loads((run / "config.json").read_text())["run"]["amp"] == ("torch.bfloat16" if units else None)
+
+
+def test_cpu_bf16_units_probe_reads_the_cpu_flags():
+    loop_mod.cpu_has_bf16_units.cache_clear()
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    assert loop_mod.cpu_has_bf16_units() == (" amx_bf16" in flags.replace("\t", " ").replace("\n", " "))
 
 
 @pytest.mark.parametrize("clock", ["cpu", "wall"])

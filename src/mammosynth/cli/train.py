@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=TrainConfig.device, choices=("auto", "cpu", "cuda"),
                    help="device (default: %(default)s)")
     p.add_argument("--amp", default=None, choices=AMP_MODES,
-                   help="mixed precision: auto = bf16 (else fp16 + gradient scaler) on GPUs, none on CPU; "
+                   help="mixed precision: auto = bf16 (else fp16 + gradient scaler) on GPUs, bf16 on CPUs with "
+                        "AMX-BF16 units, none on other CPUs; "
                         f"bf16/fp16 force it, also on CPU (default: the preset's, {TrainConfig.amp})")
     p.set_defaults(func=handler)
 

@@ -87,8 +87,8 @@ class TrainConfig:
     quality_n: int | None = None  # images per side for the quality score (family default)
     device: str = "auto"  # auto | cpu | cuda
     #: mixed precision: "auto" (bf16 autocast on GPUs that support it, else fp16 with a
-    #: gradient scaler; none on CPU), "off", or "bf16" / "fp16" on any device (CPU
-    #: autocast too: for CPUs with bf16 units, and to exercise the GPU path on CPU)
+    #: gradient scaler; bf16 on CPUs with bf16 matrix units, Intel AMX; none on other
+    #: CPUs), "off", or "bf16" / "fp16" on any device (also to exercise the GPU path on CPU)
     amp: str = "auto"
     #: the preset this config was built from by ``presets.preset_config`` (recorded in
     #: config.json and checkpoints); None: built field by field, or a run from before presets

@@ -14,6 +14,7 @@ checkpoint at once (no samples: they can take minutes) and raise KeyboardInterru
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -188,7 +189,7 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
         "preset": cfg.preset,
     }
     # amp_setting's "on", without asking a GPU about bf16 (a dry run may plan for one it lacks)
-    amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and D_.uses_cuda(cfg.device))
+    amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and (D_.uses_cuda(cfg.device) or cpu_has_bf16_units()))
     if cfg.model.family == "diffusion":
         dcost = diffusion_cost(cfg.model)
         memory = diffusion_train_memory(cfg.model, cfg.batch, amp=amp_on, accumulate=cfg.accumulate)
@@ -200,12 +201,33 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
 
 
 # -- training ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU has bf16 matrix units (Intel AMX-BF16: ``amx_bf16`` among the
+    kernel's CPU flags; elsewhere torch's own probe, when it has one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe is not None and probe())
+
+
 def amp_setting(mode: str, device: torch.device) -> tuple[bool, torch.dtype]:
-    """``(autocast on, its dtype)`` for a :attr:`TrainConfig.amp` mode on ``device``."""
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+    """``(autocast on, its dtype)`` for a :attr:`TrainConfig.amp` mode on ``device``.
+
+    ``auto``: bf16 (or fp16 with a gradient scaler) on CUDA; bf16 on a CPU with bf16
+    matrix units (:func:`cpu_has_bf16_units`: there autocast trained ~1.5x the images per
+    CPU-minute at equal realism, README "Realism"); otherwise full precision."""
+    if mode == "off":
         return False, torch.float32
     if mode == "auto":
-        return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return (True, torch.bfloat16) if device.type == "cpu" and cpu_has_bf16_units() else (False, torch.float32)
     return True, {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
