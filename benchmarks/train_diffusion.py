@@ -107,7 +107,8 @@ def main() -> int:
         floor = tg.frd(test_dir, tg.subset(train_dir, work / "png" / "train-matched", n_test))
         held = tg.real_arrays(f"{split}:test")
         print(f"{size[0]}x{size[1]}: {n_test} held-back films; FRD floor (held-back vs {n_test} training films) "
-              f"{floor:.3f}; torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} "
+              f"{floor:.3f}; torch threads {torch.get_num_threads()}, {tg.precision()}, "
+              f"load average {os.getloadavg()[0]:.1f} "
               "(shared machine)", flush=True)
         for fam in args.families.split(","):
             for minutes in [float(b) for b in args.budgets.split(",")]:

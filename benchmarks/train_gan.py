@@ -31,6 +31,13 @@ import numpy as np
 import torch
 
 
+def precision() -> str:
+    """What ``--amp auto`` trains in on this CPU (the figures depend on it)."""
+    from mammosynth.training.loop import cpu_has_bf16_units
+
+    return "bf16 autocast (AMX-BF16 CPU, --amp auto)" if cpu_has_bf16_units() else "fp32 (--amp auto on this CPU)"
+
+
 def prepare(data: Path, work: Path, size: tuple[int, int]) -> Path:
     """Ingest mini-MIAS at H x W and re-split it: 2/3 train, 1/3 test (held back)."""
     from mammosynth.data.ingest import IngestConfig, ingest
@@ -224,7 +231,7 @@ def main() -> int:
     for k, i in enumerate(order):
         shutil.copy(all_imgs[i], (half_a if k % 2 == 0 else half_b) / f"{k:05d}.png")
     print(f"data: {n_real} films, train {len(list(train_dir.glob('*.png')))}, held back {len(list(test_dir.glob('*.png')))}; "
-          f"torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, "
+          f"torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, {precision()}, "
           f"load average {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
     n_test = len(list(test_dir.glob("*.png")))
     floor = frd(half_a, half_b)
