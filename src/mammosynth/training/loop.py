@@ -189,7 +189,7 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
         "preset": cfg.preset,
     }
     # amp_setting's "on", without asking a GPU about bf16 (a dry run may plan for one it lacks)
-    amp_on = cfg.amp in ("bf16", "fp16") or (cfg.amp == "auto" and (D_.uses_cuda(cfg.device) or cpu_has_bf16_units()))
+    amp_on = amp_enabled(cfg.amp, "cuda" if D_.uses_cuda(cfg.device) else "cpu")
     if cfg.model.family == "diffusion":
         dcost = diffusion_cost(cfg.model)
         memory = diffusion_train_memory(cfg.model, cfg.batch, amp=amp_on, accumulate=cfg.accumulate)
@@ -216,19 +216,25 @@ def cpu_has_bf16_units() -> bool:
     return bool(probe is not None and probe())
 
 
-def amp_setting(mode: str, device: torch.device) -> tuple[bool, torch.dtype]:
-    """``(autocast on, its dtype)`` for a :attr:`TrainConfig.amp` mode on ``device``.
-
-    ``auto``: bf16 (or fp16 with a gradient scaler) on CUDA; bf16 on a CPU with bf16
-    matrix units (:func:`cpu_has_bf16_units`: there autocast trained ~1.5x the images per
-    CPU-minute at equal realism, README "Realism"); otherwise full precision."""
-    if mode == "off":
-        return False, torch.float32
+def amp_enabled(mode: str, device_type: str) -> bool:
+    """Whether a :attr:`TrainConfig.amp` mode autocasts on a ``device_type`` ("cuda" or
+    "cpu"). ``auto``: always on CUDA; on a CPU only with bf16 matrix units
+    (:func:`cpu_has_bf16_units`: there autocast trained ~1.5x the images per CPU-minute at
+    equal realism, README "Realism")."""
     if mode == "auto":
-        if device.type == "cuda":
-            return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return (True, torch.bfloat16) if device.type == "cpu" and cpu_has_bf16_units() else (False, torch.float32)
-    return True, {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+        return device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16_units())
+    return mode in ("bf16", "fp16")
+
+
+def amp_setting(mode: str, device: torch.device) -> tuple[bool, torch.dtype]:
+    """``(autocast on, its dtype)`` for a :attr:`TrainConfig.amp` mode on ``device``:
+    ``auto`` is bf16 (fp16 with a gradient scaler on GPUs without bf16) where
+    :func:`amp_enabled`, else full precision."""
+    if not amp_enabled(mode, device.type):
+        return False, torch.float32
+    if mode == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return True, torch.float16
+    return True, torch.float16 if mode == "fp16" else torch.bfloat16
 
 
 def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
