@@ -278,7 +278,8 @@ def main() -> int:
                   f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
                   f"{d.synthetic.ci_high:.3f}] (texture view {view_auc(d, 'texture')}, "
                   f"layout view {view_auc(d, 'layout')}; "
-                  f"floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}], "
+                  f"floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}]"
+                  f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
                   f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
                   f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
                   f"verdict {real_m.verdict.status}", flush=True)
@@ -286,7 +287,7 @@ def main() -> int:
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
     print(f"realism vs the {n_test} held-back films; real-vs-real: detectability = the floor column (two halves "
-          f"of the held-back films), beta difference {beta_rr:+.2f}, high-pass energy ratio {hp_rr:.2f} (training "
+          f"of the held-back films, the mean over random halvings), beta difference {beta_rr:+.2f}, high-pass energy ratio {hp_rr:.2f} (training "
           f"vs held-back films); beta of the held-back films {rows[0][-1].spectrum.real.median:.2f}" if rows else "")
     print("| family | budget (min) | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
           "| FRD, size-matched | FRD floor | texture FD | detectability AUC [CI] | floor AUC [CI] | beta syn (real) "

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from mammosynth.metrics.detectability import (DetectabilityConfig, _Centres, _folds, _prepare, detectability,
-                                              detectability_test, score_grid, split_halves)
+from mammosynth.metrics.detectability import (DetectabilityConfig, DetectabilityResult, _Centres, _folds, _prepare,
+                                              detectability, detectability_floor, detectability_test, score_grid,
+                                              split_halves)
 
 TINY = DetectabilityConfig(folds=3, steps=40, whole_steps=20, batch_size=16, lr=5e-3, channels=(8, 16), stem=4,
                            n_boot=200, threads=1)
@@ -159,6 +160,35 @@ def test_balancing_strata_and_floor():
     assert t.floor.n_pos + t.floor.n_neg == 12 and t.synthetic.n_pos == 30
     assert t.margin == pytest.approx(t.synthetic.auc - max(t.floor.auc, 0.5))
     assert t.to_dict()["verdict"] in ("pass", "warn", "fail")
+
+
+def test_floor_is_the_mean_over_several_random_halvings():
+    real, groups = noise(16, 11), np.repeat([f"p{i}" for i in range(8)], 2)
+    cfg = dataclasses.replace(FEW, floor_splits=3, seed=5)
+    floor = detectability_floor(real, None, cfg, real_groups=groups)
+    # each halving is the single-split test with its own seed (split, folds and networks)
+    runs, halves = [], set()
+    for k in range(3):
+        a, b = split_halves(16, groups, 5 + k)
+        halves.add(tuple(a))
+        runs.append(detectability(real[a], real[b], config=dataclasses.replace(cfg, seed=5 + k),
+                                  pos_groups=groups[a], neg_groups=groups[b]))
+    assert floor.split_aucs == pytest.approx([r.auc for r in runs])
+    assert floor.auc == pytest.approx(np.mean([r.auc for r in runs]))
+    assert floor.ci_low == pytest.approx(np.mean([r.ci_low for r in runs]))
+    assert floor.ci_high == pytest.approx(np.mean([r.ci_high for r in runs]))
+    assert floor.view_aucs()["texture"] == pytest.approx(np.mean([r.view_aucs()["texture"] for r in runs]))
+    assert len(halves) > 1  # the halvings differ
+    # what the cache stores gives the same result back; the report and the reason name the splits
+    back = DetectabilityResult.from_arrays(floor.to_arrays())
+    assert back.split_aucs == floor.split_aucs and back.view_aucs() == floor.view_aucs()
+    assert floor.to_dict()["splits"] == pytest.approx([r.auc for r in runs])
+    t = detectability_test(real, noise(10, 12), config=cfg, real_groups=groups, floor=floor)
+    assert "mean of 3 halvings" in t.reason()
+    one = detectability_floor(real, None, dataclasses.replace(cfg, floor_splits=1), real_groups=groups)
+    assert one.split_aucs == () and one.auc == pytest.approx(runs[0].auc)
+    with pytest.raises(ValueError, match="floor_splits"):
+        DetectabilityConfig(floor_splits=0)
 
 
 def test_folds_and_halves_keep_groups_together():

@@ -214,17 +214,18 @@ def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, mon
     xs, ms = _breasts(12, True, 1)
     recs = [_record(i, "AB"[i % 2]) for i in range(12)]
     cfg = RealismConfig(detectability=DetectabilityConfig(folds=2, steps=4, whole_steps=2, batch_size=8, n_boot=100,
-                                                          channels=(4, 8), stem=0, threads=1),
+                                                          channels=(4, 8), stem=0, threads=1, floor_splits=2),
                         patch=16, stride=8, fit=(2, 7), n_boot=100)
+    floor_calls = ["real vs real (split 1/2)", "real vs real (split 2/2)"]
     calls = []
     real_fn = det_mod.detectability
     monkeypatch.setattr(det_mod, "detectability", lambda *a, **k: calls.append(k["desc"]) or real_fn(*a, **k))
     cache = FeatureCache(tmp_path)
     fresh = realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-1")
-    assert calls == ["synthetic vs real", "real vs real"] and not fresh.real_side_cached
+    assert calls == ["synthetic vs real", *floor_calls] and not fresh.real_side_cached
     again = realism_metrics(xr, mr, recs, xs[::-1].copy(), ms[::-1].copy(), recs, cfg, progress=False, cache=cache,
                             real_key="set-1")
-    assert calls[2:] == ["synthetic vs real"] and again.real_side_cached
+    assert calls[3:] == ["synthetic vs real"] and again.real_side_cached
     assert again.detectability.floor.to_dict() == fresh.detectability.floor.to_dict()
     np.testing.assert_array_equal(again.detectability.floor.neg_scores, fresh.detectability.floor.neg_scores)
     assert again.spectrum.real.median == fresh.spectrum.real.median
@@ -232,7 +233,7 @@ def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, mon
     realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-2")
     other_labels = [_record(i, "BA"[i % 2]) for i in range(12)]
     realism_metrics(xr, mr, other_labels, xs, ms, other_labels, cfg, progress=False, cache=cache, real_key="set-1")
-    assert calls[3:] == ["synthetic vs real", "real vs real"] * 2
+    assert calls[4:] == ["synthetic vs real", *floor_calls] * 2
 
 
 def test_realism_sheet(tmp_path):

@@ -130,8 +130,8 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     from mammosynth.metrics.realism import RealismConfig
     from mammosynth.report.steps.realism import realism_config
 
-    rc = realism_config(detect_folds=2)
-    assert rc.detectability.folds == 2
+    rc = realism_config(detect_folds=2, floor_splits=2)
+    assert rc.detectability.folds == 2 and rc.detectability.floor_splits == 2
     rc = dataclasses.replace(rc, n_boot=50, detectability=dataclasses.replace(rc.detectability, steps=4, whole_steps=2,
                                                                               n_boot=50))
     assert isinstance(rc, RealismConfig)
@@ -147,7 +147,8 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     step = {s["step"]: s for s in m["verdict"]["steps"]}["2c. Realism"]
     assert step["status"] == r["verdict"]["status"] and step["details"] == r["verdict"]["reasons"]
     html = (tmp_path / "o" / "report.html").read_text()
-    assert "2c. Realism" in html and "real vs real (floor)" in html and "Verdict rule." in html
+    assert len(det["real_vs_real"]["splits"]) == 2
+    assert "2c. Realism" in html and "real vs real (floor: mean of 2 random halvings" in html and "Verdict rule." in html
     views = det["synthetic_vs_real"]["views"]
     assert 0.0 <= views["texture"] <= 1.0 and 0.0 <= views["layout"] <= 1.0
     assert f"tissue texture (crops at native resolution) AUC {views['texture']:.3f}" in html

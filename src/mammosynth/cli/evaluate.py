@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="skip the Realism step (synthetic-vs-real detectability, power spectrum, fine detail)")
     p.add_argument("--detect-folds", type=int, default=None, metavar="K",
                    help="cross-validation folds of the realism detectability classifier (default: RealismConfig's)")
+    p.add_argument("--floor-splits", type=int, default=None, metavar="K",
+                   help="random halvings of the real set whose mean is the detectability floor (default: "
+                        "DetectabilityConfig's; computed once per real set and cached)")
     p.add_argument("--no-image-metrics", action="store_true",
                    help="skip fidelity, diversity and near-copy metrics (utility, equity and conditioning only)")
     p.add_argument("--cache-dir", default=d.cache_dir,
@@ -93,7 +96,8 @@ def handler(args: argparse.Namespace) -> int:
         threads=args.threads, image_config=image_config,
         classifier=dataclasses.replace(ClassifierConfig(), epochs=args.epochs, min_steps=args.min_steps),
         realism=not args.no_realism, edits=args.edits,
-        realism_config=realism_config(detect_folds=args.detect_folds) if args.detect_folds is not None else None,
+        realism_config=(realism_config(detect_folds=args.detect_folds, floor_splits=args.floor_splits)
+                        if args.detect_folds is not None or args.floor_splits is not None else None),
     )
     m = evaluate(args.real, args.synthetic or args.edits, args.out, config, train=args.train, test=args.test)
     v = m["verdict"]

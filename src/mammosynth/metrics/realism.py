@@ -222,8 +222,9 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     real-vs-real floor (``real_groups`` overrides them).
 
     With ``cache`` and ``real_key`` (the real set's content hash), the real side (the
-    real-vs-real floor, about half the cost, and the real exponents and energies) is stored
-    and reused for the next synthetic set evaluated against the same real set.
+    real-vs-real floor, three of the four detectability tests at the default
+    ``floor_splits``, and the real exponents and energies) is stored and reused for the next
+    synthetic set evaluated against the same real set.
     """
     t0 = time.perf_counter()
     xr, mr = check_stack(real_images, real_masks, "real images")

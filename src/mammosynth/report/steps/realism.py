@@ -35,15 +35,17 @@ def rule_text(rc: Any) -> str:
             "synthetic, the classifier says whether.")
 
 
-def realism_config(detect_folds: int | None = None) -> Any:
-    """A RealismConfig with the CLI's overrides (``--detect-folds``); ImportError without the realism module."""
+def realism_config(detect_folds: int | None = None, floor_splits: int | None = None) -> Any:
+    """A RealismConfig with the CLI's overrides (``--detect-folds``, ``--floor-splits``);
+    ImportError without the realism module."""
     import dataclasses
 
     from ...metrics.realism import RealismConfig
 
     rc = RealismConfig()
-    if detect_folds is not None:
-        rc = dataclasses.replace(rc, detectability=dataclasses.replace(rc.detectability, folds=detect_folds))
+    over = {k: v for k, v in (("folds", detect_folds), ("floor_splits", floor_splits)) if v is not None}
+    if over:
+        rc = dataclasses.replace(rc, detectability=dataclasses.replace(rc.detectability, **over))
     return rc
 
 
