@@ -101,6 +101,22 @@ def test_pectoral_estimate_follows_the_muscle_edge_in_dense_breasts_too():
     assert np.mean(ious) >= 0.8 and np.min(ious) >= 0.5 and np.mean(dense) >= 0.75
 
 
+def test_edge_bands_are_the_pixels_whose_centres_lie_in_each_band():
+    from mammosynth.edit.film import _edge_bands
+
+    rng = np.random.default_rng(3)
+    gs, bs = rng.random((40, 27)), rng.random((40, 27)) > 0.2
+    x_tops, y_walls, band = np.array([3.3, 11.0, 26.7, 40.2]), np.array([5.5, 17.25, 39.9]), 2.6
+    got = _edge_bands(gs, bs, x_tops, y_walls, band)
+    yy, xx = np.mgrid[:40, :27] + 0.5
+    for i, xt in enumerate(x_tops):
+        for k, yw in enumerate(y_walls):
+            d = (xx / xt + yy / yw - 1.0) / np.sqrt(1.0 / xt ** 2 + 1.0 / yw ** 2)  # signed distance
+            inner, outer = (d > -band) & (d < 0) & bs, (d >= 0) & (d < band) & bs
+            want = (gs[inner].sum(), inner.sum(), gs[outer].sum(), outer.sum())
+            assert [g[i, k] for g in got] == pytest.approx(want), (xt, yw)
+
+
 def test_no_pectoral_when_the_breast_does_not_reach_the_top_edge():
     s = _normal(2)
     side = "right" if s.record.laterality == "L" else "left"  # L: chest wall at the right edge
