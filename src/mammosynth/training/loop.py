@@ -38,7 +38,7 @@ from .config import TrainConfig
 from .data import TrainingData, load_training_data, open_training_set, step_generator
 from .family import (StepContext, d_loss_fn, family_for, g_loss_fn, generate_batches,  # noqa: F401 (re-exported)
                      recalibrate_bn)
-from .quality import QualityScore
+from .quality import QualityScore, replaces_best
 from .state import TrainerState
 
 RUN_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -326,9 +326,9 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
             "dataset": {k: data.info[k] for k in ("path", "split", "content_hash", "manifest_sha256")},
             "quality": quality_score, "mammosynth_version": __version__,
         }
-        improved = quality_score is not None and quality_score < state.best_quality
+        improved = replaces_best(quality_score, state.best_quality)
         if improved:
-            state.best_quality = quality_score
+            state.best_quality = min(state.best_quality, quality_score)
         ck = {**meta, **state.state_dict(), "elapsed_s": elapsed0_ + (time.time() - t_start)}
         save_checkpoint(run_dir / "checkpoints" / checkpoint_name(state.nimg), ck)
         prune_checkpoints(run_dir, cfg.keep)

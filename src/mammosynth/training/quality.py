@@ -10,6 +10,8 @@ under a second per evaluation at 128 px on a CPU.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,3 +57,19 @@ class QualityScore:
 
     def __call__(self, fakes: torch.Tensor) -> float:
         return frechet_distance(self.real, self.net(fakes).double().numpy())
+
+
+#: a snapshot whose score is within this fraction of the best so far is a tie, and the later
+#: checkpoint becomes ``best.pt``: the score sees images at 64 rows and flattens out early in
+#: a run while the tissue keeps improving at native resolution (README, "Realism": strict
+#: "lower is better" kept a checkpoint from a third of the way through a 30-minute run, whose
+#: last checkpoint was the more realistic).
+BEST_TIE = 0.10
+
+
+def replaces_best(score: float | None, best: float, tie: float = BEST_TIE) -> bool:
+    """Whether a snapshot with quality ``score`` becomes ``best.pt``, given the lowest score
+    so far ``best`` (inf before the first): lower, or within ``tie`` of it. The caller keeps
+    ``best`` as the minimum, so a run of ties cannot drift upwards."""
+    return score is not None and math.isfinite(score) and score <= best * (1.0 + tie)
+
