@@ -287,7 +287,8 @@ def main() -> int:
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
     print(f"realism vs the {n_test} held-back films; real-vs-real: detectability = the floor column (two halves "
-          f"of the held-back films, the mean over random halvings), beta difference {beta_rr:+.2f}, high-pass energy ratio {hp_rr:.2f} (training "
+          f"of the held-back films, the mean over random halvings), beta difference {beta_rr:+.2f}, "
+          f"high-pass energy ratio {hp_rr:.2f} (training "
           f"vs held-back films); beta of the held-back films {rows[0][-1].spectrum.real.median:.2f}" if rows else "")
     print("| family | budget (min) | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
           "| FRD, size-matched | FRD floor | texture FD | detectability AUC [CI] | floor AUC [CI] | beta syn (real) "
