@@ -16,6 +16,7 @@ and a contact sheet of generated images per run.
     python benchmarks/train_gan.py --data ../shared/data/mias-dev --budgets 2,5,10 \
         --families dcgan,fastgan --out /tmp/bench_train_gan
     python benchmarks/train_gan.py --size 256 160 --budgets 30 --families fastgan
+    python benchmarks/train_gan.py --budgets 30 --families fastgan --seeds 0,1,2,3 --threads 1
 """
 from __future__ import annotations
 
@@ -190,6 +191,25 @@ def view_auc(test, view: str) -> str:
     return "n/a" if a is None else f"{a:.3f}"
 
 
+def seed_summary(rows: list[tuple]) -> str:
+    """Mean and SD over seeds, per family and budget, of the realism figures and FRD."""
+    lines = ["\nover seeds (mean ± SD; min-max of detectability):"]
+    for fam, m in dict.fromkeys((r[0], r[1]) for r in rows):
+        rms = [r for r in rows if r[:2] == (fam, m)]
+        figs = {"kimg": [r[3] for r in rms], "FRD": [r[6] for r in rms],
+                "detectability": [r[-1].detectability.synthetic.auc for r in rms],
+                "texture view": [r[-1].detectability.synthetic.view_aucs()["texture"] for r in rms],
+                "layout view": [r[-1].detectability.synthetic.view_aucs()["layout"] for r in rms],
+                "beta": [r[-1].spectrum.synthetic.median for r in rms],
+                "high-pass ratio": [r[-1].detail.ratio for r in rms]}
+        parts = [f"{k} {np.mean(v):.{1 if k == 'kimg' else 3}f} ± {np.std(v, ddof=1):.{1 if k == 'kimg' else 3}f}"
+                 for k, v in figs.items() if None not in v]
+        det = figs["detectability"]
+        lines.append(f"  {fam} {m:g} min, seeds {','.join(str(r[2]) for r in rms)}: " + ", ".join(parts)
+                     + f" (detectability {min(det):.3f}-{max(det):.3f})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mias-dev"))
@@ -197,6 +217,10 @@ def main() -> int:
     ap.add_argument("--budgets", default="2,5,10", help="CPU minutes per run, comma-separated")
     ap.add_argument("--families", default="dcgan,fastgan")
     ap.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
+    ap.add_argument("--seeds", default="0",
+                    help="training seeds per family and budget, comma-separated; with several, a summary line per "
+                         "family and budget gives the mean and SD over seeds (at these budgets the seed moves the "
+                         "realism figures more than most design changes)")
     ap.add_argument("--reuse-runs", action="store_true",
                     help="score a finished run of the same name under OUT/runs instead of training it again "
                          "(e.g. after a change to the measures)")
@@ -246,43 +270,45 @@ def main() -> int:
     print(f"real vs real (training vs held-back films): beta difference {beta_rr:+.2f}, high-pass energy ratio "
           f"{hp_rr:.2f}", flush=True)
     rows = []
-    for fam in args.families.split(","):
-        for minutes in [float(b) for b in args.budgets.split(",")]:
-            cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
-                              budget_clock=args.budget_clock, snapshot_minutes=max(1.0, minutes / 3),
-                              name=f"{fam}-{minutes:g}min")
-            t = time.time()
-            run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
-            run = run or train(f"{split}:train", work / "runs", cfg)
-            wall = time.time() - t
-            stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
-            end = [s for s in stats if s["event"] == "end"][-1]
-            train_rate = end["kimg"] * 1000 / end["time_s"]
-            gen_dir = work / "png" / run.name
-            shutil.rmtree(gen_dir, ignore_errors=True)
-            rates, syn = generate(run, n_real, gen_dir)
-            real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
-                             PreparedDataset(f"{split}:test").content_hash)
-            score = frd(test_dir, gen_dir)
-            score_raw = frd(test_dir, gen_dir.with_name(gen_dir.name + "-raw"))
-            score_matched = frd(test_dir, subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))
-            tex = texture_fd(test_dir, gen_dir)
-            grids = sorted((run / "samples").glob("grid-*.png"))
-            rows.append((fam, minutes, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex, real_m))
-            d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
-            print(f"{fam:8s} {minutes:5.1f} min  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
-                  f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
-                  f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "
-                  f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
-                  f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}\n"
-                  f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
-                  f"{d.synthetic.ci_high:.3f}] (texture view {view_auc(d, 'texture')}, "
-                  f"layout view {view_auc(d, 'layout')}; "
-                  f"floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}]"
-                  f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
-                  f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
-                  f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
-                  f"verdict {real_m.verdict.status}", flush=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for fam, minutes, seed in [(f, float(b), s) for f in args.families.split(",") for b in args.budgets.split(",")
+                               for s in seeds]:
+        cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
+                          budget_clock=args.budget_clock, snapshot_minutes=max(1.0, minutes / 3), seed=seed,
+                          name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else ""))
+        t = time.time()
+        run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
+        run = run or train(f"{split}:train", work / "runs", cfg)
+        wall = time.time() - t
+        stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+        end = [s for s in stats if s["event"] == "end"][-1]
+        train_rate = end["kimg"] * 1000 / end["time_s"]
+        gen_dir = work / "png" / run.name
+        shutil.rmtree(gen_dir, ignore_errors=True)
+        rates, syn = generate(run, n_real, gen_dir)
+        real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
+                         PreparedDataset(f"{split}:test").content_hash)
+        score = frd(test_dir, gen_dir)
+        score_raw = frd(test_dir, gen_dir.with_name(gen_dir.name + "-raw"))
+        score_matched = frd(test_dir, subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))
+        tex = texture_fd(test_dir, gen_dir)
+        grids = sorted((run / "samples").glob("grid-*.png"))
+        rows.append((fam, minutes, seed, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex,
+                     real_m))
+        d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
+        print(f"{fam:8s} {minutes:5.1f} min  seed {seed}  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
+              f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
+              f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "
+              f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
+              f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}\n"
+              f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
+              f"{d.synthetic.ci_high:.3f}] (texture view {view_auc(d, 'texture')}, "
+              f"layout view {view_auc(d, 'layout')}; "
+              f"floor {d.floor.auc:.3f} [{d.floor.ci_low:.3f}, {d.floor.ci_high:.3f}]"
+              f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
+              f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
+              f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
+              f"verdict {real_m.verdict.status}", flush=True)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
@@ -290,16 +316,18 @@ def main() -> int:
           f"of the held-back films, the mean over random halvings), beta difference {beta_rr:+.2f}, "
           f"high-pass energy ratio {hp_rr:.2f} (training "
           f"vs held-back films); beta of the held-back films {rows[0][-1].spectrum.real.median:.2f}" if rows else "")
-    print("| family | budget (min) | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
+    print("| family | budget (min) | seed | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
           "| FRD, size-matched | FRD floor | texture FD | detectability AUC [CI] | floor AUC [CI] | beta syn (real) "
           "| high-pass ratio [CI] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for fam, m, k, tr, r, s_, sm, sr, tx, rm in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for fam, m, seed, k, tr, r, s_, sm, sr, tx, rm in rows:
         d, sp, dt = rm.detectability, rm.spectrum, rm.detail
-        print(f"| {fam} | {m:g} | {k:.2f} | {tr:.1f} | {r['gen']:.1f} | {r['gen_raw']:.1f} | {s_:.3f} | {sm:.3f} "
+        print(f"| {fam} | {m:g} | {seed} | {k:.2f} | {tr:.1f} | {r['gen']:.1f} | {r['gen_raw']:.1f} | {s_:.3f} | {sm:.3f} "
               f"| {floor:.3f} | {tx:.2f} | {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
               f"| {d.floor.auc:.3f} [{d.floor.ci_low:.2f}, {d.floor.ci_high:.2f}] | {sp.synthetic.median:.2f} "
               f"({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}] |")
+    if len(seeds) > 1:
+        print(seed_summary(rows))
     return 0
 
 
