@@ -296,7 +296,7 @@ def main() -> int:
         rows.append((fam, minutes, seed, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex,
                      real_m))
         d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
-        print(f"{fam:8s} {minutes:5.1f} min  seed {seed}  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
+        print(f"{fam:8s} {minutes:5g} min  seed {seed}  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
               f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
               f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "
               f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
