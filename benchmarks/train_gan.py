@@ -17,6 +17,9 @@ and a contact sheet of generated images per run.
         --families dcgan,fastgan --out /tmp/bench_train_gan
     python benchmarks/train_gan.py --size 256 160 --budgets 30 --families fastgan
     python benchmarks/train_gan.py --budgets 30 --families fastgan --seeds 0,1,2,3 --threads 1
+    # the learning curve: one run per seed, scored at 10, 20, 30 and 60 CPU-minutes
+    python benchmarks/train_gan.py --budgets 30,60 --families fastgan --seeds 1,2,3 --threads 1 \
+        --extend --snapshot-minutes 10 --score-checkpoints
 """
 from __future__ import annotations
 
@@ -82,7 +85,10 @@ def frd(a: Path, b: Path) -> float:
     from frd_score.frd import compute_frd
 
     try:
-        return float(compute_frd([str(a), str(b)], num_workers=2))
+        # v1 divides constant features by their zero SD and then drops the inf/NaN columns:
+        # numpy's "invalid value" warnings on the way are expected (as in mammosynth.metrics.frd)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(compute_frd([str(a), str(b)], num_workers=2))
     except Exception as exc:  # pyradiomics fails on constant images
         print(f"FRD failed for {b}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return float("nan")
@@ -168,12 +174,69 @@ def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.nda
 
 
 def finished_run(runs: Path, name: str) -> Path | None:
-    """The newest run called ``name`` under ``runs`` that ended (not interrupted), if any."""
+    """The newest run called ``name`` under ``runs`` whose last session ended (not
+    interrupted or killed: an ``--extend`` copy carries the end of the run it copied)."""
     for run in sorted(runs.glob(f"*-{name}"), reverse=True):
         stats = run / "stats.jsonl"
-        if stats.is_file() and any(json.loads(x)["event"] == "end" for x in stats.read_text().splitlines()):
+        events = [json.loads(x)["event"] for x in stats.read_text().splitlines()] if stats.is_file() else []
+        sessions = [e for e in events if e in ("start", "resume", "end", "interrupted")]
+        if sessions and sessions[-1] == "end":
             return run
     return None
+
+
+def extended_copy(prev: Path, runs: Path, name: str) -> Path:
+    """A copy of the finished run ``prev`` as a new run ``name``, to resume for more minutes
+    (``--extend``). No schedule depends on the budget and runs resume bit-identically, so
+    this is the run a longer budget trains from scratch, at the cost of the difference."""
+    from mammosynth.training.loop import next_run_dir
+
+    dest = next_run_dir(runs, name)
+    shutil.copytree(prev, dest)
+    return dest
+
+
+def checkpoint_minutes(run: Path) -> dict[float, float]:
+    """CPU minutes of training (over all sessions of the run) at each logged kimg, from
+    stats.jsonl: each session counts its own CPU time from its start."""
+    out, offset, last = {}, 0.0, 0.0
+    for line in (run / "stats.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["event"] in ("start", "resume"):
+            offset, last = offset + last, 0.0
+        elif "cpu_s" in e:
+            last = e["cpu_s"]
+            out[round(e["kimg"], 3)] = (offset + last) / 60
+    return out
+
+
+def score_checkpoints(run: Path, n: int, held: tuple, work: Path, real_key: str, done: set[float],
+                      best) -> None:
+    """The realism measures of every periodic checkpoint the run kept, oldest first (the
+    learning curve of ``--score-checkpoints``), but those at a kimg in ``done`` (scored in
+    the run this one extends); adds the scored ones to ``done``. ``best``: the run's row
+    figures, which the checkpoint that best.pt copies reuses (the same images: not scored twice)."""
+    from mammosynth.sampling import GanPipeline
+    from mammosynth.training.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
+
+    minutes = checkpoint_minutes(run)
+    best_kimg = round(float(load_checkpoint(find_checkpoint(run, "best"))["kimg"]), 3)
+    for ck in reversed(list_checkpoints(run)):
+        kimg = float(ck.stem.split("-")[1])
+        if kimg in done:
+            continue
+        done.add(kimg)
+        near = min(minutes, key=lambda k: abs(k - kimg), default=None)  # the log row nearest the checkpoint
+        if round(kimg, 3) == best_kimg:
+            rm = best
+        else:
+            syn = GanPipeline.from_pretrained(ck)(n, seed=123).images
+            rm = realism(held, syn, work / "png" / f"{run.name}-{ck.stem}-crops.png", work / "cache", real_key)
+        d, sp, dt = rm.detectability, rm.spectrum, rm.detail
+        print(f"           checkpoint {kimg:7.2f} kimg (~{minutes[near] if near is not None else float('nan'):.1f} "
+              f"CPU-min): detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
+              f"(texture view {view_auc(d, 'texture')}, layout view {view_auc(d, 'layout')}; floor {d.floor.auc:.3f})  "
+              f"beta {sp.synthetic.median:.2f} vs real {sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f}", flush=True)
 
 
 def subset(src: Path, out: Path, n: int) -> Path:
@@ -230,6 +293,14 @@ def main() -> int:
                     help="budgets in CPU minutes of the training process (the same work however loaded the "
                          "machine is; at --threads 2 a CPU minute is half a wall minute of a busy 2-core run) or "
                          "wall minutes (default: %(default)s)")
+    ap.add_argument("--snapshot-minutes", type=float, default=None,
+                    help="minutes between checkpoints (default: a third of the budget)")
+    ap.add_argument("--extend", action="store_true",
+                    help="train each budget but the smallest by resuming a copy of the same family and seed's run "
+                         "at the next smaller budget: --budgets 30,60 costs 60 minutes, not 90, and gives the "
+                         "same runs")
+    ap.add_argument("--score-checkpoints", action="store_true",
+                    help="also score every periodic checkpoint of each run (all are kept): the learning curve")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
@@ -271,14 +342,25 @@ def main() -> int:
           f"{hp_rr:.2f}", flush=True)
     rows = []
     seeds = [int(s) for s in args.seeds.split(",")]
-    for fam, minutes, seed in [(f, float(b), s) for f in args.families.split(",") for b in args.budgets.split(",")
-                               for s in seeds]:
+    budgets = [float(b) for b in args.budgets.split(",")]
+    if args.extend:
+        budgets = sorted(budgets)
+    trained: dict[tuple[str, int], tuple[float, Path]] = {}  # (family, seed) -> its latest run (--extend)
+    scored: dict[tuple[str, int], set[float]] = {}  # (family, seed) -> checkpoints scored (kimg)
+    for fam, minutes, seed in [(f, b, s) for f in args.families.split(",") for b in budgets for s in seeds]:
+        snap = args.snapshot_minutes or max(1.0, minutes / 3)
         cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
-                          budget_clock=args.budget_clock, snapshot_minutes=max(1.0, minutes / 3), seed=seed,
+                          budget_clock=args.budget_clock, snapshot_minutes=snap, seed=seed,
+                          keep=1000 if args.score_checkpoints else 3,
                           name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else ""))
         t = time.time()
         run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
+        if run is None and args.extend and (fam, seed) in trained:
+            before, prev = trained[fam, seed]
+            run = train(f"{split}:train", work / "runs", cfg.with_budget(minutes - before, None),
+                        resume=extended_copy(prev, work / "runs", cfg.name))
         run = run or train(f"{split}:train", work / "runs", cfg)
+        trained[fam, seed] = (minutes, run)
         wall = time.time() - t
         stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
         end = [s for s in stats if s["event"] == "end"][-1]
@@ -309,6 +391,9 @@ def main() -> int:
               f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
               f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
               f"verdict {real_m.verdict.status}", flush=True)
+        if args.score_checkpoints:
+            score_checkpoints(run, n_real, held, work, PreparedDataset(f"{split}:test").content_hash,
+                              scored.setdefault((fam, seed), set()), real_m)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
