@@ -311,7 +311,6 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     size = tuple(args.size)
     split = prepare(Path(args.data), work, size)
-    n_real = 0
     from mammosynth.data.prepared import PreparedDataset
 
     n_real = len(PreparedDataset(split))
@@ -337,6 +336,7 @@ def main() -> int:
     tex_floor, tex_floor_th = texture_fd(half_a, half_b), texture_fd(test_dir, train_dir)
     print(f"texture FD floor (two real halves): {tex_floor:.2f}; held-back vs training: {tex_floor_th:.2f}", flush=True)
     held, trained = real_arrays(f"{split}:test"), real_arrays(f"{split}:train")
+    held_key = PreparedDataset(f"{split}:test").content_hash  # the cache key of the held-back films' features
     beta_rr, hp_rr = real_reference(held, trained)
     print(f"real vs real (training vs held-back films): beta difference {beta_rr:+.2f}, high-pass energy ratio "
           f"{hp_rr:.2f}", flush=True)
@@ -369,7 +369,7 @@ def main() -> int:
         shutil.rmtree(gen_dir, ignore_errors=True)
         rates, syn = generate(run, n_real, gen_dir)
         real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
-                         PreparedDataset(f"{split}:test").content_hash)
+                         held_key)
         score = frd(test_dir, gen_dir)
         score_raw = frd(test_dir, gen_dir.with_name(gen_dir.name + "-raw"))
         score_matched = frd(test_dir, subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))
@@ -392,8 +392,7 @@ def main() -> int:
               f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
               f"verdict {real_m.verdict.status}", flush=True)
         if args.score_checkpoints:
-            score_checkpoints(run, n_real, held, work, PreparedDataset(f"{split}:test").content_hash,
-                              scored.setdefault((fam, seed), set()), real_m)
+            score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
