@@ -100,18 +100,17 @@ def measured_peak(cfg: ModelConfig, b: int) -> int:
     """Peak live tensor bytes of two training-shaped steps in fp32 on the CPU."""
     G, D = build_generator(cfg).train(), build_discriminator(cfg).train()
     G_ema = copy.deepcopy(G).requires_grad_(False)
-    opt_G, opt_D = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    opt_G, opt_D = torch.optim.Adam(G.parameters(), fused=True), torch.optim.Adam(D.parameters(), fused=True)
     labels = {a: torch.zeros(b, dtype=torch.long) for a in cfg.condition}
     gen = torch.Generator().manual_seed(0)
     base = sum(t.untyped_storage().nbytes() for m in (G, D, G_ema) for t in [*m.parameters(), *m.buffers()])
     with LiveTensors(base) as live:
         for _ in range(2):  # the second step has Adam's moments in place
             real = torch.rand(b, 1, *cfg.resolution) * 2 - 1
-            G.requires_grad_(False)
+            G.requires_grad_(True)
             D.requires_grad_(True)
-            with torch.no_grad():
-                fake = G(torch.randn(b, cfg.z_dim), labels)
-            both = torch.cat([real, fake])
+            fake_g = G(torch.randn(b, cfg.z_dim), labels)  # as the loop: its graph serves the G step
+            both = torch.cat([real, fake_g.detach()])
             logits_r, rec = D(both[:b], labels, recon_n=b, gen=gen)
             logits_f, _ = D(both[b:], labels)
             opt_D.zero_grad(set_to_none=True)
@@ -125,7 +124,7 @@ def measured_peak(cfg: ModelConfig, b: int) -> int:
             G.requires_grad_(True)
             D.requires_grad_(False)
             opt_G.zero_grad(set_to_none=True)
-            (-D(G(torch.randn(b, cfg.z_dim), labels), labels)[0].mean()).backward()
+            (-D(fake_g, labels)[0].mean()).backward()
             opt_G.step()
     return live.peak
 

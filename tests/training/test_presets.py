@@ -140,8 +140,9 @@ def test_model_cost_counts_the_real_modules():
     c = model_cost(cfg)
     assert c.g_params == count_parameters(build_generator(cfg))
     assert c.d_params == count_parameters(build_discriminator(cfg))
-    # one training image: D step (G forward, D on a real and a fake, D backward) + G step
-    assert c.train_gflop == pytest.approx(c.g_gflop_train_graph * 4 + c.d_gflop * 9)
+    # one training image: one G forward (its graph serves both steps), D on a real and a
+    # fake with backward, D in the G step, G's backward
+    assert c.train_gflop == pytest.approx(c.g_gflop_train_graph * 3 + c.d_gflop * 9)
     assert model_cost(cfg.to_dict()) == c
 
 

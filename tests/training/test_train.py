@@ -294,3 +294,20 @@ def test_texture_head_view(tiny_dataset, tmp_path, monkeypatch, view):
     first = seen[0]  # the D step's pass on the reals
     exact = all(any(torch.allclose(img, r, atol=1e-3) for r in reals) for img in first)
     assert exact == (view == "exact")
+
+
+def test_g_step_reuses_the_d_steps_fakes(tiny_dataset, tmp_path, monkeypatch):
+    """One G forward per step: the fakes D was trained on in the D step are the ones the G
+    step backpropagates through (the texture head's exact view shows both passes)."""
+    import dataclasses
+
+    from mammosynth.models.fastgan import TextureHead
+
+    seen = []
+    orig = TextureHead.forward
+    monkeypatch.setattr(TextureHead, "forward", lambda self, x: (seen.append(x.detach().clone()), orig(self, x))[1])
+    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), texture_view="exact")
+    train(str(tiny_dataset), tmp_path / "runs", cfg)
+    # one step: D on reals, D on fakes, R1 on reals (step 0), G step on fakes
+    assert len(seen) == 4
+    assert torch.equal(seen[1], seen[3]) and not torch.equal(seen[0], seen[1])

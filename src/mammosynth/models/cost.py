@@ -10,8 +10,9 @@ Training memory, how it is estimated (:func:`train_memory`): weights of G, D and
 gradients and Adam's two moments of G and D (4 bytes each), plus the activations of the
 largest training phase, counted as the bytes of the tensors autograd saves for backward
 (``saved_tensors_hooks``, one count per storage) in a forward shaped like the training
-loop's: the D step (D on reals with the reconstruction, D on fakes), lazy R1 (D forward
-and its create_graph gradient) and the G step (G, then D frozen). With mixed precision
+loop's: the D step (G's forward, whose graph the G step reuses, then D on reals with the
+reconstruction and D on the detached fakes), lazy R1 (D forward and its create_graph
+gradient) and the G step (G, then D frozen). With mixed precision
 the saved floating-point tensors are counted at 2 bytes. Left out: gradients of
 activations alive during backward, temporaries, allocator caching and fragmentation,
 cuDNN workspaces and the CUDA context (~0.5 GB). ``benchmarks/presets.py --check-memory``
@@ -57,8 +58,8 @@ class ModelCost:
     g_gflop_inference: float  # G forward, eval fast path (what generate runs)
     g_gflop_train_graph: float  # G forward, training graph
     d_gflop: float  # D forward
-    #: one training image: D step on a real and a fake (G forward for the fake, no grad),
-    #: G step through D; backward = 2x forward for what is differentiated
+    #: one training image: one G forward, D step on a real and that fake, G step through
+    #: D on the same fake; backward = 2x forward for what is differentiated
     train_gflop: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +88,9 @@ def model_cost(model_config: "dict[str, Any] | ModelConfig") -> ModelCost:
         g_train = forward_gflop(lambda: G.train()(z, labels)) / 2
         g_eval = forward_gflop(lambda: G.eval()(z, labels)) / 2
         d_fwd = forward_gflop(lambda: D.train()(x, labels)) / 2
-    train = (g_train + 2 * d_fwd * 3) + (g_train * 3 + d_fwd * 3)
+    # G forward + its backward (3x), D on a real and a fake with backward (2 x 3x), D forward
+    # and the backward to its input in the G step (~3x)
+    train = g_train * 3 + 2 * d_fwd * 3 + d_fwd * 3
     return ModelCost(count_parameters(G), count_parameters(D), g_eval, g_train, d_fwd, train)
 
 
@@ -139,21 +142,24 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
     gen = torch.Generator().manual_seed(0)
 
     def d_step() -> None:
-        G.requires_grad_(False)
+        # G's graph is kept through the D step: the G step reuses these fakes
+        G.requires_grad_(True)
         D.requires_grad_(True)
-        with torch.no_grad():
-            fake = G(z, labels)
-        both = torch.cat([real, fake])
+        fake = G(z, labels)
+        both = torch.cat([real, fake.detach()])
         D(both[:batch], labels, recon_n=batch if recon else 0, gen=gen)
         D(both[batch:], labels)
 
     def r1_step() -> None:
+        G.requires_grad_(True)
+        D.requires_grad_(True)
+        G(z, labels)  # the D step's G graph is still alive
         x = real.detach().requires_grad_(True)
         out, _ = D(x, labels)
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
         grad.square().sum()
 
-    def g_step() -> None:
+    def g_step() -> None:  # the D step's G graph, then D frozen
         G.requires_grad_(True)
         D.requires_grad_(False)
         D(G(z, labels), labels)

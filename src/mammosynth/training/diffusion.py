@@ -34,7 +34,8 @@ class DiffusionFamily(Family):
         cfg, ctx = self.cfg, self.ctx
         unet = build_unet(cfg.model).to(ctx.device, memory_format=ctx.memory_format)
         ema = copy.deepcopy(unet).eval().requires_grad_(False)
-        opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=0.0)
+        opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=0.0,
+                                fused=True)
         self.train_sched = noise_scheduler(cfg.model, "ddpm")
         return TrainerState(nets={"unet": unet, "unet_ema": ema}, ema={"unet_ema": "unet"}, opts={"opt": opt},
                             scaler=ctx.scaler)

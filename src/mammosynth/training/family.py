@@ -8,13 +8,16 @@ EMA, snapshots, logging, checkpoints and distributed sync.
 :class:`GanFamily` (fastgan, dcgan), per step (``batch`` images per rank, all randomness
 from the step's generator):
 
-1. D step: fakes from G (no grad), DiffAugment both sides with probability ``p``,
-   one D pass on reals and one on fakes; hinge (fastgan) or BCE (dcgan) loss + FastGAN's
-   reconstruction loss on reals.
-2. Lazy R1 every ``r1_interval`` steps: ``gamma/2 * |grad_x D(x)|^2 * interval`` on reals.
-3. ADA: accumulate ``sign(D(real))``; every ``ada_interval`` steps move ``p`` toward
+1. One G forward on the step's latents and labels; its graph is kept for step 4.
+2. D step: those fakes (detached) and the reals, DiffAugment both sides with probability
+   ``p``, one D pass on reals and one on fakes; hinge (fastgan) or BCE (dcgan) loss +
+   FastGAN's reconstruction loss on reals.
+3. Lazy R1 every ``r1_interval`` steps: ``gamma/2 * |grad_x D(x)|^2 * interval`` on reals.
+   ADA: accumulate ``sign(D(real))``; every ``ada_interval`` steps move ``p`` toward
    ``r_t = 0.6``.
-4. G step: fresh latents and labels, non-saturating loss through the same augmentation.
+4. G step: the same fakes through the updated D (freshly augmented), non-saturating loss,
+   backward through the graph of step 1. Reusing the D step's fakes (as PyTorch's DCGAN
+   example does) saves a G forward per step, ~12 % of a fastgan step on a CPU.
 
 The diffusion family is :class:`mammosynth.training.diffusion.DiffusionFamily`.
 """
@@ -153,8 +156,8 @@ class GanFamily(Family):
         G = build_generator(cfg.model).to(ctx.device, memory_format=ctx.memory_format)
         Dn = build_discriminator(cfg.model).to(ctx.device, memory_format=ctx.memory_format)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        opts = {"opt_G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
-                "opt_D": torch.optim.Adam(Dn.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))}
+        opts = {"opt_G": torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=True),
+                "opt_D": torch.optim.Adam(Dn.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=True)}
         self.ops = parse_ops(cfg.augment)
         self.spectral = None
         if cfg.spectral_weight:
@@ -176,11 +179,11 @@ class GanFamily(Family):
         scaler, info, n, ada_p = ctx.scaler, ctx.info, real.shape[0], state.extras["ada_p"]
         z = torch.randn(n, cfg.model.z_dim, generator=gen).to(ctx.device)
         fake_labels = data.sample_labels(n, gen)
-        G.requires_grad_(False)
+        G.requires_grad_(True)
         Dn.requires_grad_(True)
         with ctx.autocast():
-            with torch.no_grad():
-                fake = G(z, fake_labels)
+            fake_g = G(z, fake_labels)  # graph kept for the G step below
+            fake = fake_g.detach()
             both = augment(torch.cat([real, fake.to(real.dtype)]), ada_p, self.ops, gen)
             # reals and fakes in separate D passes: D's BatchNorm must see pure batches, as
             # in the G step (a mixed batch lets D separate them by batch statistics that
@@ -215,16 +218,13 @@ class GanFamily(Family):
             opt_D.step()
             r1_val = float(r1.detach())
         D_.sync_buffers(Dn, info)
-        # G step
-        G.requires_grad_(True)
+        # G step: the D step's fakes, through the updated D
         Dn.requires_grad_(False)
-        z = torch.randn(n, cfg.model.z_dim, generator=gen).to(ctx.device)
-        fake_labels = data.sample_labels(n, gen)
         with ctx.autocast():
-            fake = G(z, fake_labels)
-            logits_g, _ = Dn(augment(fake, ada_p, self.ops, gen), fake_labels, **self._texture_inputs(fake, fake)[1])
+            logits_g, _ = Dn(augment(fake_g, ada_p, self.ops, gen), fake_labels,
+                             **self._texture_inputs(fake_g, fake_g)[1])
             loss_G = g_loss_fn(cfg.loss, logits_g.float())
-            spec = self.spectral.loss(fake) if self.spectral is not None else loss_G.new_zeros(())
+            spec = self.spectral.loss(fake_g) if self.spectral is not None else loss_G.new_zeros(())
             loss_G = loss_G + cfg.spectral_weight * spec
         opt_G.zero_grad(set_to_none=True)
         scaler.scale(loss_G).backward()
