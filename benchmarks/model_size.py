@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mammosynth.models import ModelConfig
     from mammosynth.models.cost import model_cost
+    from mammosynth.training import TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measure-cpu", default="", metavar="HxW,...",
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for family in ("fastgan", "dcgan"):
         for res in ((128, 80), (128, 128), (256, 160), (512, 320), (1024, 640)):
-            c = model_cost(ModelConfig.for_family(family, resolution=res, condition=("density", "finding", "view")))
+            m = ModelConfig.for_family(family, resolution=res, condition=("density", "finding", "view"))
+            c = model_cost(m, TrainConfig(model=m).resolved().d_batch)  # the family's training recipe
             g_eval, d_fwd, train = c.g_gflop_inference, c.d_gflop, c.train_gflop
             rows.append({"family": family, "resolution": list(res), "G_params_M": c.g_params / 1e6,
                          "D_params_M": c.d_params / 1e6, "G_gflop_inference": g_eval,

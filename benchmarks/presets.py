@@ -43,9 +43,9 @@ def table() -> list[str]:
         for res in RESOLUTIONS[name]:
             cfg = preset_config(name, model={"resolution": res, "condition": CONDITION}, kimg=1).resolved()
             m = cfg.model
-            c = model_cost(m)
+            c = model_cost(m, cfg.d_batch)
             amp = name != "cpu"  # amp auto: bf16 on a GPU; the cpu rows in fp32 (a CPU without AMX-BF16 units)
-            mem = train_memory(m, cfg.batch, amp=amp)
+            mem = train_memory(m, cfg.batch, amp=amp, d_batch=cfg.d_batch)
             rows.append(f"| {name} | {m.g_channels} / {m.d_channels} / {m.max_channels} | {cfg.batch} | {cfg.amp} | "
                         f"{res[0]}×{res[1]} | {c.g_params / 1e6:.1f} M + {c.d_params / 1e6:.1f} M | "
                         f"{num(c.g_gflop_inference)} | {num(c.train_gflop)} | "
@@ -111,8 +111,10 @@ def measured_peak(cfg: ModelConfig, b: int) -> int:
             D.requires_grad_(True)
             fake_g = G(torch.randn(b, cfg.z_dim), labels)  # as the loop: its graph serves the G step
             both = torch.cat([real, fake_g.detach()])
-            logits_r, rec = D(both[:b], labels, recon_n=b, gen=gen)
-            logits_f, _ = D(both[b:], labels)
+            # fastgan's default d_batch "mixed": one D pass of reals and fakes, here and in the G step
+            labels2 = {a: torch.cat([y, y]) for a, y in labels.items()}
+            logits, rec = D(both, labels2, recon_n=b, gen=gen)
+            logits_r, logits_f = logits[:b], logits[b:]
             opt_D.zero_grad(set_to_none=True)
             (torch.relu(1 - logits_r).mean() + torch.relu(1 + logits_f).mean() + rec).backward()
             opt_D.step()
@@ -124,7 +126,7 @@ def measured_peak(cfg: ModelConfig, b: int) -> int:
             G.requires_grad_(True)
             D.requires_grad_(False)
             opt_G.zero_grad(set_to_none=True)
-            (-D(fake_g, labels)[0].mean()).backward()
+            (-D(torch.cat([real.detach(), fake_g]), labels2)[0][b:].mean()).backward()
             opt_G.step()
     return live.peak
 
@@ -160,7 +162,7 @@ def check_memory(families: tuple[str, ...] = ("fastgan", "diffusion")) -> list[s
             break
         cfg = ModelConfig.for_family("fastgan", resolution=res, condition=CONDITION, g_channels=widths[0],
                                      d_channels=widths[0], max_channels=widths[1])
-        est, real = train_memory(cfg, b).total, measured_peak(cfg, b)
+        est, real = train_memory(cfg, b, d_batch="mixed").total, measured_peak(cfg, b)
         out.append(f"fastgan {res[0]}x{res[1]} channels {widths[0]}/{widths[1]} batch {b}: estimate "
                    f"{est / 2 ** 20:.0f} MiB, measured peak {real / 2 ** 20:.0f} MiB (estimate/measured {est / real:.2f})")
     # a tiny UNet and the cpu preset's (the defaults) at their sizes and batch

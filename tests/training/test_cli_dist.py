@@ -111,3 +111,16 @@ def test_width_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
     assert '"g_channels": 16' in out and '"d_channels": 8' in out and '"max_channels": 128' in out
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--g-channels", "0", "--dry-run"]) != 0
     assert "g_channels must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_d_batch_option_reaches_the_train_config_and_its_cost(tiny_dataset, tmp_path, capsys):
+    plans = {}
+    for flag in ([], ["--d-batch", "split"], ["--model", "dcgan"]):
+        assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16", "--dry-run",
+                     *flag]) == 0
+        plans[" ".join(flag)] = json.loads(capsys.readouterr().out)
+    assert plans[""]["config"]["d_batch"] == "mixed"
+    assert plans["--d-batch split"]["config"]["d_batch"] == "split"
+    assert plans["--model dcgan"]["config"]["d_batch"] == "split"
+    # the G step's D pass carries the reals too when mixed
+    assert plans[""]["cost"]["train_gflop"] > plans["--d-batch split"]["cost"]["train_gflop"]

@@ -144,6 +144,8 @@ def test_model_cost_counts_the_real_modules():
     # fake with backward, D in the G step, G's backward
     assert c.train_gflop == pytest.approx(c.g_gflop_train_graph * 3 + c.d_gflop * 9)
     assert model_cost(cfg.to_dict()) == c
+    # mixed D passes: the G step's D pass also carries the reals
+    assert model_cost(cfg, "mixed").train_gflop == pytest.approx(c.train_gflop + c.d_gflop * 3)
 
 
 def test_train_memory_scales_with_batch_precision_and_recipe():
@@ -154,5 +156,7 @@ def test_train_memory_scales_with_batch_precision_and_recipe():
     assert m8.optimizer == 12 * n  # gradients + two Adam moments, fp32
     assert 1.6 < m16.activations / m8.activations < 2.1  # reconstruction stops growing at 8 images
     assert half.activations == pytest.approx(m16.activations / 2, rel=0.05)
+    mixed = train_memory(cfg, 16, d_batch="mixed")
+    assert mixed.activations > m16.activations  # one D pass of both batches also saves their concatenation
     lean = train_memory(cfg, 16, recon=False, r1=False)
     assert lean.activations <= m16.activations and lean.peak_phase in ("D step", "G step")

@@ -291,7 +291,7 @@ def test_texture_head_view(tiny_dataset, tmp_path, monkeypatch, view):
     cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), ada_p0=1.0, ada_target=0.0, texture_view=view)
     train(str(tiny_dataset), tmp_path / "runs", cfg)
     reals = load_training_data(str(tiny_dataset), (16, 16), (), show_progress=False, dtype=torch.float32).images
-    first = seen[0]  # the D step's pass on the reals
+    first = seen[0][:4]  # the reals of the D step's pass (reals first, then fakes when mixed)
     exact = all(any(torch.allclose(img, r, atol=1e-3) for r in reals) for img in first)
     assert exact == (view == "exact")
 
@@ -306,8 +306,36 @@ def test_g_step_reuses_the_d_steps_fakes(tiny_dataset, tmp_path, monkeypatch):
     seen = []
     orig = TextureHead.forward
     monkeypatch.setattr(TextureHead, "forward", lambda self, x: (seen.append(x.detach().clone()), orig(self, x))[1])
-    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), texture_view="exact")
+    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), texture_view="exact", d_batch="split")
     train(str(tiny_dataset), tmp_path / "runs", cfg)
     # one step: D on reals, D on fakes, R1 on reals (step 0), G step on fakes
     assert len(seen) == 4
     assert torch.equal(seen[1], seen[3]) and not torch.equal(seen[0], seen[1])
+
+
+def test_mixed_d_batch_sends_reals_and_fakes_through_d_together(tiny_dataset, tmp_path, monkeypatch):
+    """fastgan's default d_batch: one D pass of reals and fakes in the D step and again in
+    the G step (the same fakes, reals first), so D's BatchNorm normalises both steps alike."""
+    import dataclasses
+
+    from mammosynth.models.fastgan import TextureHead
+
+    assert tiny_config().resolved().d_batch == "mixed" and tiny_config("dcgan").resolved().d_batch == "split"
+    seen = []
+    orig = TextureHead.forward
+    monkeypatch.setattr(TextureHead, "forward", lambda self, x: (seen.append(x.detach().clone()), orig(self, x))[1])
+    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), texture_view="exact")
+    train(str(tiny_dataset), tmp_path / "runs", cfg)
+    # one step: D on reals + fakes, R1 on reals (step 0), G step on reals + the same fakes
+    assert [x.shape[0] for x in seen] == [8, 4, 8]
+    d_step, r1, g_step = seen
+    assert torch.equal(d_step, g_step) and torch.equal(d_step[:4], r1)
+    assert not torch.equal(d_step[:4], d_step[4:])
+
+
+def test_d_batch_of_old_runs_and_bad_values():
+    d = tiny_config().to_dict()
+    d.pop("d_batch")
+    assert TrainConfig.from_dict(d).d_batch == "split"  # runs written before d_batch trained split
+    with pytest.raises(ValueError, match="d_batch"):
+        tiny_config(d_batch="both")

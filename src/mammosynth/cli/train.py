@@ -10,7 +10,7 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
-    from ..training.config import AMP_MODES, BUDGET_CLOCKS, SPECTRAL_WEIGHT, TEXTURE_VIEWS, TrainConfig
+    from ..training.config import AMP_MODES, BUDGET_CLOCKS, D_BATCHES, SPECTRAL_WEIGHT, TEXTURE_VIEWS, TrainConfig
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-view", default=TrainConfig.texture_view, choices=TEXTURE_VIEWS,
                    help="fastgan: what the texture head judges: the augmented images, or the exact images before "
                         "augmentation (zooms blur texture) (default: %(default)s)")
+    p.add_argument("--d-batch", default=None, choices=D_BATCHES,
+                   help="GANs: reals and fakes through the discriminator in one pass (mixed) or one pass each "
+                        "(split; its BatchNorm then normalises away what all fakes share) "
+                        "(default: fastgan mixed, dcgan split)")
     p.add_argument("--spectral-weight", type=float, default=None, metavar="W",
                    help="GANs: weight of the loss matching the tissue power spectrum of the fakes to the training "
                         f"films'; 0 = off (default: fastgan {SPECTRAL_WEIGHT:g}, dcgan 0)")
@@ -114,7 +118,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                          name=args.name, snapshot_minutes=args.snapshot_minutes, budget_clock=args.budget_clock,
                          device=args.device, amp=args.amp,
                          label_dropout=args.label_dropout, accumulate=args.accumulate,
-                         spectral_weight=args.spectral_weight, texture_view=args.texture_view)
+                         spectral_weight=args.spectral_weight, texture_view=args.texture_view,
+                         d_batch=args.d_batch)
 
 
 def describe_plan(info: dict[str, Any]) -> list[str]:

@@ -11,8 +11,9 @@ gradients and Adam's two moments of G and D (4 bytes each), plus the activations
 largest training phase, counted as the bytes of the tensors autograd saves for backward
 (``saved_tensors_hooks``, one count per storage) in a forward shaped like the training
 loop's: the D step (G's forward, whose graph the G step reuses, then D on reals with the
-reconstruction and D on the detached fakes), lazy R1 (D forward and its create_graph
-gradient) and the G step (G, then D frozen). With mixed precision
+reconstruction and D on the detached fakes, or one D pass of both with ``d_batch``
+"mixed"), lazy R1 (D forward and its create_graph gradient) and the G step (G, then D
+frozen, on the fakes, or on reals and fakes when mixed). With mixed precision
 the saved floating-point tensors are counted at 2 bytes. Left out: gradients of
 activations alive during backward, temporaries, allocator caching and fragmentation,
 cuDNN workspaces and the CUDA context (~0.5 GB). ``benchmarks/presets.py --check-memory``
@@ -78,9 +79,10 @@ def _inputs(cfg: ModelConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor, d
             labels)
 
 
-def model_cost(model_config: "dict[str, Any] | ModelConfig") -> ModelCost:
+def model_cost(model_config: "dict[str, Any] | ModelConfig", d_batch: str = "split") -> ModelCost:
     """Parameters and per-image GFLOP of ``model_config`` (counted at batch 2: train-mode
-    BatchNorm needs more than one value per channel)."""
+    BatchNorm needs more than one value per channel), trained with ``d_batch``
+    (``TrainConfig.d_batch``: "mixed" also runs D on the reals in the G step)."""
     cfg = as_model_config(model_config)
     G, D = _meta_pair(cfg)
     z, x, labels = _inputs(cfg, 2)
@@ -89,8 +91,8 @@ def model_cost(model_config: "dict[str, Any] | ModelConfig") -> ModelCost:
         g_eval = forward_gflop(lambda: G.eval()(z, labels)) / 2
         d_fwd = forward_gflop(lambda: D.train()(x, labels)) / 2
     # G forward + its backward (3x), D on a real and a fake with backward (2 x 3x), D forward
-    # and the backward to its input in the G step (~3x)
-    train = g_train * 3 + 2 * d_fwd * 3 + d_fwd * 3
+    # and the backward to its input in the G step (~3x; on a real and a fake when mixed)
+    train = g_train * 3 + 2 * d_fwd * 3 + d_fwd * 3 * (2 if d_batch == "mixed" else 1)
     return ModelCost(count_parameters(G), count_parameters(D), g_eval, g_train, d_fwd, train)
 
 
@@ -130,16 +132,19 @@ def _saved_bytes(fn: Callable[[], Any], skip: set[int], half: bool) -> int:
 
 
 def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: bool = False,
-                 recon: bool = True, r1: bool = True) -> TrainMemory:
+                 recon: bool = True, r1: bool = True, d_batch: str = "split") -> TrainMemory:
     """Estimate of the peak training memory at ``batch`` images per process, the way the
     module docstring says. ``amp``: mixed precision on; ``recon``/``r1``: the run uses the
-    reconstruction loss / R1 (fastgan does, dcgan does not)."""
+    reconstruction loss / R1 (fastgan does, dcgan does not); ``d_batch``: as in
+    :func:`model_cost`."""
     cfg = as_model_config(model_config)
     G, D = _meta_pair(cfg)
     G.train()
     D.train()
     z, real, labels = _inputs(cfg, batch)
     gen = torch.Generator().manual_seed(0)
+    mixed = d_batch == "mixed"
+    labels2 = {a: torch.cat([y, y]) for a, y in labels.items()}
 
     def d_step() -> None:
         # G's graph is kept through the D step: the G step reuses these fakes
@@ -147,8 +152,11 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
         D.requires_grad_(True)
         fake = G(z, labels)
         both = torch.cat([real, fake.detach()])
-        D(both[:batch], labels, recon_n=batch if recon else 0, gen=gen)
-        D(both[batch:], labels)
+        if mixed:
+            D(both, labels2, recon_n=batch if recon else 0, gen=gen)
+        else:
+            D(both[:batch], labels, recon_n=batch if recon else 0, gen=gen)
+            D(both[batch:], labels)
 
     def r1_step() -> None:
         G.requires_grad_(True)
@@ -162,7 +170,8 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
     def g_step() -> None:  # the D step's G graph, then D frozen
         G.requires_grad_(True)
         D.requires_grad_(False)
-        D(G(z, labels), labels)
+        fake = G(z, labels)
+        D(torch.cat([real, fake]), labels2) if mixed else D(fake, labels)
 
     phases = {"D step": d_step, **({"R1": r1_step} if r1 else {}), "G step": g_step}
     params = [p for m in (G, D) for p in m.parameters()]

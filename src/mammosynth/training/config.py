@@ -19,6 +19,7 @@ LOSSES = ("hinge", "bce")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 BUDGET_CLOCKS = ("wall", "cpu")
 TEXTURE_VIEWS = ("augmented", "exact")
+D_BATCHES = ("split", "mixed")
 #: fastgan's spectral matching weight (training.spectral): the log-spectrum loss of a
 #: 10-minute run's fakes was ~15 against ~0.05 between batches of real films
 SPECTRAL_WEIGHT = 0.1
@@ -30,10 +31,10 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "fastgan": dict(batch=8, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.99, loss="hinge",
                     augment="translation,scale,brightness,contrast,cutout", ada_target=0.6, ada_kimg=5.0,
                     ada_interval=4, r1_gamma=None, r1_interval=16, ema_kimg=10.0, recon_weight=1.0,
-                    spectral_weight=SPECTRAL_WEIGHT, quality_n=128),
+                    spectral_weight=SPECTRAL_WEIGHT, d_batch="mixed", quality_n=128),
     "dcgan": dict(batch=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, loss="bce", augment="",
                   ada_target=0.0, ada_kimg=5.0, ada_interval=4, r1_gamma=0.0, r1_interval=16, ema_kimg=0.0,
-                  recon_weight=0.0, spectral_weight=0.0, quality_n=128),
+                  recon_weight=0.0, spectral_weight=0.0, d_batch="split", quality_n=128),
     # diffusion: AdamW 2e-4 (small UNet, small data), EMA as fastgan's, 10 % label dropout
     # (classifier-free guidance); a smaller quality score sample: each image costs
     # SNAPSHOT_STEPS x 2 UNet passes (training.diffusion)
@@ -77,6 +78,11 @@ class TrainConfig:
     #: the main path) or "exact" (the images before augmentation: ADA's p reaches 1 within
     #: minutes on ~100 films, and its bilinear zoom then blurs every texture it judges)
     texture_view: str = "augmented"
+    #: GANs: how reals and fakes go through the discriminator (its BatchNorm normalises
+    #: each pass by its own batch statistics): "mixed", one pass of reals and fakes
+    #: together in the D step and in the G step, or "split", one pass each (FastGAN's and
+    #: DCGAN's recipe; see training.family)
+    d_batch: str | None = None
     lr: float | None = None  # diffusion: the UNet's learning rate
     label_dropout: float | None = None  # diffusion: P(all labels null) per image, for guidance
     #: micro-batches per optimiser step (diffusion): the same gradient in less memory
@@ -109,6 +115,8 @@ class TrainConfig:
             parse_ops(self.augment)
         if self.texture_view not in TEXTURE_VIEWS:
             raise ValueError(f"texture_view must be one of {TEXTURE_VIEWS}, got {self.texture_view!r}")
+        if self.d_batch is not None and self.d_batch not in D_BATCHES:
+            raise ValueError(f"d_batch must be one of {D_BATCHES}, got {self.d_batch!r}")
         if self.budget_clock not in BUDGET_CLOCKS:
             raise ValueError(f"budget_clock must be one of {BUDGET_CLOCKS}, got {self.budget_clock!r}")
         if self.amp not in AMP_MODES:
@@ -158,4 +166,5 @@ class TrainConfig:
             kw["amp"] = "auto" if kw["amp"] else "off"
         kw["model"] = model_config_from_dict(kw.get("model", {}))
         kw.setdefault("spectral_weight", 0.0)  # runs written before the spectral loss trained without it
+        kw.setdefault("d_batch", "split")  # and those written before d_batch with split passes
         return cls(**kw)

@@ -10,13 +10,20 @@ from the step's generator):
 
 1. One G forward on the step's latents and labels; its graph is kept for step 4.
 2. D step: those fakes (detached) and the reals, DiffAugment both sides with probability
-   ``p``, one D pass on reals and one on fakes; hinge (fastgan) or BCE (dcgan) loss +
-   FastGAN's reconstruction loss on reals.
+   ``p``; hinge (fastgan) or BCE (dcgan) loss + FastGAN's reconstruction loss on reals.
+   ``TrainConfig.d_batch``: "mixed" (fastgan) sends reals and fakes through D in one pass,
+   "split" (dcgan) in one pass each. D's BatchNorm normalises a pass by its own batch
+   statistics, so what all fakes share (a grain, a contrast) reaches a split D only through
+   the shape of its feature distributions, not their mean or scale. A fresh D on a
+   10-minute generator's fakes, 100 steps: hinge loss 0.39 mixed against 1.86 split,
+   held-out AUC 0.98 against 0.92; in split training D's loss sat at ~2.0 (chance) from
+   10 kimg on, mixed at ~1.0.
 3. Lazy R1 every ``r1_interval`` steps: ``gamma/2 * |grad_x D(x)|^2 * interval`` on reals.
    ADA: accumulate ``sign(D(real))``; every ``ada_interval`` steps move ``p`` toward
    ``r_t = 0.6``.
-4. G step: the same fakes through the updated D (freshly augmented), non-saturating loss,
-   backward through the graph of step 1. Reusing the D step's fakes (as PyTorch's DCGAN
+4. G step: the same fakes through the updated D (freshly augmented; with freshly augmented
+   reals in the same pass when mixed, so that D normalises as in its own step),
+   non-saturating loss on the fakes' logits, backward through the graph of step 1. Reusing the D step's fakes (as PyTorch's DCGAN
    example does) saves a G forward per step, ~12 % of a fastgan step on a CPU.
 
 The diffusion family is :class:`mammosynth.training.diffusion.DiffusionFamily`.
@@ -142,6 +149,14 @@ def recalibrate_bn(G: torch.nn.Module, data: TrainingData, device: torch.device,
         G.eval()
 
 
+def _cat_labels(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([a[k], b[k].to(a[k].device)]) for k in a}
+
+
+def _cat_tex(tex: tuple[dict, dict]) -> dict:
+    return {"x_texture": torch.cat([tex[0]["x_texture"], tex[1]["x_texture"]])} if tex[0] else {}
+
+
 class GanFamily(Family):
     inference_key = "G_ema"
     loss_names = ("loss_D", "loss_G", "rec", "r1", "spectral")
@@ -185,13 +200,17 @@ class GanFamily(Family):
             fake_g = G(z, fake_labels)  # graph kept for the G step below
             fake = fake_g.detach()
             both = augment(torch.cat([real, fake.to(real.dtype)]), ada_p, self.ops, gen)
-            # reals and fakes in separate D passes: D's BatchNorm must see pure batches, as
-            # in the G step (a mixed batch lets D separate them by batch statistics that
-            # G's fake-only pass never reproduces, so G gets no useful gradient)
+            # mixed or split D passes (module docstring); whichever, the G step passes the
+            # same way, or D would judge G's fakes by batch statistics it never trained on
             tex = self._texture_inputs(real, fake.to(real.dtype))
-            logits_r, rec = Dn(both[:n], real_labels, recon_n=n if cfg.recon_weight > 0 else 0, gen=gen, **tex[0])
-            logits_f, _ = Dn(both[n:], fake_labels, **tex[1])
-            logits = torch.cat([logits_r, logits_f])
+            recon_n = n if cfg.recon_weight > 0 else 0
+            if cfg.d_batch == "mixed":
+                logits, rec = Dn(both, _cat_labels(real_labels, fake_labels), recon_n=recon_n, gen=gen,
+                                 **_cat_tex(tex))
+            else:
+                logits_r, rec = Dn(both[:n], real_labels, recon_n=recon_n, gen=gen, **tex[0])
+                logits_f, _ = Dn(both[n:], fake_labels, **tex[1])
+                logits = torch.cat([logits_r, logits_f])
             loss_D = d_loss_fn(cfg.loss, logits[:n].float(), logits[n:].float()) + cfg.recon_weight * rec.float()
         opt_D.zero_grad(set_to_none=True)
         scaler.scale(loss_D).backward()
@@ -221,8 +240,14 @@ class GanFamily(Family):
         # G step: the D step's fakes, through the updated D
         Dn.requires_grad_(False)
         with ctx.autocast():
-            logits_g, _ = Dn(augment(fake_g, ada_p, self.ops, gen), fake_labels,
-                             **self._texture_inputs(fake_g, fake_g)[1])
+            if cfg.d_batch == "mixed":
+                both_g = augment(torch.cat([real, fake_g.to(real.dtype)]), ada_p, self.ops, gen)
+                logits_g, _ = Dn(both_g, _cat_labels(real_labels, fake_labels),
+                                 **_cat_tex(self._texture_inputs(real, fake_g.to(real.dtype))))
+                logits_g = logits_g[n:]
+            else:
+                logits_g, _ = Dn(augment(fake_g, ada_p, self.ops, gen), fake_labels,
+                                 **self._texture_inputs(fake_g, fake_g)[1])
             loss_G = g_loss_fn(cfg.loss, logits_g.float())
             spec = self.spectral.loss(fake_g) if self.spectral is not None else loss_G.new_zeros(())
             loss_G = loss_G + cfg.spectral_weight * spec

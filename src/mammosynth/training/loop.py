@@ -194,8 +194,9 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
         dcost = diffusion_cost(cfg.model)
         memory = diffusion_train_memory(cfg.model, cfg.batch, amp=amp_on, accumulate=cfg.accumulate)
         return {**info, "parameters": {"unet": dcost.params}, "cost": dcost.to_dict(), "memory": memory.to_dict()}
-    cost = model_cost(cfg.model)
-    memory = train_memory(cfg.model, cfg.batch, amp=amp_on, recon=cfg.recon_weight > 0, r1=cfg.r1_gamma > 0)
+    cost = model_cost(cfg.model, cfg.d_batch)
+    memory = train_memory(cfg.model, cfg.batch, amp=amp_on, recon=cfg.recon_weight > 0, r1=cfg.r1_gamma > 0,
+                          d_batch=cfg.d_batch)
     return {**info, "parameters": {"G": cost.g_params, "D": cost.d_params}, "cost": cost.to_dict(),
             "memory": memory.to_dict()}
 
