@@ -339,3 +339,30 @@ def test_d_batch_of_old_runs_and_bad_values():
     assert TrainConfig.from_dict(d).d_batch == "split"  # runs written before d_batch trained split
     with pytest.raises(ValueError, match="d_batch"):
         tiny_config(d_batch="both")
+
+
+def test_gans_train_channels_last_on_a_cpu_and_diffusion_does_not(tiny_dataset, tmp_path, monkeypatch):
+    """The GAN step runs in channels-last on a CPU (its few-channel convolutions are faster in
+    NHWC there): the batch and D's weights arrive in that layout. The diffusion UNet keeps
+    the default layout on a CPU; on CUDA everything is channels-last."""
+    from mammosynth.models.diffusion import DiffusionConfig
+    from mammosynth.training.family import GanFamily
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for fam in ("fastgan", "dcgan"):
+        assert loop_mod.training_memory_format(tiny_config(family=fam), cpu) == torch.channels_last
+        assert loop_mod.training_memory_format(tiny_config(family=fam), cuda) == torch.channels_last
+    diff = TrainConfig(model=DiffusionConfig(resolution=(32, 20), channels=(8,), norm_groups=4), kimg=0.01)
+    assert loop_mod.training_memory_format(diff, cpu) == torch.contiguous_format
+    assert loop_mod.training_memory_format(diff, cuda) == torch.channels_last
+    seen, step = [], GanFamily.train_step
+
+    def spy(self, state, gen, real, labels):
+        conv = next(p for p in state.nets["D"].parameters() if p.dim() == 4 and p.shape[1] > 1)
+        seen.append((real.is_contiguous(memory_format=torch.channels_last),
+                     conv.is_contiguous(memory_format=torch.channels_last)))
+        return step(self, state, gen, real, labels)
+
+    monkeypatch.setattr(GanFamily, "train_step", spy)
+    train(str(tiny_dataset), tmp_path / "runs", tiny_config(kimg=0.008, device="cpu"))
+    assert seen and all(s == (True, True) for s in seen)

@@ -202,6 +202,15 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
 
 
 # -- training ---------------------------------------------------------------------------
+def training_memory_format(cfg: TrainConfig, device: torch.device) -> torch.memory_format:
+    """Channels-last on CUDA, and for the GANs on a CPU too, where oneDNN's NHWC kernels
+    run their few-channel convolutions faster (benchmarks/train_layout.py). The diffusion
+    UNet keeps the default layout on a CPU, where it has not been measured."""
+    if device.type == "cuda" or cfg.model.family != "diffusion":
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_has_bf16_units() -> bool:
     """Whether this CPU has bf16 matrix units (Intel AMX-BF16: ``amx_bf16`` among the
@@ -273,7 +282,7 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
                          f"({ckpt['dataset'].get('path')}); resume needs the same data")
     dev = info.device
     use_amp, amp_dtype = amp_setting(cfg.amp, dev)
-    mem = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    mem = training_memory_format(cfg, dev)
     ctx = StepContext(info=info, device=dev, memory_format=mem,
                       autocast=(lambda: torch.autocast(dev.type, dtype=amp_dtype)) if use_amp else contextlib.nullcontext,
                       scaler=torch.amp.GradScaler(dev.type, enabled=use_amp and amp_dtype == torch.float16))
