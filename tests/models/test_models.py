@@ -385,3 +385,23 @@ def test_gan_networks_save_and_load_themselves(family, tmp_path):
         type(G).from_pretrained(tmp_path / "g")
     with pytest.raises(FileNotFoundError, match="not a saved model"):
         type(G).from_pretrained(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 16, 10), (2, 1, 1, 7), (1, 1, 5, 1), (2, 4, 2, 2)])
+def test_box_mean3_is_the_3x3_average_pool_without_padding(shape):
+    """The texture head's local mean: the same values and gradients as
+    avg_pool2d(count_include_pad=False), on any size (1-px sides too) and layout."""
+    from mammosynth.models.layers import box_mean3
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    w = torch.randn(shape, generator=g, dtype=torch.float64)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        a = x.clone().contiguous(memory_format=layout).requires_grad_(True)
+        b = x.clone().contiguous(memory_format=layout).requires_grad_(True)
+        ref = torch.nn.functional.avg_pool2d(a, 3, 1, 1, count_include_pad=False)
+        out = box_mean3(b)
+        torch.testing.assert_close(out, ref)
+        (ref * w).sum().backward()
+        (out * w).sum().backward()
+        torch.testing.assert_close(b.grad, a.grad)

@@ -28,7 +28,8 @@ from torch import nn
 
 from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
-from .layers import CondBatchNorm2d, LabelEmbedding, channels_at, check_labels, init_weights, latent_noise, upsample_conv3x3
+from .layers import (CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, init_weights, latent_noise,
+                     upsample_conv3x3)
 
 
 class UpBlock(nn.Module):
@@ -202,7 +203,7 @@ class TextureHead(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hp = (x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)) * self.GAIN
+        hp = (x - box_mean3(x)) * self.GAIN
         return self.net(F.pixel_unshuffle(hp, 2)).mean(dim=(1, 2, 3))
 
 

@@ -234,6 +234,24 @@ def packed_kernel(weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("adpu,beqv,ocde->oabcpquv", taps, taps, weight).reshape(4 * o, 4 * c, 3, 3)
 
 
+def box_mean3(x: torch.Tensor) -> torch.Tensor:
+    """The mean of each pixel's 3x3 neighbourhood inside the image, i.e.
+    ``F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)``, by shifted adds: on a CPU the
+    pooling kernel (and its backward) costs several times these few elementwise ops."""
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = p[..., :-2, :] + p[..., 1:-1, :] + p[..., 2:, :]
+    total = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+    h, w = x.shape[-2:]
+    # neighbours inside the image: 3 per axis, 2 on a border row or column (1 if the side is 1)
+    nh = torch.full((h,), 3.0, dtype=x.dtype, device=x.device)
+    nw = torch.full((w,), 3.0, dtype=x.dtype, device=x.device)
+    nh[0] -= 1
+    nh[-1] -= 1
+    nw[0] -= 1
+    nw[-1] -= 1
+    return total / (nh[:, None] * nw[None, :])
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
