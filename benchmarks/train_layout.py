@@ -4,7 +4,7 @@ device (``training.loop.training_memory_format``).
 
 Both layouts train side by side in one process from the same initial weights, in
 alternating blocks of steps (the first block of each is a warm-up and not counted), so a
-shared, busy host disturbs both alike. Prints the seconds per block and the ratio.
+shared, busy host disturbs both alike. Prints the CPU seconds per step of each layout and their ratio.
 Usage::
 
     .venv/bin/python benchmarks/train_layout.py [--families fastgan,dcgan] [--size 128 128]
