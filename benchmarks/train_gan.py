@@ -248,6 +248,15 @@ def subset(src: Path, out: Path, n: int) -> Path:
     return out
 
 
+def local_texture_line(rm) -> str:
+    """The local texture statistics of a realism result: real median -> synthetic median (AUC)."""
+    lt = rm.local_texture
+    if lt is None or not lt.available:
+        return "local texture: not available"
+    return "local texture, real -> synthetic median (AUC): " + ", ".join(
+        f"{name} {c.real.median:.2f} -> {c.synthetic.median:.2f} ({c.auc:.2f})" for name, c in lt.statistics.items())
+
+
 def view_auc(test, view: str) -> str:
     """One view's AUC of the synthetic-vs-real detectability test, or n/a."""
     a = test.synthetic.view_aucs()[view]
@@ -390,7 +399,7 @@ def main() -> int:
               f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
               f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
               f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
-              f"verdict {real_m.verdict.status}", flush=True)
+              f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m)}", flush=True)
         if args.score_checkpoints:
             score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "

@@ -200,7 +200,10 @@ def test_realism_metrics_end_to_end():
     assert "density:A" in res.spectrum.strata
     assert res.verdict.status in ("warn", "fail") and len(res.verdict.reasons) == 3
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-    assert set(d) == {"detectability", "spectrum", "detail", "verdict", "seconds", "real_side_cached"}
+    assert set(d) == {"detectability", "spectrum", "detail", "local_texture", "verdict", "seconds", "real_side_cached"}
+    assert set(d["local_texture"]["statistics"]) == {"grain_skewness", "grain_kurtosis", "coherence",
+                                                     "grain_anisotropy"}
+    assert d["local_texture"]["available"] and len(res.verdict.reasons) == 3  # they explain, never add reasons
     assert d["detectability"]["real_vs_real"]["n_pos"] == 6
     no_records = realism_metrics(xr, mr, None, xs, ms, None, cfg, progress=False)
     assert no_records.spectrum.strata == {}
@@ -208,6 +211,7 @@ def test_realism_metrics_end_to_end():
 
 def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, monkeypatch):
     from mammosynth.metrics import detectability as det_mod
+    from mammosynth.metrics import realism as realism_mod
     from mammosynth.metrics.cache import FeatureCache
 
     xr, mr = _breasts(12, False, 0)
@@ -220,6 +224,10 @@ def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, mon
     calls = []
     real_fn = det_mod.detectability
     monkeypatch.setattr(det_mod, "detectability", lambda *a, **k: calls.append(k["desc"]) or real_fn(*a, **k))
+    texture_sides = []
+    lt_fn = realism_mod.local_texture_statistics
+    monkeypatch.setattr(realism_mod, "local_texture_statistics",
+                        lambda x, *a, **k: texture_sides.append(len(x)) or lt_fn(x, *a, **k))
     cache = FeatureCache(tmp_path)
     fresh = realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-1")
     assert calls == ["synthetic vs real", *floor_calls] and not fresh.real_side_cached
@@ -229,6 +237,9 @@ def test_real_side_is_cached_and_reused_only_for_the_same_real_set(tmp_path, mon
     assert again.detectability.floor.to_dict() == fresh.detectability.floor.to_dict()
     np.testing.assert_array_equal(again.detectability.floor.neg_scores, fresh.detectability.floor.neg_scores)
     assert again.spectrum.real.median == fresh.spectrum.real.median
+    assert texture_sides == [12, 12, 12]  # real and synthetic, then the synthetic side only
+    for name, c in fresh.local_texture.statistics.items():  # the real side's statistics from the cache
+        assert again.local_texture.statistics[name].real == c.real
     # another real set (content hash), other settings or other labels: computed anew
     realism_metrics(xr, mr, recs, xs, ms, recs, cfg, progress=False, cache=cache, real_key="set-2")
     other_labels = [_record(i, "BA"[i % 2]) for i in range(12)]

@@ -1,6 +1,8 @@
 """GAN families: shapes, ranges, conditioning, config validation, augmentation."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -163,12 +165,14 @@ def test_smooth_upsample_conv_is_bilinear_then_conv():
 
 @pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
 @pytest.mark.parametrize("condition", [("density", "view"), ()])
-@pytest.mark.parametrize("res", [(32, 20), (64, 40)])  # 64 rows: one-conv top block, SLE-gated, packed
-def test_fastgan_inference_path_equals_training_formula(condition, upsample, res, monkeypatch):
+# 64 rows: one-conv top block, SLE-gated, packed (without the grain layer)
+@pytest.mark.parametrize("res,grain", [((32, 20), True), ((64, 40), True), ((64, 40), False)])
+def test_fastgan_inference_path_equals_training_formula(condition, upsample, res, grain, monkeypatch):
     """Eval mode uses folded norms (SLE gates folded in), low-resolution upsample-convs and
     a packed to-image conv; it must compute the same function as the training-mode graph
     with running statistics."""
-    cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample)
+    cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample,
+                                 output_grain=grain)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():
@@ -329,15 +333,46 @@ def test_models_written_before_noise_and_texture_head_load_unchanged():
     """A run's config saved without the noise/texture fields means both off, and its
     weights load (no noise strengths, no texture head expected)."""
     legacy = {k: v for k, v in ModelConfig.for_family("fastgan", resolution=(32, 20)).to_dict().items()
-              if k not in ("noise_blocks", "texture_channels", "output_noise")}
+              if k not in ("noise_blocks", "texture_channels", "output_noise", "output_grain")}
     cfg = ModelConfig.from_dict(legacy)
     assert cfg.noise_blocks == 0 and cfg.texture_channels == 0 and cfg.output_noise is False
+    assert cfg.output_grain is False
     G, D = build_generator(cfg), build_discriminator(cfg)
-    assert not any("noise" in k for k in G.state_dict()) and not any("texture" in k for k in D.state_dict())
+    assert not any("noise" in k or "grain" in k for k in G.state_dict())
+    assert not any("texture" in k for k in D.state_dict())
     build_generator(ModelConfig.from_dict(legacy)).load_state_dict(G.state_dict())
     assert ModelConfig.for_family("dcgan", resolution=(32, 32)).noise_blocks == 0
     with pytest.raises(ValueError, match="noise_blocks"):
         ModelConfig(noise_blocks=-1)
+
+
+def test_grain_layer_shapes_the_output_noise_nonlinearly():
+    """The grain layer adds GLU(conv(x + s n)) to the last map: with its weights at 0 the
+    generator is the one without it (same other weights); trained-like weights make the
+    image's response to the output noise non-linear (doubling the noise no longer doubles
+    the change)."""
+    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20))
+    assert cfg.output_grain
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval()
+    plain = build_generator(dataclasses.replace(cfg, output_grain=False)).eval()
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if not k.startswith("grain.")})
+    z = torch.randn(3, G.z_dim)
+    with torch.no_grad():
+        G.grain.weight.zero_()
+        G.grain.bias.zero_()
+        torch.testing.assert_close(G(z), plain(z))
+        G.grain.weight.normal_(0, 0.5)
+        x = torch.randn(3, G.to_img.in_channels, 32, 20)
+        n = [torch.randn(3, 1, 32, 20)]
+        G.out_noise_strength.fill_(1.0)
+
+        def change(scale):
+            return G.output_features(x, [scale * n[0]]) - G.output_features(x, [0 * n[0]])
+
+        assert (change(2.0) - 2 * change(1.0)).abs().max() > 0.1 * change(1.0).abs().max()
+        G.grain = None  # without it, the response is linear
+        torch.testing.assert_close(change(2.0), 2 * change(1.0))
 
 
 def test_texture_head_sees_fine_texture_not_brightness():

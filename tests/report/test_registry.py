@@ -152,6 +152,11 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     views = det["synthetic_vs_real"]["views"]
     assert 0.0 <= views["texture"] <= 1.0 and 0.0 <= views["layout"] <= 1.0
     assert f"tissue texture (crops at native resolution) AUC {views['texture']:.3f}" in html
+    lt = r["local_texture"]
+    assert "Local texture statistics" in html
+    assert lt["available"], lt["reason"]
+    for name, c in lt["statistics"].items():  # one table row per statistic, with its AUC
+        assert f"<td>{name}<br>" in html and (c["auc"] is None or f"{c['auc']:.3f}" in html)
     assert (tmp_path / "o" / "realism_crops.png").is_file() == (r["sheet"]["file"] is not None)
     assert "Realism: detectability AUC" in (tmp_path / "o" / "dataset_card.md").read_text()
     off = evaluate(real, syn, tmp_path / "off", FAST)

@@ -89,11 +89,14 @@ def test_diffusion_under_torchrun_keeps_replicas_identical(tiny_dataset, tmp_pat
 def test_model_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16", "--dry-run"]) == 0
     default = json.loads(capsys.readouterr().out)["config"]["model"]
-    assert (default["upsample"], default["noise_blocks"], default["texture_channels"]) == ("bilinear", 3, 16)
+    assert (default["upsample"], default["noise_blocks"], default["texture_channels"], default["output_grain"]) == \
+        ("bilinear", 3, 16, True)
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
-                 "--upsample", "nearest", "--noise-blocks", "0", "--texture-channels", "8", "--dry-run"]) == 0
+                 "--upsample", "nearest", "--noise-blocks", "0", "--texture-channels", "8", "--output-grain", "off",
+                 "--dry-run"]) == 0
     model = json.loads(capsys.readouterr().out)["config"]["model"]
-    assert (model["upsample"], model["noise_blocks"], model["texture_channels"]) == ("nearest", 0, 8)
+    assert (model["upsample"], model["noise_blocks"], model["texture_channels"], model["output_grain"]) == \
+        ("nearest", 0, 8, False)
 
 
 def test_amp_option_reaches_the_train_config(tiny_dataset, tmp_path, capsys):

@@ -7,7 +7,10 @@
 * **texture spectrum** (:mod:`.spectrum`): the power-law exponent beta of breast tissue
   (real films ~3; over-smooth synthetic tissue is steeper);
 * **fine detail** (:mod:`.detail`): high-pass (Laplacian) energy of the breast, synthetic /
-  real.
+  real;
+* **local texture statistics** (:mod:`.local_texture`): skewness and kurtosis of the fine
+  residual, orientation coherence, grain anisotropy, each as an AUC of per-image values
+  (they explain, and never change, the verdict).
 
 Verdict (:class:`RealismVerdict`): the detectability rule decides pass / warn / fail
 (:meth:`.detectability.DetectabilityTest.verdict`); a spectrum or detail difference that is
@@ -32,6 +35,7 @@ from ..data.schema import ImageRecord
 from .detail import DetailResult, detail_comparison, highpass_energy
 from .cache import FeatureCache, cache_key
 from .detectability import DetectabilityConfig, DetectabilityResult, DetectabilityTest, detectability_test
+from .local_texture import STATISTICS, LocalTextureResult, local_texture_comparison, local_texture_statistics
 from .spectrum import SpectrumResult, spectral_exponents, spectrum_comparison
 from .twosample import check_stack, default_erosion, erode_masks
 
@@ -161,6 +165,8 @@ class RealismResult:
     real_side_cached: bool = False
     #: the spectrum's patch, stride and fit band used (resolved from ``config`` and the size)
     spectrum_settings: SpectrumSettings | None = None
+    #: local texture statistics on the spectrum's patches (None: results made without them)
+    local_texture: LocalTextureResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         spectrum = self.spectrum.to_dict()
@@ -168,6 +174,7 @@ class RealismResult:
             spectrum["settings"] = {**self.spectrum_settings.to_dict(), "text": self.spectrum_settings.describe()}
         return {"detectability": self.detectability.to_dict(self.config.margin),
                 "spectrum": spectrum, "detail": self.detail.to_dict(),
+                "local_texture": None if self.local_texture is None else self.local_texture.to_dict(),
                 "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2),
                 "real_side_cached": self.real_side_cached}
 
@@ -191,7 +198,7 @@ def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: Detail
 
 
 # bump when the real side's measures change meaning (part of the cache key)
-REAL_SIDE_VERSION = 1
+REAL_SIDE_VERSION = 2  # 2: local texture statistics
 
 
 def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.ndarray] | None,
@@ -242,12 +249,16 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     key = None if cache is None or real_key is None else _real_side_key(real_key, xr.shape, sr, real_groups, config,
                                                                         settings)
     hit = cache.load(key) if key is not None else None
-    say(f"texture spectrum ({settings.describe()}) and fine detail")
+    say(f"texture spectrum ({settings.describe()}), fine detail and local texture statistics")
     kw = dict(patch=settings.patch, stride=settings.stride, erode=config.erode, fit=settings.fit)
     beta_r = hit["beta"] if hit else spectral_exponents(xr, mr, **kw)
     energy_r = hit["energy"] if hit else highpass_energy(xr, mr, config.erode)
     spec = spectrum_comparison(beta_r, spectral_exponents(xs, ms, **kw), sr, ss, seed=config.seed,
                                n_boot=config.n_boot)
+    lt_kw = dict(patch=settings.patch, stride=settings.stride, erode=config.erode)
+    lt_r = {s: hit[f"local_texture.{s}"] for s in STATISTICS} if hit else local_texture_statistics(xr, mr, **lt_kw)
+    local = local_texture_comparison(lt_r, local_texture_statistics(xs, ms, **lt_kw), seed=config.seed,
+                                     n_boot=config.n_boot)
     detail = detail_comparison(energy_r, highpass_energy(xs, ms, config.erode), sr, ss, seed=config.seed,
                                n_boot=config.n_boot)
     say("detectability (synthetic vs real" + (", the real-vs-real floor from the cache)" if hit else
@@ -258,10 +269,11 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
                              real_masks=mr, syn_masks=ms, floor=floor)
     if key is not None and not hit:
         cache.save(key, {"beta": np.asarray(beta_r), "energy": np.asarray(energy_r),
+                         **{f"local_texture.{s}": np.asarray(v) for s, v in lt_r.items()},
                          **{f"floor.{k}": v for k, v in det.floor.to_arrays().items()}})
     verdict = realism_verdict(det, spec, detail, config)
     return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config, real_side_cached=bool(hit),
-                         spectrum_settings=settings)
+                         spectrum_settings=settings, local_texture=local)
 
 
 # -- the sheet ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # Bilinear up-blocks, noise inputs and the discriminator's texture head: parenchymal
     # texture instead of smooth tissue (README, "Realism").
     "fastgan": dict(z_dim=128, g_channels=4, d_channels=4, max_channels=64, embed_dim=32, upsample="bilinear",
-                    noise_blocks=3, texture_channels=16, output_noise=True),
+                    noise_blocks=3, texture_channels=16, output_noise=True, output_grain=True),
     # DCGAN (Radford et al. 2016): ngf = ndf = 64 at H/2, doubling to 512, z of 100.
     "dcgan": dict(z_dim=100, g_channels=64, d_channels=64, max_channels=512, embed_dim=0),
 }
@@ -64,7 +64,8 @@ def check_condition(condition: str | tuple[str, ...] | list[str] | None) -> tupl
 UPSAMPLE_MODES = ("bilinear", "nearest")
 #: fields added after runs were first written, with the value a saved config without
 #: them was trained with
-LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0, "output_noise": False}
+LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0, "output_noise": False,
+          "output_grain": False}
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ class ModelConfig:
     #: (the fakes' power above ~0.25 cycles/pixel was 1000x below the films'). False: runs
     #: written before this field.
     output_noise: bool = True
+    #: fastgan: a full-resolution 3x3 conv and GLU whose output adds to the last feature map
+    #: after the output noise, before the to-image conv. Without it the output noise reaches
+    #: the image through linear convs only, so the finest grain is Gaussian and isotropic
+    #: (README, "Local texture statistics"); the GLU lets the generator shape it into specks
+    #: and short strands. False: runs written before this field.
+    output_grain: bool = True
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -119,6 +126,7 @@ class ModelConfig:
             object.__setattr__(self, "noise_blocks", 0)
             object.__setattr__(self, "texture_channels", 0)
             object.__setattr__(self, "output_noise", False)
+            object.__setattr__(self, "output_grain", False)
         if self.family == "fastgan" and self.condition and self.embed_dim < 1:
             raise ValueError("fastgan with conditioning needs embed_dim >= 1")
 

@@ -9,7 +9,9 @@ lower (8 -> 128 px, 16 -> 256 px, ...). Noise inputs (``ModelConfig.noise_blocks
 top up-blocks add a per-pixel noise map, scaled by a learned strength per channel, to
 their input, so that fine stochastic texture (parenchyma) need not be carried by the
 narrow deterministic path; the noise is drawn from the latent (``layers.latent_noise``),
-so the output stays a pure function of ``(z, labels)``.
+so the output stays a pure function of ``(z, labels)``. A full-resolution output noise map
+and a grain layer (3x3 conv, GLU, added residually) come before the to-image conv
+(``ModelConfig.output_noise``, ``output_grain``).
 
 Discriminator: residual down-blocks to the 8-row map, then a projection head
 (Miyato & Koyama 2018): ``logit = w . phi(x) + sum_axis <embed_axis(y), phi(x)>``.
@@ -124,6 +126,8 @@ class FastGANGenerator(SavableModel, nn.Module):
         self.sle = nn.ModuleList(SLE(ch[a], ch[b]) for a, b in self.pairs)
         # full-resolution noise before the to-image conv (ModelConfig.output_noise)
         self.out_noise_strength = nn.Parameter(torch.full((ch[n],), NOISE_INIT)) if cfg.output_noise else None
+        # a nonlinear full-resolution layer after the output noise (ModelConfig.output_grain)
+        self.grain = nn.Conv2d(ch[n], 2 * ch[n], 3, 1, 1) if cfg.output_grain else None
         self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
 
@@ -157,7 +161,13 @@ class FastGANGenerator(SavableModel, nn.Module):
                 gate = m.gate(feats[a])
             x = block(x, c, gate=gate, noise=noise[i - self.noise_from] if i >= self.noise_from else None)
             feats.append(x)
-        return torch.tanh(self.to_img(self.add_output_noise(x, noise)))
+        return torch.tanh(self.to_img(self.output_features(x, noise)))
+
+    def output_features(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
+        """The last feature map as the to-image conv sees it: plus the output noise, plus
+        the grain layer's GLU of that."""
+        x = self.add_output_noise(x, noise)
+        return x if self.grain is None else x + F.glu(self.grain(x), dim=1)
 
     def add_output_noise(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         if self.out_noise_strength is None:

@@ -6,8 +6,9 @@ FastGAN (eval mode, running statistics): every BatchNorm folds into a per-channe
 per-image, when class-conditional) affine, an unconditional one into the conv weights
 themselves; the SLE gate folds into the GLU's value half; the nearest/bilinear upsample +
 3x3 conv of each block runs as one stride-2 transposed conv at the low resolution; the top
-block keeps its output as (offset-)packed pixel phases and the to-image conv runs on them
-at half resolution (``layers.upsample_kernel``, ``layers.offset_upsample_kernel``,
+block keeps its output as (offset-)packed pixel phases and the grain layer (bilinear only:
+with nearest upsampling and a grain layer the top block is unpacked) and the to-image conv
+run on them at half resolution (``layers.upsample_kernel``, ``layers.offset_upsample_kernel``,
 ``layers.packed_kernel``). The result equals the training graph with running statistics
 up to float rounding (``tests/models``); inside :meth:`FoldedFastGAN.inference_cache` the
 weight-derived kernels are made once and reused.
@@ -126,6 +127,19 @@ def folded_block(block: nn.Module, x: torch.Tensor, c: torch.Tensor | None, gate
     return x
 
 
+def packed_grain(G: nn.Module, x: torch.Tensor, noise: list[torch.Tensor], cache: dict | None) -> torch.Tensor:
+    """The output noise and the grain layer (``FastGANGenerator.output_features``) on the
+    top block's packed phases ``[B, 4 * C, h, w]`` (channel ``4 * k + phase``): the noise
+    map unshuffled onto the phases, the grain conv as a packed 3x3 conv (its output in the
+    same layout, so the GLU's halves are the grain conv's two channel halves)."""
+    c = x.shape[1] // 4
+    if G.out_noise_strength is not None:
+        n = F.pixel_unshuffle(noise[-1].to(x.dtype), 2)  # [B, 4 phases, h, w]
+        x = x + G.out_noise_strength.to(x.dtype).repeat_interleave(4)[None, :, None, None] * n.repeat(1, c, 1, 1)
+    k, bias = cached(cache, "grain", lambda: (packed_kernel(G.grain.weight), G.grain.bias.repeat_interleave(4)))
+    return x + F.glu(F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1), dim=1)
+
+
 class FoldedFastGAN(nn.Module):
     """A FastGAN generator's inference form (module docstring); shares its weights. In
     training mode (or without running statistics) it runs the generator itself."""
@@ -171,7 +185,9 @@ class FoldedFastGAN(nn.Module):
         gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
         # the last block's output stays as (offset-)packed pixel phases and the to-image
         # conv runs on them at half resolution
-        packed = len(G.blocks[-1].convs) == 1
+        # (with a grain layer: packed for bilinear upsampling only, whose phases are not offset)
+        grain = getattr(G, "grain", None)
+        packed = len(G.blocks[-1].convs) == 1 and (grain is None or G.smooth)
         cache = self._cache
         for i, block in enumerate(G.blocks, start=1):
             gate = None
@@ -182,13 +198,15 @@ class FoldedFastGAN(nn.Module):
                              noise[i - G.noise_from] if i >= G.noise_from else None)
             feats.append(x)
         if not packed:
-            return torch.tanh(G.to_img(G.add_output_noise(x, noise)))
+            return torch.tanh(G.to_img(G.output_features(x, noise)))
         # to-image conv on the phases (layers.packed_conv3x3, or its 2x2 form on the
         # offset-packed map): [B, 4 phases, h, w]
         kernel = packed_kernel if G.smooth else offset_packed_kernel
         k, bias = cached(cache, "to_img", lambda: (kernel(G.to_img.weight), G.to_img.bias.repeat_interleave(4)))
+        if grain is not None:
+            x = packed_grain(G, x, noise, cache)
         y = F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if G.smooth else 0)
-        if getattr(G, "out_noise_strength", None) is not None:
+        if grain is None and getattr(G, "out_noise_strength", None) is not None:
             # to_img(x + s * n) = to_img(x) + conv(n, sum_c s_c W_c): the output noise is one
             # 1-channel 3x3 conv at full resolution, unshuffled onto the pixel phases
             kn = cached(cache, "to_img_noise",
