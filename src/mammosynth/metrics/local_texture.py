@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from .detail import FRAME, laplacian
-from .twosample import SampleSummary, bootstrap_two_sample, check_stack, default_erosion, erode_masks, finite
+from .twosample import (SampleSummary, bootstrap_two_sample, check_stack, default_erosion, erode_masks, finite,
+                        patches_inside)
 
 STATISTICS = ("grain_skewness", "grain_kurtosis", "coherence", "grain_anisotropy")
 #: what each statistic means, for reports
@@ -91,10 +92,7 @@ def local_texture_statistics(images: np.ndarray, masks: np.ndarray, patch: int =
     view = np.lib.stride_tricks.sliding_window_view
     for start in range(0, n, _CHUNK):
         sl = slice(start, start + _CHUNK)
-        ms = m[sl]
-        sat = np.pad(ms.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
-        inside = (sat[:, patch:, patch:] - sat[:, :-patch, patch:] - sat[:, patch:, :-patch]
-                  + sat[:, :-patch, :-patch])[:, ::stride, ::stride] == patch * patch
+        inside = patches_inside(m[sl], patch, stride)
         img_of = np.nonzero(inside)[0]
         if not len(img_of):
             continue

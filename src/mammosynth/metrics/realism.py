@@ -37,7 +37,7 @@ from .cache import FeatureCache, cache_key
 from .detectability import DetectabilityConfig, DetectabilityResult, DetectabilityTest, detectability_test
 from .local_texture import STATISTICS, LocalTextureResult, local_texture_comparison, local_texture_statistics
 from .spectrum import SpectrumResult, spectral_exponents, spectrum_comparison
-from .twosample import check_stack, default_erosion, erode_masks
+from .twosample import check_stack, default_erosion, erode_masks, patches_inside
 
 STRATA_AXES = ("density", "finding")
 VERDICTS = ("pass", "warn", "fail")
@@ -282,9 +282,7 @@ MIN_SHEET_CROP = 16
 
 def _inside(masks: np.ndarray, crop: int) -> np.ndarray:
     """[N, H - crop + 1, W - crop + 1]: top-left corners of windows wholly inside ``masks``."""
-    sat = np.pad(masks.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
-    return (sat[:, crop:, crop:] - sat[:, :-crop, crop:] - sat[:, crop:, :-crop] + sat[:, :-crop, :-crop]
-            ) == crop * crop
+    return patches_inside(masks, crop, 1)
 
 
 def sheet_crop(masks: np.ndarray, crop: int, images_shape: tuple[int, ...] | None = None) -> int | None:

@@ -49,7 +49,7 @@ from scipy.stats import ks_2samp, mannwhitneyu
 
 from .detail import FRAME, laplacian
 from .twosample import (MIN_STRATUM, SampleSummary, Strata, bootstrap_two_sample, check_stack, default_erosion,
-                        erode_masks, finite, strata_index)
+                        erode_masks, finite, patches_inside, strata_index)
 
 _CHUNK = 64  # images per batched FFT (bounds the memory of the patch stack)
 
@@ -112,10 +112,7 @@ def radial_spectra(images: np.ndarray, masks: np.ndarray, patch: int = 32, strid
     for start in range(0, n, _CHUNK):
         xs, ms = x[start:start + _CHUNK], m[start:start + _CHUNK]
         win = np.lib.stride_tricks.sliding_window_view(xs, (patch, patch), axis=(1, 2))[:, ::stride, ::stride]
-        # a patch lies wholly inside the mask when its window sum of mask pixels is patch^2
-        sat = np.pad(ms.cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
-        inside = (sat[:, patch:, patch:] - sat[:, :-patch, patch:] - sat[:, patch:, :-patch]
-                  + sat[:, :-patch, :-patch])[:, ::stride, ::stride] == patch * patch
+        inside = patches_inside(ms, patch, stride)
         img_of = np.nonzero(inside)[0]
         if not len(img_of):
             continue

@@ -48,6 +48,15 @@ def check_stack(images: np.ndarray, masks: np.ndarray | None = None, name: str =
     return x, m
 
 
+def patches_inside(masks: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    """bool [N, gy, gx]: which ``patch`` x ``patch`` windows on a ``stride`` grid (top-left
+    corners ``0, stride, ...``, as ``sliding_window_view(...)[:, ::stride, ::stride]``) lie
+    wholly inside ``masks`` [N, H, W] (their window sum of mask pixels is ``patch^2``)."""
+    sat = np.pad(np.asarray(masks, dtype=bool).cumsum(1, dtype=np.int32).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    return (sat[:, patch:, patch:] - sat[:, :-patch, patch:] - sat[:, patch:, :-patch]
+            + sat[:, :-patch, :-patch])[:, ::stride, ::stride] == patch * patch
+
+
 def erode_masks(masks: np.ndarray, erode: int, border_inside: bool = True) -> np.ndarray:
     """Masks [N, H, W] eroded by a (2*erode+1)^2 square; the image border counts as outside."""
     from scipy.ndimage import binary_erosion
