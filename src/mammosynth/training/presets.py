@@ -68,7 +68,7 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset("cpu", "a few CPU cores, 128-256 px"),
     # FastGAN's own width at 256 px (32 at full resolution), capped at 256 rather than 512:
     # the 8-32-row layers hold most parameters and little compute. At 512x320 and batch 32
-    # training needs ~7 GiB with bf16 (~13 GiB in fp32): any 16-24 GB GPU; 8x the cpu
+    # training needs ~9 GiB with bf16 (estimate, grain layer included): any 16-24 GB GPU; 8x the cpu
     # preset's channels at 256 px, so texture layers are no longer a few channels wide.
     #
     # diffusion, gpu: the README's suggested widening (64, 128, 256, 256; DDPM's CIFAR UNet
@@ -80,8 +80,10 @@ PRESETS: dict[str, Preset] = {
     # ``--accumulate 2`` on a 24 GB one).
     "gpu": Preset("gpu", "one 16-80 GB GPU, 256-512 px", g_channels=32, d_channels=32, max_channels=256, batch=32,
                   unet_channels=(64, 128, 256, 256), unet_layers=2, unet_attention=1, unet_batch=16),
-    # 1024x640: 4x FastGAN's 1024-px top width (8), doubling to FastGAN's 512. ~53 GiB at
-    # batch 64 with bf16: fits an 80 GB GPU with room for what the estimate leaves out.
+    # 1024x640: 4x FastGAN's 1024-px top width (8), doubling to FastGAN's 512. ~75 GiB at
+    # batch 64 with bf16 (estimate; the grain layer's full-resolution activations took it
+    # from ~67): an 80 GB GPU with little room for what the estimate leaves out (``--batch
+    # 48`` there), an H100/H200 at 94-141 GB with room.
     # 64 channels at full resolution would need ~100 GiB and 3x the compute (3.4 TFLOP
     # per training image), an H200-only configuration for a texture gain not yet measured.
     # diffusion, gpu-large: 5 levels (H and W multiples of 16: 128x80 and up) so that the
