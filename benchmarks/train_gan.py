@@ -30,6 +30,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,15 +133,19 @@ def realism(real: tuple, syn_u16: np.ndarray, sheet: Path, cache_dir: Path, real
                            cache=FeatureCache(cache_dir), real_key=real_key)
 
 
-def real_reference(held: tuple, train: tuple) -> tuple[float, float]:
-    """The real-vs-real values of beta (median difference, training - held-back films) and
-    of the high-pass energy ratio (training / held-back)."""
+def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any]:
+    """The real-vs-real values of beta (median difference, training - held-back films), of
+    the high-pass energy ratio (training / held-back) and of the local texture statistics
+    (training films in the synthetic role)."""
     from mammosynth.metrics.detail import detail_comparison, highpass_energy
+    from mammosynth.metrics.local_texture import local_texture_comparison, local_texture_statistics
     from mammosynth.metrics.spectrum import spectral_exponents, spectrum_comparison
 
     spec = spectrum_comparison(spectral_exponents(held[0], held[1]), spectral_exponents(train[0], train[1]))
     det = detail_comparison(highpass_energy(held[0], held[1]), highpass_energy(train[0], train[1]))
-    return spec.diff_median, det.ratio
+    lt = local_texture_comparison(local_texture_statistics(held[0], held[1]),
+                                  local_texture_statistics(train[0], train[1]))
+    return spec.diff_median, det.ratio, lt
 
 
 def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.ndarray]:
@@ -248,13 +253,14 @@ def subset(src: Path, out: Path, n: int) -> Path:
     return out
 
 
-def local_texture_line(rm) -> str:
-    """The local texture statistics of a realism result: real median -> synthetic median (AUC)."""
-    lt = rm.local_texture
+def local_texture_line(lt, other: str = "synthetic") -> str:
+    """Local texture statistics (``metrics.local_texture.LocalTextureResult``): held-back
+    median -> ``other`` median (AUC [CI])."""
     if lt is None or not lt.available:
         return "local texture: not available"
-    return "local texture, real -> synthetic median (AUC): " + ", ".join(
-        f"{name} {c.real.median:.2f} -> {c.synthetic.median:.2f} ({c.auc:.2f})" for name, c in lt.statistics.items())
+    return f"local texture, held-back -> {other} median (AUC [CI]): " + ", ".join(
+        f"{name} {c.real.median:.2f} -> {c.synthetic.median:.2f} ({c.auc:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}])"
+        for name, c in lt.statistics.items())
 
 
 def view_auc(test, view: str) -> str:
@@ -346,9 +352,9 @@ def main() -> int:
     print(f"texture FD floor (two real halves): {tex_floor:.2f}; held-back vs training: {tex_floor_th:.2f}", flush=True)
     held, trained = real_arrays(f"{split}:test"), real_arrays(f"{split}:train")
     held_key = PreparedDataset(f"{split}:test").content_hash  # the cache key of the held-back films' features
-    beta_rr, hp_rr = real_reference(held, trained)
+    beta_rr, hp_rr, lt_rr = real_reference(held, trained)
     print(f"real vs real (training vs held-back films): beta difference {beta_rr:+.2f}, high-pass energy ratio "
-          f"{hp_rr:.2f}", flush=True)
+          f"{hp_rr:.2f}\n    {local_texture_line(lt_rr, 'training')}", flush=True)
     rows = []
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -399,7 +405,7 @@ def main() -> int:
               f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
               f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
               f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
-              f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m)}", flush=True)
+              f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m.local_texture)}", flush=True)
         if args.score_checkpoints:
             score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "

@@ -22,7 +22,7 @@ spectrum's patch settings) of:
 
 Per set (:func:`local_texture_comparison`), for each statistic: the per-side summaries and
 the AUC of the per-image values, P(synthetic > real) (0.5: no shift; near 0 or 1: the
-statistic alone separates the sets), with a bootstrap CI (images resampled on each side).
+statistic alone separates the sets), with a stratified bootstrap CI (:func:`.stats.bootstrap_auc_ci`).
 These explain a detectability result; they never decide the verdict.
 """
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from .detail import FRAME, laplacian
-from .twosample import (SampleSummary, bootstrap_two_sample, check_stack, default_erosion, erode_masks, finite,
-                        patches_inside)
+from .stats import bootstrap_auc_ci
+from .twosample import SampleSummary, check_stack, default_erosion, erode_masks, finite, patches_inside
 
 STATISTICS = ("grain_skewness", "grain_kurtosis", "coherence", "grain_anisotropy")
 #: what each statistic means, for reports
@@ -111,13 +111,6 @@ def local_texture_statistics(images: np.ndarray, masks: np.ndarray, patch: int =
     return out
 
 
-def _auc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """P(b > a) + P(b = a) / 2 per bootstrap row (``a`` [B, na], ``b`` [B, nb])."""
-    gt = (b[:, :, None] > a[:, None, :]).mean(axis=(1, 2))
-    eq = (b[:, :, None] == a[:, None, :]).mean(axis=(1, 2))
-    return gt + eq / 2
-
-
 @dataclass(frozen=True)
 class StatisticComparison:
     """One statistic: per-side summaries and the AUC P(synthetic > real) with its CI."""
@@ -173,6 +166,8 @@ def local_texture_comparison(real: dict[str, np.ndarray], synthetic: dict[str, n
         if len(a) < 2 or len(b) < 2:
             out[s] = StatisticComparison(ra, sb, math.nan, math.nan, math.nan)
             continue
-        lo, hi = bootstrap_two_sample(a, b, _auc, n_boot=n_boot, seed=seed, level=level, chunk=32)
-        out[s] = StatisticComparison(ra, sb, float(_auc(a[None], b[None])[0]), lo, hi)
+        # synthetic images are the positives: AUC = P(synthetic > real), ties 1/2
+        r = bootstrap_auc_ci(np.r_[np.zeros(len(a)), np.ones(len(b))], np.r_[a, b], n_boot=n_boot, level=level,
+                             seed=seed)
+        out[s] = StatisticComparison(ra, sb, r["value"], r["ci_low"], r["ci_high"])
     return LocalTextureResult(out, level, n_boot)
