@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 #: pixels above this (images in [-1, 1], background -1) count as breast
 INSIDE = -0.9
-_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
 def patch_size(resolution: tuple[int, int]) -> int:
@@ -42,7 +41,10 @@ def interior_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
     """Laplacian patches ``[M, patch, patch]`` of ``x`` [B, 1, H, W] lying wholly inside the
     breast, on a ``patch // 2`` grid (M may be 0)."""
     x = x.float()
-    lap = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), _LAPLACE.to(x.device))
+    # the 5-point Laplacian (replicated border) as shifted adds: a 1-channel conv and its
+    # backward cost ~14 ms per step on a CPU, these a fraction of it
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    lap = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4.0 * x
     stride = patch // 2
     cols = F.unfold(lap, patch, stride=stride)  # [B, patch*patch, L]
     inside = F.unfold(x, patch, stride=stride).amin(1) > INSIDE  # [B, L]
