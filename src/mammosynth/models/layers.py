@@ -200,7 +200,7 @@ def upsample_transposed_kernel(weight: torch.Tensor, smooth: bool = False) -> tu
         pad = 2
     # the full convolution with the 2x2 box, as shifted adds (cheaper than a 1-channel conv)
     p = F.pad(k5, (1, 1, 1, 1))
-    full = p[..., :-1, :-1] + p[..., 1:, :-1] + p[..., :-1, 1:] + p[..., 1:, 1:]
+    full = p[..., :-1, :-1] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., 1:, 1:]
     return full.flip(-1, -2).transpose(0, 1).contiguous(), pad
 
 
