@@ -136,10 +136,6 @@ class CondBatchNorm2d(nn.Module):
         return scale.to(dtype), shift.to(dtype)
 
 
-#: [1, 2, 1] x [1, 2, 1] / 16: the low-pass that turns nearest upsampling into bilinear
-_BLUR = torch.tensor([1.0, 2.0, 1.0])
-
-
 def upsample_conv3x3(x: torch.Tensor, weight: torch.Tensor, smooth: bool = False,
                      bias: torch.Tensor | None = None) -> torch.Tensor:
     """``conv3x3(nearest_upsample_x2(x), weight, bias)`` (padding 1) as one stride-2
