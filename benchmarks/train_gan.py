@@ -11,7 +11,8 @@ beta and the high-pass (fine-detail) energy ratio, each next to its real-vs-real
 as ``generate`` does by default and as the ingest does for the real films; the FRD of
 the raw generator output and an FRD with as many generated as held-back images (next
 to a floor of as many training films) are printed too. Saves the last training grid
-and a contact sheet of generated images per run.
+and a contact sheet of generated images per run. Ends with the realism issue's targets
+(``targets.py``): per run, each met or missed and by how much.
 
     python benchmarks/train_gan.py --data ../shared/data/mias-dev --budgets 2,5,10 \
         --families dcgan,fastgan --out /tmp/bench_train_gan
@@ -34,6 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import targets  # noqa: E402  (this directory's module, also when imported from elsewhere)
 
 
 def precision() -> str:
@@ -288,6 +292,15 @@ def seed_summary(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def figures(row: tuple, frd_floor_matched: float) -> "targets.RunFigures":
+    """A benchmark row as the figures its targets are checked on."""
+    fam, minutes, seed, _, _, rates, _, frd_matched, _, _, rm = row
+    return targets.RunFigures(family=fam, minutes=minutes, seed=seed, detectability=rm.detectability.synthetic.auc,
+                              beta=rm.spectrum.synthetic.median, beta_real=rm.spectrum.real.median,
+                              highpass_ratio=rm.detail.ratio, frd_matched=frd_matched,
+                              frd_floor_matched=frd_floor_matched, gen_network=rates["gen_raw"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mias-dev"))
@@ -427,6 +440,7 @@ def main() -> int:
               f"({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}] |")
     if len(seeds) > 1:
         print(seed_summary(rows))
+    print(targets.report([figures(r, floor_matched) for r in rows], size, args.threads))
     return 0
 
 
