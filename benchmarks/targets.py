@@ -53,21 +53,24 @@ class TargetCheck:
     miss: float = 0.0  # how far outside the bound (0 when met or not judged)
     note: str = ""
 
+    digits: int = 2  # decimals of ``miss`` as printed (those of the figure)
+
     def line(self) -> str:
         if self.met is None:
             state = f"not judged ({self.note})" if self.note else "not judged"
         elif self.met:
             state = "met"
         else:
-            state = f"MISSED by {self.miss:.3g}"
-        return f"{self.target}: {self.value} - {state}"
+            state = f"MISSED by {self.miss:.{self.digits}f}"
+        return f"{self.target}: {self.value} - {state}" if self.value else f"{self.target}: {state}"
 
 
-def _bound(target: str, value: float, low: float | None, high: float | None, shown: str) -> TargetCheck:
+def _bound(target: str, value: float, low: float | None, high: float | None, shown: str,
+           digits: int = 2) -> TargetCheck:
     if not math.isfinite(value):
-        return TargetCheck(target, shown, None, note="figure not available")
+        return TargetCheck(target, shown, None, note="figure not available", digits=digits)
     miss = max((low - value) if low is not None else 0.0, (value - high) if high is not None else 0.0, 0.0)
-    return TargetCheck(target, shown, miss == 0.0, miss)
+    return TargetCheck(target, shown, miss == 0.0, miss, digits=digits)
 
 
 def check_run(f: RunFigures, size: tuple[int, int], threads: int, dcgan: RunFigures | None = None) -> list[TargetCheck]:
@@ -76,7 +79,7 @@ def check_run(f: RunFigures, size: tuple[int, int], threads: int, dcgan: RunFigu
     d_beta = f.beta - f.beta_real
     checks = [
         _bound(f"detectability AUC <= {DETECTABILITY_MAX}", f.detectability, None, DETECTABILITY_MAX,
-               f"{f.detectability:.3f}"),
+               f"{f.detectability:.3f}", digits=3),
         _bound(f"beta within +-{BETA_TOLERANCE} of the films'", d_beta, -BETA_TOLERANCE, BETA_TOLERANCE,
                f"{f.beta:.2f} vs {f.beta_real:.2f} ({d_beta:+.2f})"),
         _bound(f"high-pass ratio in {HIGHPASS_RANGE[0]}-{HIGHPASS_RANGE[1]}", f.highpass_ratio, *HIGHPASS_RANGE,
@@ -87,7 +90,7 @@ def check_run(f: RunFigures, size: tuple[int, int], threads: int, dcgan: RunFigu
     ]
     gen = f"generation >= {GENERATION_MIN:g} img/s (network, 128 px, 2 threads)"
     if tuple(size) == (128, 128) and threads == 2:
-        checks.append(_bound(gen, f.gen_network, GENERATION_MIN, None, f"{f.gen_network:.0f} img/s"))
+        checks.append(_bound(gen, f.gen_network, GENERATION_MIN, None, f"{f.gen_network:.0f} img/s", digits=0))
     else:
         checks.append(TargetCheck(gen, f"{f.gen_network:.0f} img/s", None,
                                   note=f"measured at {size[0]}x{size[1]} with {threads} thread(s)"))
@@ -101,7 +104,7 @@ def ahead_of_dcgan(f: RunFigures, dcgan: RunFigures | None) -> TargetCheck:
     deficit when behind on FRD, else the detectability deficit."""
     target = "ahead of DCGAN (lower FRD, detectability not higher)"
     if dcgan is None:
-        return TargetCheck(target, "-", None, note="no DCGAN run at this budget and seed")
+        return TargetCheck(target, "", None, note="no DCGAN run at this budget and seed")
     shown = f"FRD {f.frd_matched:.2f} vs {dcgan.frd_matched:.2f}, detectability {f.detectability:.3f} vs " \
             f"{dcgan.detectability:.3f}"
     if not all(math.isfinite(v) for v in (f.frd_matched, dcgan.frd_matched, f.detectability, dcgan.detectability)):
@@ -110,7 +113,9 @@ def ahead_of_dcgan(f: RunFigures, dcgan: RunFigures | None) -> TargetCheck:
     det_gap = f.detectability - dcgan.detectability
     if frd_gap < 0 and det_gap <= 0:
         return TargetCheck(target, shown, True)
-    return TargetCheck(target, shown, False, frd_gap if frd_gap >= 0 else det_gap)
+    if frd_gap >= 0:
+        return TargetCheck(target, shown, False, frd_gap)
+    return TargetCheck(target, shown, False, det_gap, digits=3)
 
 
 def report(runs: list[RunFigures], size: tuple[int, int], threads: int) -> str:

@@ -24,23 +24,24 @@ def test_a_run_inside_every_bound_meets_every_target_it_can_judge():
     assert all(c.miss == 0.0 and "met" in c.line() for c in judged)
     # no DCGAN run at this budget: said, not guessed
     ahead = checks[-1]
-    assert ahead.met is None and "no DCGAN run" in ahead.line()
+    assert ahead.met is None and ahead.line() == ("ahead of DCGAN (lower FRD, detectability not higher): "
+                                                  "not judged (no DCGAN run at this budget and seed)")
 
 
-@pytest.mark.parametrize("change, key, miss", [
-    ({"detectability": 0.807}, "detectability", 0.057),
-    ({"beta": 2.3}, "beta", 0.2),
-    ({"beta": 3.9}, "beta", 0.4),
-    ({"highpass_ratio": 0.77}, "high-pass", 0.03),
-    ({"highpass_ratio": 1.40}, "high-pass", 0.15),
-    ({"frd_matched": 8.97, "frd_floor_matched": 4.56}, "FRD", 3.41),
-    ({"gen_network": 430.0}, "generation", 70.0),
+@pytest.mark.parametrize("change, key, miss, shown", [
+    ({"detectability": 0.807}, "detectability", 0.057, "0.057"),
+    ({"beta": 2.3}, "beta", 0.2, "0.20"),
+    ({"beta": 3.9}, "beta", 0.4, "0.40"),
+    ({"highpass_ratio": 0.79}, "high-pass", 0.01, "0.01"),
+    ({"highpass_ratio": 1.40}, "high-pass", 0.15, "0.15"),
+    ({"frd_matched": 8.97, "frd_floor_matched": 4.56}, "FRD", 3.41, "3.41"),
+    ({"gen_network": 430.0}, "generation", 70.0, "70"),
 ])
-def test_a_missed_target_says_by_how_much(change, key, miss):
+def test_a_missed_target_says_by_how_much(change, key, miss, shown):
     c = by_target(targets.check_run(replace(GOOD, **change), (128, 128), threads=2))[key]
     assert c.met is False
     assert c.miss == pytest.approx(miss)
-    assert f"MISSED by {miss:.3g}" in c.line()
+    assert c.line().endswith(f"MISSED by {shown}")
     # every other target still met
     others = [x for k, x in by_target(targets.check_run(replace(GOOD, **change), (128, 128), 2)).items()
               if k != key and x.met is not None]
@@ -65,6 +66,7 @@ def test_ahead_of_dcgan_needs_lower_frd_and_no_higher_detectability():
     assert behind_frd.met is False and behind_frd.miss == pytest.approx(2.5)
     behind_det = targets.ahead_of_dcgan(GOOD, replace(dc, detectability=0.65))
     assert behind_det.met is False and behind_det.miss == pytest.approx(0.05)
+    assert behind_det.line().endswith("MISSED by 0.050")
 
 
 def test_report_pairs_dcgan_by_budget_and_seed_and_counts_seeds():
@@ -72,7 +74,7 @@ def test_report_pairs_dcgan_by_budget_and_seed_and_counts_seeds():
             replace(GOOD, family="dcgan", detectability=1.0, frd_matched=70.0)]
     text = targets.report(runs, (128, 128), threads=2)
     assert "sets them at 10 CPU-minutes for 128x128" in text
-    assert "detectability AUC <= 0.75: 0.900 - MISSED by 0.15" in text
+    assert "detectability AUC <= 0.75: 0.900 - MISSED by 0.150" in text
     assert "fastgan 10 min, detectability AUC <= 0.75: 1 of 2" in text
     # seed 0 has a DCGAN run of the same budget and seed, seed 1 has none
     seed0, seed1 = text.split("fastgan 10 min, seed 1:")[0], text.split("fastgan 10 min, seed 1:")[1]
