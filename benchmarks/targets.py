@@ -45,7 +45,8 @@ class RunFigures:
 
 @dataclass(frozen=True)
 class TargetCheck:
-    """One target against one figure: ``met`` is None when it cannot be judged here."""
+    """One target against one figure: ``met`` is None when it cannot be judged here
+    (``note`` says why)."""
 
     target: str
     value: str
@@ -57,7 +58,7 @@ class TargetCheck:
 
     def line(self) -> str:
         if self.met is None:
-            state = f"not judged ({self.note})" if self.note else "not judged"
+            state = f"not judged ({self.note})"
         elif self.met:
             state = "met"
         else:
