@@ -101,3 +101,21 @@ def test_breast_masks_segment_large_images_at_the_ingest_working_size():
     assert not np.array_equal(got, segment_breasts(big))  # a different (coarser) path than full size
     with pytest.raises(ValueError, match="stack"):
         breast_masks(big[0])
+
+
+def test_row_median_skips_rows_without_values_and_warns_nothing():
+    """The skin growth's background statistics: a padded image (no background pixel) gives
+    NaN for its row without a warning (filters are process-wide; writer threads race them)."""
+    import warnings
+
+    from mammosynth.data.preprocess import _row_nanmedian
+
+    a = np.array([[np.nan, np.nan, np.nan], [1.0, np.nan, 3.0], [4.0, 2.0, 9.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _row_nanmedian(a)
+        padded = _breast()
+        padded[padded < 0.1] = 0.0  # exact zeros around the breast: padding, no background noise
+        masks = segment_breasts(np.stack([padded, _breast(seed=1)]), workers=2)
+    assert np.isnan(got[0]) and got[1] == 2.0 and got[2] == 4.0
+    assert masks[0][32, 2] and not masks[0][1, -1]

@@ -24,7 +24,6 @@ edges (x1/y1 exclusive), so a flip maps ``x`` to ``W - x`` and a resize scales e
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -353,11 +352,9 @@ def _grow_to_skin(x: np.ndarray, m: np.ndarray, top: np.ndarray) -> np.ndarray:
     steps = max(1, int(round(SKIN_GROWTH * max(h, w))))
     far = ~_grown_boxes(m, steps + 2)
     nonzero = far & (x > 0)  # exact zeros are padding or the film border, not background noise
-    bg = np.where(nonzero, x, np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an image without such pixels: all-NaN slice
-        med = np.nanmedian(bg.reshape(b, -1), axis=1)
-        mad = np.nanmedian(np.abs(bg - med[:, None, None]).reshape(b, -1), axis=1)
+    bg = np.where(nonzero, x, np.nan).reshape(b, -1)
+    med = _row_nanmedian(bg)
+    mad = _row_nanmedian(np.abs(bg - med[:, None]))
     n_far, n_nonzero = far.reshape(b, -1).sum(axis=1), nonzero.reshape(b, -1).sum(axis=1)
     # background noise seen (a film, a detector): grow above it; only padding (exact zeros): above 0
     noise = np.where(n_nonzero >= max(16, 0.01 * h * w), med + 4 * 1.4826 * mad, 0.0)
@@ -375,6 +372,18 @@ def _grow_to_skin(x: np.ndarray, m: np.ndarray, top: np.ndarray) -> np.ndarray:
             g = nxt
         grown[todo] = g
     return grown.astype(bool) | m
+
+
+def _row_nanmedian(a: np.ndarray) -> np.ndarray:
+    """Median of each row's non-NaN values; NaN for a row with none. Rows without any are
+    left out rather than passed to ``np.nanmedian`` under a suppressed warning: warning
+    filters are process-wide and not thread-safe, so with ``generate``'s writer threads a
+    suppression in one thread could be undone by another and the warning reach the user."""
+    out = np.full(a.shape[0], np.nan, dtype=np.float64)
+    some = ~np.isnan(a).all(axis=1)
+    if some.any():
+        out[some] = np.nanmedian(a[some], axis=1)
+    return out
 
 
 def _grown_boxes(m: np.ndarray, margin: int) -> np.ndarray:
