@@ -281,6 +281,10 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
         raise ValueError(f"{prepared}: differs from the dataset run {run_dir} was trained on "
                          f"({ckpt['dataset'].get('path')}); resume needs the same data")
     dev = info.device
+    if dev.type == "cuda":
+        # fixed shapes every step: let cuDNN time its convolution algorithms once and keep
+        # the fastest (GPU runs are not bit-reproducible anyway: atomics in the backward)
+        torch.backends.cudnn.benchmark = True
     use_amp, amp_dtype = amp_setting(cfg.amp, dev)
     mem = training_memory_format(cfg, dev)
     ctx = StepContext(info=info, device=dev, memory_format=mem,
