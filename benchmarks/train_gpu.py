@@ -119,7 +119,7 @@ def train_one(split: Path, args, out: Path) -> dict:
          "train_img_s_overall": end["kimg"] * 1000 / end["time_s"],
          "train_img_s_steady": float(np.median(steady)) if steady else None, "wall_s": wall,
          "peak_allocated_gib": peak_alloc / 2**30, "peak_reserved_gib": peak_res / 2**30,
-         "estimate_gib": est["memory"]["total"] / 2**30 if "total" in est["memory"] else est["memory"],
+         "estimate_gib": est["memory"]["total"] / 2**30,
          "parameters": est["parameters"], "cost": est["cost"], "batch": cfg.batch, "amp": cfg.amp,
          "generation_img_s": rates}
     (dest / "measures.json").write_text(json.dumps(m, indent=2, default=str) + "\n")
