@@ -165,14 +165,15 @@ def test_smooth_upsample_conv_is_bilinear_then_conv():
 
 @pytest.mark.parametrize("upsample", ["bilinear", "nearest"])
 @pytest.mark.parametrize("condition", [("density", "view"), ()])
-# 64 rows: one-conv top block, SLE-gated, packed (without the grain layer)
-@pytest.mark.parametrize("res,grain", [((32, 20), True), ((64, 40), True), ((64, 40), False)])
-def test_fastgan_inference_path_equals_training_formula(condition, upsample, res, grain, monkeypatch):
+# 64 rows: one-conv top block, SLE-gated, packed (without the grain layer and the strands)
+@pytest.mark.parametrize("res,grain,strands", [((32, 20), True, 8), ((64, 40), True, 8), ((64, 40), False, 0),
+                                               ((64, 40), False, 4), ((64, 40), True, 0)])
+def test_fastgan_inference_path_equals_training_formula(condition, upsample, res, grain, strands, monkeypatch):
     """Eval mode uses folded norms (SLE gates folded in), low-resolution upsample-convs and
     a packed to-image conv; it must compute the same function as the training-mode graph
     with running statistics."""
     cfg = ModelConfig.for_family("fastgan", resolution=res, condition=condition, upsample=upsample,
-                                 output_grain=grain)
+                                 output_grain=grain, strands=strands)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():
@@ -305,7 +306,7 @@ def test_noise_inputs_are_used_and_drawn_from_the_latent():
     whatever the batch, and the learned strengths really change it."""
     from mammosynth.models.layers import latent_noise
 
-    cfg = ModelConfig.for_family("fastgan", resolution=(64, 40))
+    cfg = ModelConfig.for_family("fastgan", resolution=(64, 40), strands=0)  # the strands: their own test
     assert cfg.noise_blocks == 3
     torch.manual_seed(0)
     G = build_generator(cfg).eval()
@@ -329,14 +330,52 @@ def test_noise_inputs_are_used_and_drawn_from_the_latent():
         assert (G(z) - no_out).abs().max() > 0.1 * no_out.abs().max()
 
 
+def test_strand_dashes_are_sparse_oriented_and_drawn_at_128_row_scale():
+    """The strand input: each orientation keeps a few % of the pixels as dashes along its
+    angle (0: along rows, 4 of 8: along columns); above 128 rows they are drawn at 128-row
+    scale and upsampled; the gates and the mix really change the image."""
+    from mammosynth.models.fastgan import StrandNoise
+    from mammosynth.models.layers import line_kernels
+
+    k = line_kernels(8)
+    assert k.shape == (8, 1, 15, 15)
+    torch.testing.assert_close(k.square().sum(dim=(1, 2, 3)), torch.ones(8))
+    assert float(k[k > 0].min()) > 1e-30  # no denormal weights (slow on a CPU)
+    torch.manual_seed(0)
+    noise = torch.randn(2, 1, 128, 128)
+    d = StrandNoise(4, 8, rows=128).dashes(noise)
+    assert d.shape == (2, 8, 128, 128) and float(d.min()) == 0.0
+    assert 0.03 < float((d > 0).float().mean()) < 0.12
+    horizontal, vertical = d[:, 0], d[:, 4]
+
+    def lag_corr(x, dim):  # correlation of neighbours 3 px apart along ``dim``
+        a, b = x.narrow(dim, 0, x.shape[dim] - 3), x.narrow(dim, 3, x.shape[dim] - 3)
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+    assert lag_corr(horizontal, -1) > 0.5 > 0.1 > lag_corr(horizontal, -2)
+    assert lag_corr(vertical, -2) > 0.5 > 0.1 > lag_corr(vertical, -1)
+    big = StrandNoise(4, 8, rows=256)
+    assert big.scale == 2 and big.dashes(torch.randn(1, 1, 256, 160)).shape == (1, 8, 256, 160)
+    assert StrandNoise(4, 8, rows=64).scale == 1
+    cfg = ModelConfig.for_family("fastgan", resolution=(64, 40))
+    assert cfg.strands == 8
+    G = build_generator(cfg).eval()
+    assert not any("kernels" in key for key in G.state_dict())  # derived from the config, not saved
+    z = torch.randn(3, G.z_dim)
+    with torch.no_grad():
+        full = G(z)
+        G.strands.mix.weight.zero_()
+        assert (G(z) - full).abs().max() > 1e-3
+
+
 def test_models_written_before_noise_and_texture_head_load_unchanged():
     """A run's config saved without the noise/texture fields means both off, and its
     weights load (no noise strengths, no texture head expected)."""
     legacy = {k: v for k, v in ModelConfig.for_family("fastgan", resolution=(32, 20)).to_dict().items()
-              if k not in ("noise_blocks", "texture_channels", "output_noise", "output_grain")}
+              if k not in ("noise_blocks", "texture_channels", "output_noise", "output_grain", "strands")}
     cfg = ModelConfig.from_dict(legacy)
     assert cfg.noise_blocks == 0 and cfg.texture_channels == 0 and cfg.output_noise is False
-    assert cfg.output_grain is False
+    assert cfg.output_grain is False and cfg.strands == 0
     G, D = build_generator(cfg), build_discriminator(cfg)
     assert not any("noise" in k or "grain" in k for k in G.state_dict())
     assert not any("texture" in k for k in D.state_dict())
@@ -351,7 +390,7 @@ def test_grain_layer_shapes_the_output_noise_nonlinearly():
     generator is the one without it (same other weights); trained-like weights make the
     image's response to the output noise non-linear (doubling the noise no longer doubles
     the change)."""
-    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20))
+    cfg = ModelConfig.for_family("fastgan", resolution=(32, 20), strands=0)  # the strands are not linear either
     assert cfg.output_grain
     torch.manual_seed(0)
     G = build_generator(cfg).eval()

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output-grain", default="on" if ModelConfig.output_grain else "off", choices=("on", "off"),
                    help="fastgan: a full-resolution conv + GLU after the output noise, so the finest grain can be "
                         "non-Gaussian (specks, short strands) (default: %(default)s)")
+    p.add_argument("--strands", type=int, default=ModelConfig.strands, metavar="K",
+                   help="fastgan: orientations of the strand input (sparse oriented dashes of the full-resolution "
+                        "noise, gated per pixel), for the films' fibrous strands; 0 = none (default: %(default)s)")
     p.add_argument("--texture-view", default=TrainConfig.texture_view, choices=TEXTURE_VIEWS,
                    help="fastgan: what the texture head judges: the augmented images, or the exact images before "
                         "augmentation (zooms blur texture) (default: %(default)s)")
@@ -115,7 +118,7 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                  upsample=args.upsample, g_channels=args.g_channels, d_channels=args.d_channels,
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
                  texture_channels=args.texture_channels, output_noise=args.output_noise == "on",
-                 output_grain=args.output_grain == "on",
+                 output_grain=args.output_grain == "on", strands=args.strands,
                  channels=args.channels, prediction=args.prediction,
                  layers_per_block=args.layers_per_block, attention_levels=args.attention_levels)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,

@@ -65,7 +65,7 @@ UPSAMPLE_MODES = ("bilinear", "nearest")
 #: fields added after runs were first written, with the value a saved config without
 #: them was trained with
 LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0, "output_noise": False,
-          "output_grain": False}
+          "output_grain": False, "strands": 0}
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,13 @@ class ModelConfig:
     #: (README, "Local texture statistics"); the GLU lets the generator shape it into specks
     #: and short strands. False: runs written before this field.
     output_grain: bool = True
+    #: fastgan: orientations of the strand input (``fastgan.StrandNoise``): the
+    #: full-resolution noise map filtered by thin oriented line kernels and rectified, so
+    #: that only sparse bright dashes remain, then added to the last feature map through
+    #: per-pixel gates that the generator computes. The films' fibrous strands are thin (a
+    #: pixel at 128 rows) and long; 3x3 convs of white noise make an isotropic grain, not
+    #: lines. 0 = none (runs written before this field).
+    strands: int = 8
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -119,7 +126,7 @@ class ModelConfig:
         for name in ("z_dim", "g_channels", "d_channels", "max_channels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("noise_blocks", "texture_channels"):
+        for name in ("noise_blocks", "texture_channels", "strands"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"model {name} must be >= 0, got {getattr(self, name)!r}")
         if self.family != "fastgan":  # fastgan options: other families have neither
@@ -127,6 +134,7 @@ class ModelConfig:
             object.__setattr__(self, "texture_channels", 0)
             object.__setattr__(self, "output_noise", False)
             object.__setattr__(self, "output_grain", False)
+            object.__setattr__(self, "strands", 0)
         if self.family == "fastgan" and self.condition and self.embed_dim < 1:
             raise ValueError("fastgan with conditioning needs embed_dim >= 1")
 

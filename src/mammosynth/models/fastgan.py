@@ -11,7 +11,9 @@ their input, so that fine stochastic texture (parenchyma) need not be carried by
 narrow deterministic path; the noise is drawn from the latent (``layers.latent_noise``),
 so the output stays a pure function of ``(z, labels)``. A full-resolution output noise map
 and a grain layer (3x3 conv, GLU, added residually) come before the to-image conv
-(``ModelConfig.output_noise``, ``output_grain``).
+(``ModelConfig.output_noise``, ``output_grain``); between them the strand input
+(:class:`StrandNoise`, ``ModelConfig.strands``) adds sparse oriented dashes of the same
+noise map, gated per pixel.
 
 Discriminator: residual down-blocks to the 8-row map, then a projection head
 (Miyato & Koyama 2018): ``logit = w . phi(x) + sum_axis <embed_axis(y), phi(x)>``.
@@ -31,7 +33,7 @@ from torch import nn
 from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
 from .layers import (CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, init_weights, latent_noise,
-                     upsample_conv3x3)
+                     line_kernels, upsample_conv3x3)
 
 
 class UpBlock(nn.Module):
@@ -92,6 +94,54 @@ class SLE(nn.Module):
         return big * self.net(small)
 
 
+class StrandNoise(nn.Module):
+    """The strand input: sparse oriented dashes of the full-resolution noise map, added to
+    the last feature map through gates the generator computes per pixel.
+
+    The map is filtered by ``orientations`` thin line kernels (:func:`layers.line_kernels`:
+    15 px long, ~1.6 px wide at half maximum) and rectified above 1.5 SD, so each
+    orientation keeps ~7 % of the pixels as short bright dashes; a 1x1 conv of the features
+    and a sigmoid choose, per pixel, how much of each orientation to let in, and a 1x1 conv
+    mixes the gated dashes into the channels. The films' strands are thin and long, and
+    oriented by where they lie in the breast; 3x3 convs of white noise give an isotropic
+    grain instead. At more than 128 rows the dashes are drawn at 128-row scale (the map
+    averaged in ``s x s`` blocks, ``s = rows // 128``) and upsampled bilinearly, so they
+    keep the strands' size in the breast at every resolution. Linear filtering alone (no
+    rectification) gave a dense hatching everywhere (README, "The strand input")."""
+
+    SIZE, SIGMA_ALONG, SIGMA_ACROSS = 15, 4.0, 0.7
+    THRESHOLD, GAIN = 1.5, 4.0  # rectification point in SD of the filtered noise; then x4 (RMS ~0.6)
+
+    def __init__(self, channels: int, orientations: int, rows: int):
+        super().__init__()
+        self.scale = max(1, rows // 128)
+        self.gate = nn.Conv2d(channels, orientations, 1)
+        self.mix = nn.Conv2d(orientations, channels, 1, bias=False)
+        nn.init.normal_(self.mix.weight, 0.0, 0.1)  # small: the dashes start faint
+        # derived from the config, so not saved with the weights
+        self.register_buffer("kernels", line_kernels(orientations, self.SIZE, self.SIGMA_ALONG, self.SIGMA_ACROSS),
+                             persistent=False)
+
+    def dashes(self, noise: torch.Tensor) -> torch.Tensor:
+        """``[B, orientations, H, W]`` rectified oriented dashes of a ``[B, 1, H, W]`` noise map."""
+        s = self.scale
+        n = noise if s == 1 else F.avg_pool2d(noise, s) * s  # unit variance again
+        k, bias = self.rectifying_kernels(n.dtype)
+        # GAIN * relu(conv(n, k) - THRESHOLD) as one conv with a bias, rectified in place
+        d = F.conv2d(n.contiguous(), k, bias, padding=self.SIZE // 2).relu_()
+        if s > 1:
+            d = F.interpolate(d, size=noise.shape[-2:], mode="bilinear", align_corners=False)
+        return d.contiguous(memory_format=torch.channels_last)
+
+    def rectifying_kernels(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The line kernels times ``GAIN`` and the bias ``-GAIN * THRESHOLD``."""
+        k = (self.kernels * self.GAIN).to(dtype).contiguous()
+        return k, k.new_full((k.shape[0],), -self.GAIN * self.THRESHOLD)
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(torch.sigmoid(self.gate(x)) * self.dashes(noise.to(x.dtype)))
+
+
 def sle_pairs(levels: int) -> list[tuple[int, int]]:
     """(source, target) levels joined by SLE: 4 levels apart, or base -> top when shallower."""
     pairs = [(i, i + 4) for i in range(0, levels - 3)]
@@ -130,6 +180,8 @@ class FastGANGenerator(SavableModel, nn.Module):
         self.grain = nn.Conv2d(ch[n], 2 * ch[n], 3, 1, 1) if cfg.output_grain else None
         self.to_img = nn.Conv2d(ch[n], 1, 3, 1, 1)
         init_weights(self)
+        # after init_weights: its own initialisation (PyTorch's default for the gate)
+        self.strands = StrandNoise(ch[n], cfg.strands, cfg.resolution[0]) if cfg.strands else None
 
     def inputs(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None
                ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
@@ -140,7 +192,8 @@ class FastGANGenerator(SavableModel, nn.Module):
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
         hb, wb = self.base_hw
         shapes = [(hb << (i - 1), wb << (i - 1)) for i in range(self.noise_from, len(self.blocks) + 1)]
-        if self.out_noise_strength is not None:  # appended: the blocks' maps stay as they were
+        if self.out_noise_strength is not None or self.strands is not None:
+            # the full-resolution map (output noise, strands), appended: the blocks' maps stay as they were
             shapes.append(tuple(self.resolution))
         noise = latent_noise(z, shapes)
         c = None
@@ -165,8 +218,10 @@ class FastGANGenerator(SavableModel, nn.Module):
 
     def output_features(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         """The last feature map as the to-image conv sees it: plus the output noise, plus
-        the grain layer's GLU of that."""
+        the gated strand dashes, plus the grain layer's GLU of that."""
         x = self.add_output_noise(x, noise)
+        if self.strands is not None:
+            x = self.strands(x, noise[-1])
         return x if self.grain is None else x + F.glu(self.grain(x), dim=1)
 
     def add_output_noise(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:

@@ -6,8 +6,8 @@ FastGAN (eval mode, running statistics): every BatchNorm folds into a per-channe
 per-image, when class-conditional) affine, an unconditional one into the conv weights
 themselves; the SLE gate folds into the GLU's value half; the nearest/bilinear upsample +
 3x3 conv of each block runs as one stride-2 transposed conv at the low resolution; the top
-block keeps its output as (offset-)packed pixel phases and the grain layer (bilinear only:
-with nearest upsampling and a grain layer the top block is unpacked) and the to-image conv
+block keeps its output as (offset-)packed pixel phases and the strand input and grain layer
+(bilinear only: with nearest upsampling and either, the top block is unpacked) and the to-image conv
 run on them at half resolution (``layers.upsample_kernel``, ``layers.offset_upsample_kernel``,
 ``layers.packed_kernel``). The result equals the training graph with running statistics
 up to float rounding (``tests/models``); inside :meth:`FoldedFastGAN.inference_cache` the
@@ -127,15 +127,54 @@ def folded_block(block: nn.Module, x: torch.Tensor, c: torch.Tensor | None, gate
     return x
 
 
-def packed_grain(G: nn.Module, x: torch.Tensor, noise: list[torch.Tensor], cache: dict | None) -> torch.Tensor:
-    """The output noise and the grain layer (``FastGANGenerator.output_features``) on the
-    top block's packed phases ``[B, 4 * C, h, w]`` (channel ``4 * k + phase``): the noise
-    map unshuffled onto the phases, the grain conv as a packed 3x3 conv (its output in the
-    same layout, so the GLU's halves are the grain conv's two channel halves)."""
+def packed_1x1(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A 1x1 conv's kernel and bias on packed pixel phases (channel ``4 * k + phase``):
+    each phase mixes with itself only."""
+    w = torch.kron(conv.weight[:, :, 0, 0], torch.eye(4, dtype=conv.weight.dtype, device=conv.weight.device))
+    return w[:, :, None, None], None if conv.bias is None else conv.bias.repeat_interleave(4)
+
+
+def packed_dashes(strands: nn.Module, noise: torch.Tensor, cache: dict | None) -> torch.Tensor:
+    """``strands.dashes(noise)`` unshuffled onto the 2x2 pixel phases ``[B, 4 * K, h, w]``
+    (channel ``4 * k + phase``). At scale 1 as one stride-2 conv whose 16x16 kernels are the
+    line kernels shifted to each phase: no full-resolution map, no unshuffle."""
+    if strands.scale != 1:
+        return F.pixel_unshuffle(strands.dashes(noise), 2)
+
+    def phase_kernels() -> tuple[torch.Tensor, torch.Tensor]:
+        k, bias = strands.rectifying_kernels(torch.float32)
+        size = k.shape[-1]
+        w = k.new_zeros(k.shape[0], 4, size + 1, size + 1)
+        for p in range(2):
+            for q in range(2):
+                w[:, 2 * p + q, p:p + size, q:q + size] = k[:, 0]
+        return w.reshape(-1, 1, size + 1, size + 1), bias.repeat_interleave(4)
+
+    w, bias = cached(cache, "strand_phases", phase_kernels)
+    half = strands.SIZE // 2
+    n = F.pad(noise, (half, half + 1, half, half + 1))
+    return F.conv2d(n, w.to(n.dtype), bias.to(n.dtype), stride=2).relu_()
+
+
+def packed_top(G: nn.Module, x: torch.Tensor, noise: list[torch.Tensor], cache: dict | None) -> torch.Tensor:
+    """The output noise, the strand input and the grain layer
+    (``FastGANGenerator.output_features``) on the top block's packed phases ``[B, 4 * C,
+    h, w]`` (channel ``4 * k + phase``): the noise map and the strand dashes unshuffled onto
+    the phases, the 1x1 convs block-diagonal over the phases, the grain conv as a packed 3x3
+    conv (its output in the same layout, so the GLU's halves are the grain conv's two
+    channel halves)."""
     c = x.shape[1] // 4
     if G.out_noise_strength is not None:
         n = F.pixel_unshuffle(noise[-1].to(x.dtype), 2)  # [B, 4 phases, h, w]
         x = x + G.out_noise_strength.to(x.dtype).repeat_interleave(4)[None, :, None, None] * n.repeat(1, c, 1, 1)
+    strands = getattr(G, "strands", None)
+    if strands is not None:
+        (wg, bg), (wm, _) = cached(cache, "strands", lambda: (packed_1x1(strands.gate), packed_1x1(strands.mix)))
+        dashes = packed_dashes(strands, noise[-1].to(x.dtype), cache)
+        gates = torch.sigmoid(F.conv2d(x, wg.to(x.dtype), bg.to(x.dtype)))
+        x = x + F.conv2d(gates * dashes, wm.to(x.dtype))
+    if G.grain is None:
+        return x
     k, bias = cached(cache, "grain", lambda: (packed_kernel(G.grain.weight), G.grain.bias.repeat_interleave(4)))
     return x + F.glu(F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1), dim=1)
 
@@ -185,9 +224,11 @@ class FoldedFastGAN(nn.Module):
         gates = {b: (a, m) for (a, b), m in zip(G.pairs, G.sle)}
         # the last block's output stays as (offset-)packed pixel phases and the to-image
         # conv runs on them at half resolution
-        # (with a grain layer: packed for bilinear upsampling only, whose phases are not offset)
+        # (with a grain layer or strands: packed for bilinear upsampling only, whose phases
+        # are not offset)
         grain = getattr(G, "grain", None)
-        packed = len(G.blocks[-1].convs) == 1 and (grain is None or G.smooth)
+        top = grain is not None or getattr(G, "strands", None) is not None
+        packed = len(G.blocks[-1].convs) == 1 and (not top or G.smooth)
         cache = self._cache
         for i, block in enumerate(G.blocks, start=1):
             gate = None
@@ -203,10 +244,10 @@ class FoldedFastGAN(nn.Module):
         # offset-packed map): [B, 4 phases, h, w]
         kernel = packed_kernel if G.smooth else offset_packed_kernel
         k, bias = cached(cache, "to_img", lambda: (kernel(G.to_img.weight), G.to_img.bias.repeat_interleave(4)))
-        if grain is not None:
-            x = packed_grain(G, x, noise, cache)
+        if top:
+            x = packed_top(G, x, noise, cache)
         y = F.conv2d(x, k.to(x.dtype), bias.to(x.dtype), padding=1 if G.smooth else 0)
-        if grain is None and getattr(G, "out_noise_strength", None) is not None:
+        if not top and getattr(G, "out_noise_strength", None) is not None:
             # to_img(x + s * n) = to_img(x) + conv(n, sum_c s_c W_c): the output noise is one
             # 1-channel 3x3 conv at full resolution, unshuffled onto the pixel phases
             kn = cached(cache, "to_img_noise",

@@ -37,6 +37,27 @@ def latent_noise(z: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.T
     return out
 
 
+def line_kernels(orientations: int, size: int = 15, sigma_along: float = 4.0, sigma_across: float = 0.7
+                 ) -> torch.Tensor:
+    """``[orientations, 1, size, size]`` thin oriented line kernels (a Gaussian of SD
+    ``sigma_across`` px across the line and ``sigma_along`` px along it), at angles
+    ``pi * k / orientations``, each of unit energy: white unit noise filtered by one keeps
+    unit variance. Weights below 1e-4 of the peak are zeroed: the Gaussian tails are
+    otherwise denormal floats, which made the convolution ~7x slower on a CPU."""
+    import math
+
+    r = torch.arange(size, dtype=torch.float32) - size // 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    out = []
+    for k in range(orientations):
+        a = math.pi * k / orientations
+        along, across = xx * math.cos(a) + yy * math.sin(a), -xx * math.sin(a) + yy * math.cos(a)
+        w = torch.exp(-0.5 * (along / sigma_along) ** 2 - 0.5 * (across / sigma_across) ** 2)
+        w = torch.where(w > 1e-4, w, torch.zeros_like(w))
+        out.append(w / w.square().sum().sqrt())
+    return torch.stack(out)[:, None]
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv/linear weights N(0, 0.02), norm gains N(1, 0.02)."""
     for m in module.modules():
