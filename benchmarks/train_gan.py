@@ -312,6 +312,9 @@ def main() -> int:
                     help="training seeds per family and budget, comma-separated; with several, a summary line per "
                          "family and budget gives the mean and SD over seeds (at these budgets the seed moves the "
                          "realism figures more than most design changes)")
+    ap.add_argument("--model", default="", metavar="FIELD=INT,...",
+                    help="integer ModelConfig fields overriding the family's defaults, e.g. strands=0 (the "
+                         "generator without the strand input); the runs' names carry them")
     ap.add_argument("--reuse-runs", action="store_true",
                     help="score a finished run of the same name under OUT/runs instead of training it again "
                          "(e.g. after a change to the measures)")
@@ -330,6 +333,10 @@ def main() -> int:
     ap.add_argument("--score-checkpoints", action="store_true",
                     help="also score every periodic checkpoint of each run (all are kept): the learning curve")
     args = ap.parse_args()
+    try:
+        overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.model.split(",") if item)}
+    except ValueError:
+        ap.error(f"--model: expected FIELD=INT,..., got {args.model!r}")
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
     from mammosynth.models import ModelConfig
@@ -377,10 +384,11 @@ def main() -> int:
     scored: dict[tuple[str, int], set[float]] = {}  # (family, seed) -> checkpoints scored (kimg)
     for fam, minutes, seed in [(f, b, s) for f in args.families.split(",") for b in budgets for s in seeds]:
         snap = args.snapshot_minutes or max(1.0, minutes / 3)
-        cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size), minutes=minutes,
+        cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size, **overrides), minutes=minutes,
                           budget_clock=args.budget_clock, snapshot_minutes=snap, seed=seed,
                           keep=1000 if args.score_checkpoints else 3,
-                          name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else ""))
+                          name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else "")
+                          + "".join(f"-{k}{v}" for k, v in overrides.items()))
         t = time.time()
         run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
         if run is None and args.extend and (fam, seed) in trained:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,6 @@ def line_kernels(orientations: int, size: int = 15, sigma_along: float = 4.0, si
     ``pi * k / orientations``, each of unit energy: white unit noise filtered by one keeps
     unit variance. Weights below 1e-4 of the peak are zeroed: the Gaussian tails are
     otherwise denormal floats, which made the convolution ~7x slower on a CPU."""
-    import math
-
     r = torch.arange(size, dtype=torch.float32) - size // 2
     yy, xx = torch.meshgrid(r, r, indexing="ij")
     out = []
