@@ -330,6 +330,27 @@ def test_noise_inputs_are_used_and_drawn_from_the_latent():
         assert (G(z) - no_out).abs().max() > 0.1 * no_out.abs().max()
 
 
+@pytest.mark.parametrize("orientations", [8, 3])
+def test_circular_filter_equals_a_circularly_padded_convolution(orientations):
+    """The FFT filter behind the strand input: the direct convolution's result (odd counts
+    of kernels too, whose last pair has an empty imaginary half), with and without bias,
+    and pixel-unshuffled; a kernel larger than the map is refused."""
+    import torch.nn.functional as F
+
+    from mammosynth.models.layers import circular_filter, line_kernels
+
+    torch.manual_seed(0)
+    k = line_kernels(orientations) * torch.linspace(0.5, 2.0, orientations)[:, None, None, None]
+    x, bias = torch.randn(5, 1, 32, 20), torch.randn(orientations)
+    ref = F.conv2d(F.pad(x, (7, 7, 7, 7), mode="circular"), k, bias)
+    torch.testing.assert_close(circular_filter(x, k, bias), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(circular_filter(x, k), ref - bias[:, None, None], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(circular_filter(x, k, bias, unshuffle=True), F.pixel_unshuffle(ref, 2),
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="no larger than the map"):
+        circular_filter(torch.randn(1, 1, 12, 12), k)
+
+
 def test_strand_dashes_are_sparse_oriented_and_drawn_at_128_row_scale():
     """The strand input: each orientation keeps a few % of the pixels as dashes along its
     angle (0: along rows, 4 of 8: along columns); above 128 rows they are drawn at 128-row

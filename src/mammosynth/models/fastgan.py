@@ -32,8 +32,8 @@ from torch import nn
 
 from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
-from .layers import (CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, init_weights, latent_noise,
-                     line_kernels, upsample_conv3x3)
+from .layers import (CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, circular_filter,
+                     init_weights, latent_noise, line_kernels, upsample_conv3x3)
 
 
 class UpBlock(nn.Module):
@@ -122,24 +122,24 @@ class StrandNoise(nn.Module):
         self.register_buffer("kernels", line_kernels(orientations, self.SIZE, self.SIGMA_ALONG, self.SIGMA_ACROSS),
                              persistent=False)
 
-    def dashes(self, noise: torch.Tensor) -> torch.Tensor:
-        """``[B, orientations, H, W]`` rectified oriented dashes of a ``[B, 1, H, W]`` noise map."""
+    def dashes(self, noise: torch.Tensor, unshuffle: bool = False) -> torch.Tensor:
+        """``[B, orientations, H, W]`` rectified oriented dashes of a ``[B, 1, H, W]`` noise
+        map (with ``unshuffle``: ``F.pixel_unshuffle`` of them by 2), in the noise's dtype;
+        computed in float32 (fixed inputs: no gradient). The map is filtered as a torus
+        (circular padding): the dashes have the same statistics at the edges as inside."""
         s = self.scale
-        n = noise if s == 1 else F.avg_pool2d(noise, s) * s  # unit variance again
-        k, bias = self.rectifying_kernels(n.dtype)
-        # GAIN * relu(conv(n, k) - THRESHOLD) as one conv with a bias, rectified in place
-        d = F.conv2d(n.contiguous(), k, bias, padding=self.SIZE // 2).relu_()
-        if s > 1:
-            d = F.interpolate(d, size=noise.shape[-2:], mode="bilinear", align_corners=False)
-        return d.contiguous(memory_format=torch.channels_last)
-
-    def rectifying_kernels(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The line kernels times ``GAIN`` and the bias ``-GAIN * THRESHOLD``."""
-        k = (self.kernels * self.GAIN).to(dtype).contiguous()
-        return k, k.new_full((k.shape[0],), -self.GAIN * self.THRESHOLD)
+        with torch.no_grad():
+            n = noise.float() if s == 1 else F.avg_pool2d(noise.float(), s) * s  # unit variance again
+            # GAIN * relu(filtered - THRESHOLD) as a filter with a bias, rectified in place
+            bias = self.kernels.new_full((self.kernels.shape[0],), -self.GAIN * self.THRESHOLD)
+            d = circular_filter(n, self.kernels * self.GAIN, bias, unshuffle=unshuffle and s == 1).relu_()
+            if s > 1:
+                d = F.interpolate(d, size=noise.shape[-2:], mode="bilinear", align_corners=False)
+                d = F.pixel_unshuffle(d, 2) if unshuffle else d
+            return d.to(noise.dtype)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(torch.sigmoid(self.gate(x)) * self.dashes(noise.to(x.dtype)))
+        return x + self.mix(torch.sigmoid(self.gate(x)) * self.dashes(noise).to(x.dtype))
 
 
 def sle_pairs(levels: int) -> list[tuple[int, int]]:

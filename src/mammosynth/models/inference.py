@@ -127,41 +127,12 @@ def folded_block(block: nn.Module, x: torch.Tensor, c: torch.Tensor | None, gate
     return x
 
 
-def packed_1x1(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A 1x1 conv's kernel and bias on packed pixel phases (channel ``4 * k + phase``):
-    each phase mixes with itself only."""
-    w = torch.kron(conv.weight[:, :, 0, 0], torch.eye(4, dtype=conv.weight.dtype, device=conv.weight.device))
-    return w[:, :, None, None], None if conv.bias is None else conv.bias.repeat_interleave(4)
-
-
-def packed_dashes(strands: nn.Module, noise: torch.Tensor, cache: dict | None) -> torch.Tensor:
-    """``strands.dashes(noise)`` unshuffled onto the 2x2 pixel phases ``[B, 4 * K, h, w]``
-    (channel ``4 * k + phase``). At scale 1 as one stride-2 conv whose 16x16 kernels are the
-    line kernels shifted to each phase: no full-resolution map, no unshuffle."""
-    if strands.scale != 1:
-        return F.pixel_unshuffle(strands.dashes(noise), 2)
-
-    def phase_kernels() -> tuple[torch.Tensor, torch.Tensor]:
-        k, bias = strands.rectifying_kernels(torch.float32)
-        size = k.shape[-1]
-        w = k.new_zeros(k.shape[0], 4, size + 1, size + 1)
-        for p in range(2):
-            for q in range(2):
-                w[:, 2 * p + q, p:p + size, q:q + size] = k[:, 0]
-        return w.reshape(-1, 1, size + 1, size + 1), bias.repeat_interleave(4)
-
-    w, bias = cached(cache, "strand_phases", phase_kernels)
-    half = strands.SIZE // 2
-    n = F.pad(noise, (half, half + 1, half, half + 1))
-    return F.conv2d(n, w.to(n.dtype), bias.to(n.dtype), stride=2).relu_()
-
-
 def packed_top(G: nn.Module, x: torch.Tensor, noise: list[torch.Tensor], cache: dict | None) -> torch.Tensor:
     """The output noise, the strand input and the grain layer
     (``FastGANGenerator.output_features``) on the top block's packed phases ``[B, 4 * C,
     h, w]`` (channel ``4 * k + phase``): the noise map and the strand dashes unshuffled onto
-    the phases, the 1x1 convs block-diagonal over the phases, the grain conv as a packed 3x3
-    conv (its output in the same layout, so the GLU's halves are the grain conv's two
+    the phases, the strands' 1x1 convs as matmuls over the channels, the grain conv as a
+    packed 3x3 conv (its output in the same layout, so the GLU's halves are the grain conv's two
     channel halves)."""
     c = x.shape[1] // 4
     if G.out_noise_strength is not None:
@@ -169,10 +140,16 @@ def packed_top(G: nn.Module, x: torch.Tensor, noise: list[torch.Tensor], cache: 
         x = x + G.out_noise_strength.to(x.dtype).repeat_interleave(4)[None, :, None, None] * n.repeat(1, c, 1, 1)
     strands = getattr(G, "strands", None)
     if strands is not None:
-        (wg, bg), (wm, _) = cached(cache, "strands", lambda: (packed_1x1(strands.gate), packed_1x1(strands.mix)))
-        dashes = packed_dashes(strands, noise[-1].to(x.dtype), cache)
-        gates = torch.sigmoid(F.conv2d(x, wg.to(x.dtype), bg.to(x.dtype)))
-        x = x + F.conv2d(gates * dashes, wm.to(x.dtype))
+        # the gate and mix 1x1 convs as batched matmuls over the channels: on the packed map
+        # a channel's 4 phases are adjacent, so [B, 4 * C, h, w] is [B, C, 4 * h * w]
+        # (~2x faster than block-diagonal 1x1 convs of the phases)
+        b, _, h, w = x.shape
+        xv = x.contiguous().view(b, c, 4 * h * w)
+        wg, bg, wm = (t.to(x.dtype) for t in (strands.gate.weight[:, :, 0, 0], strands.gate.bias,
+                                                strands.mix.weight[:, :, 0, 0]))
+        gates = torch.bmm(wg.expand(b, -1, -1), xv).add_(bg[None, :, None]).sigmoid_()  # baddbmm copies the bias
+        gates.mul_(strands.dashes(noise[-1], unshuffle=True).to(x.dtype).view(b, -1, 4 * h * w))
+        x = torch.baddbmm(xv, wm.expand(b, -1, -1), gates).view(b, 4 * c, h, w)
     if G.grain is None:
         return x
     k, bias = cached(cache, "grain", lambda: (packed_kernel(G.grain.weight), G.grain.bias.repeat_interleave(4)))

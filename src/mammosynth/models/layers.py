@@ -57,6 +57,49 @@ def line_kernels(orientations: int, size: int = 15, sigma_along: float = 4.0, si
     return torch.stack(out)[:, None]
 
 
+def circular_filter(x: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor | None = None,
+                    unshuffle: bool = False) -> torch.Tensor:
+    """``F.conv2d(F.pad(x, [size // 2] * 4, mode="circular"), kernels, bias)`` of a
+    one-channel map ``x [B, 1, H, W]`` by ``kernels [K, 1, size, size]`` (odd size, at
+    most ``H`` and ``W``): ``[B, K, H, W]`` in float32, or with ``unshuffle`` its
+    ``F.pixel_unshuffle`` by 2 (``[B, 4 * K, H / 2, W / 2]``, channel ``4 * k + 2 * p + q``
+    holding pixels ``(2 i + p, 2 j + q)``), written directly.
+
+    Computed by FFT, whose cost does not grow with the kernel's area: for the strand
+    input's eight 15x15 kernels several times faster on a CPU than the direct convolution.
+    Two real outputs share one complex inverse transform (kernel ``2 j`` in the real part,
+    ``2 j + 1`` in the imaginary part; each result is real, so they do not mix), ~2x faster
+    than real inverse transforms of each. A few images at a time: a whole batch's
+    transforms (~10 MB at 128x128) would be fresh pages on every call, which cost more
+    than the arithmetic."""
+    n, size = kernels.shape[0], kernels.shape[-1]
+    (b, _, h, w), p, m = x.shape, size // 2, (kernels.shape[0] + 1) // 2
+    if size > min(h, w) or size % 2 == 0:
+        raise ValueError(f"circular_filter needs an odd kernel no larger than the map, got {size} for {h}x{w}")
+    # correlation = convolution with the flipped kernel, its centre moved to (0, 0)
+    g = x.new_zeros(2 * m, h, w, dtype=torch.float32)
+    g[:n, :size, :size] = kernels.float().flip(-1, -2)[:, 0]
+    g = torch.fft.fft2(torch.roll(g, (-p, -p), (-2, -1)))
+    pairs = g[0::2] + 1j * g[1::2]  # [m, h, w]
+    if bias is not None:  # a constant is the zero-frequency coefficient alone
+        bias = F.pad(bias.float(), (0, 2 * m - n)) * (h * w)
+        bias = bias[0::2] + 1j * bias[1::2]
+    if unshuffle:  # out[b, 4 (2 j + t) + 2 p + q, i, k] = pair j, part t, at pixel (2 i + p, 2 k + q)
+        out = x.new_empty(b, 8 * m, h // 2, w // 2, dtype=torch.float32)
+        target = out.view(b, m, 2, 2, 2, h // 2, w // 2).permute(0, 1, 5, 3, 6, 4, 2)
+    else:
+        out = x.new_empty(b, 2 * m, h, w, dtype=torch.float32)
+        target = out.view(b, m, 2, h, w).permute(0, 1, 3, 4, 2)
+    step = max(1, (1 << 19) // (m * h * w))
+    for i in range(0, b, step):
+        y = torch.fft.fft2(x[i:i + step, 0].float())[:, None] * pairs
+        if bias is not None:
+            y[:, :, 0, 0] += bias
+        y = torch.view_as_real(torch.fft.ifft2(y))  # [s, m, h, w, (real, imag)]
+        target[i:i + step] = y.unflatten(-2, (w // 2, 2)).unflatten(-4, (h // 2, 2)) if unshuffle else y
+    return out[:, :4 * n] if unshuffle else out[:, :n]
+
+
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv/linear weights N(0, 0.02), norm gains N(1, 0.02)."""
     for m in module.modules():
