@@ -148,6 +148,21 @@ def test_model_cost_counts_the_real_modules():
     assert model_cost(cfg, "mixed").train_gflop == pytest.approx(c.train_gflop + c.d_gflop * 3)
 
 
+def test_gflop_counts_ffts_and_so_the_strand_input():
+    from mammosynth.models.cost import forward_gflop
+
+    x = torch.randn(4, 1, 64, 32)
+    # 4 real transforms of 2048 points (2.5 N log2 N each), then 4 complex ones (5 N log2 N)
+    assert forward_gflop(lambda: torch.fft.rfft2(x)) == pytest.approx(4 * 2.5 * 2048 * 11 / 1e9)
+    assert forward_gflop(lambda: torch.fft.fft2(x.to(torch.complex64))) == pytest.approx(4 * 5 * 2048 * 11 / 1e9)
+    # the strand input's dashes are filtered by FFT: without the FFT formulas its cost was
+    # only the gate and mix 1x1 convs
+    plain = ModelConfig.for_family("fastgan", resolution=(64, 40), strands=0)
+    dashes = model_cost(ModelConfig.for_family("fastgan", resolution=(64, 40), strands=8)).g_gflop_inference
+    gate_mix = 2 * 2 * 8 * plain.g_channels * 64 * 40 / 1e9  # two 1x1 convs, C <-> 8
+    assert dashes - model_cost(plain).g_gflop_inference > gate_mix * 1.5
+
+
 def test_train_memory_scales_with_batch_precision_and_recipe():
     cfg = ModelConfig.for_family("fastgan", resolution=(128, 80), g_channels=16, d_channels=16, max_channels=128)
     m8, m16, half = train_memory(cfg, 8), train_memory(cfg, 16), train_memory(cfg, 16, amp=True)

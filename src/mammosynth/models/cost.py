@@ -4,7 +4,9 @@ estimate of the peak memory of training at a batch size.
 
 Everything runs on the ``meta`` device (shapes only: nothing is allocated or computed), so
 1024x640 at GPU widths and batch 64 takes about a second on a CPU. FLOPs are counted by
-``torch.utils.flop_counter`` on the real modules (a multiply-add is 2 FLOP).
+``torch.utils.flop_counter`` on the real modules (a multiply-add is 2 FLOP), with FFTs
+(which it does not count; the strand input filters its noise map by FFT) at the usual
+estimate of 5 N log2 N FLOP for a complex transform of N points, half that for a real one.
 
 Training memory, how it is estimated (:func:`train_memory`): weights of G, D and G_ema,
 gradients and Adam's two moments of G and D (4 bytes each), plus the activations of the
@@ -30,6 +32,7 @@ UNet at 64x40 and batch 16.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
@@ -41,11 +44,27 @@ from .config import ModelConfig, as_model_config
 GIB = 2 ** 30
 
 
+def _fft_flop(shape: Any, dim: Any, per_point: float) -> int:
+    """``per_point * N log2 N`` for each of the transforms of length ``N`` (the product of
+    ``shape`` over ``dim``) that a tensor of ``shape`` holds."""
+    n = math.prod(int(shape[d]) for d in dim)
+    return int(per_point * (math.prod(int(s) for s in shape) // max(n, 1)) * n * math.log2(max(n, 2)))
+
+
+def _fft_formulas() -> dict[Any, Callable[..., int]]:
+    aten = torch.ops.aten
+    return {
+        aten._fft_r2c: lambda x, dim, *a, **k: _fft_flop(x, dim, 2.5),
+        aten._fft_c2c: lambda x, dim, *a, **k: _fft_flop(x, dim, 5.0),
+        aten._fft_c2r: lambda x, dim, *a, out_shape=None, **k: _fft_flop(out_shape, dim, 2.5),
+    }
+
+
 def forward_gflop(fn: Callable[[], Any]) -> float:
-    """GFLOP of everything ``fn`` runs (forward and any backward inside it)."""
+    """GFLOP of everything ``fn`` runs (forward and any backward inside it), FFTs included."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=_fft_formulas()) as counter:
         fn()
     return counter.get_total_flops() / 1e9
 
