@@ -9,7 +9,7 @@ import torch
 from mammosynth.cli import main
 from mammosynth.models import ModelConfig, build_discriminator, build_generator, count_parameters
 from mammosynth.models.config import FAMILY_DEFAULTS
-from mammosynth.models.cost import model_cost, train_memory
+from mammosynth.models.cost import forward_gflop, model_cost, train_memory
 from mammosynth.training import TRAIN_DEFAULTS, TrainConfig, train
 from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 from mammosynth.training.presets import PRESETS, preset_config, resolve_preset
@@ -149,8 +149,6 @@ def test_model_cost_counts_the_real_modules():
 
 
 def test_gflop_counts_ffts_and_so_the_strand_input():
-    from mammosynth.models.cost import forward_gflop
-
     x = torch.randn(4, 1, 64, 32)
     # 4 real transforms of 2048 points (2.5 N log2 N each), then 4 complex ones (5 N log2 N)
     assert forward_gflop(lambda: torch.fft.rfft2(x)) == pytest.approx(4 * 2.5 * 2048 * 11 / 1e9)
