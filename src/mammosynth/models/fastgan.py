@@ -107,7 +107,7 @@ class StrandNoise(nn.Module):
     grain instead. At more than 128 rows the dashes are drawn at 128-row scale (the map
     averaged in ``s x s`` blocks, ``s = rows // 128``) and upsampled bilinearly, so they
     keep the strands' size in the breast at every resolution. Linear filtering alone (no
-    rectification) gave a dense hatching everywhere (README, "The strand input")."""
+    rectification) gave a dense hatching everywhere (docs/realism-log.md, "The strand input")."""
 
     SIZE, SIGMA_ALONG, SIGMA_ACROSS = 15, 4.0, 0.7
     THRESHOLD, GAIN = 1.5, 4.0  # rectification point in SD of the filtered noise; then x4 (RMS ~0.6)
