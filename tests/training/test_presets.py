@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -141,8 +142,12 @@ def test_model_cost_counts_the_real_modules():
     assert c.g_params == count_parameters(build_generator(cfg))
     assert c.d_params == count_parameters(build_discriminator(cfg))
     # one training image: one G forward (its graph serves both steps), D on a real and a
-    # fake with backward, D in the G step, G's backward
-    assert c.train_gflop == pytest.approx(c.g_gflop_train_graph * 3 + c.d_gflop * 9)
+    # fake with backward, D in the G step, G's backward (none for the strand input's FFTs
+    # of fixed noise)
+    assert 0 < c.g_gflop_fft < c.g_gflop_train_graph
+    g_backprop = c.g_gflop_train_graph - c.g_gflop_fft
+    assert c.train_gflop == pytest.approx(g_backprop * 3 + c.g_gflop_fft + c.d_gflop * 9)
+    assert model_cost(replace(cfg, strands=0)).g_gflop_fft == 0
     assert model_cost(cfg.to_dict()) == c
     # mixed D passes: the G step's D pass also carries the reals
     assert model_cost(cfg, "mixed").train_gflop == pytest.approx(c.train_gflop + c.d_gflop * 3)
