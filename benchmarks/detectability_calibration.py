@@ -7,10 +7,12 @@ way, take the place of the synthetic set and are tested against the held-back th
 (``train_gan.py``'s split and measures, with its cache of the real side). Unperturbed,
 the row is a second real-vs-real floor; a blur of sigma 0.5 px or a faint added noise
 shows how small a texture difference the test sees, next to what the spectrum exponent
-beta and the high-pass energy ratio make of the same change.
+beta and the high-pass energy ratio make of the same change. ``edgeblur:SIGMA:PX`` blurs
+only the band within PX pixels of the skin line and ``innerblur:SIGMA:PX`` only the tissue
+farther in: which of the two the test sees.
 
     python benchmarks/detectability_calibration.py --data ../shared/data/mias-dev \
-        --perturb none,blur:0.5,blur:1,noise:0.005 --threads 1
+        --perturb none,blur:0.5,blur:1,noise:0.005,edgeblur:0.7:4,innerblur:0.7:4 --threads 1
 """
 from __future__ import annotations
 
@@ -29,17 +31,35 @@ import train_gan  # noqa: E402  (the benchmark's split, real arrays and realism 
 
 def perturb(images: np.ndarray, masks: np.ndarray, spec: str, seed: int = 0) -> np.ndarray:
     """``images`` float [N, H, W] in [0, 1] changed by ``spec`` (``none``, ``blur:SIGMA``
-    in px, a Gaussian truncated at 3 sigma with edges replicated, or ``noise:SD``
-    Gaussian, in [0, 1] units), background kept exactly 0; uint16."""
+    in px, a Gaussian truncated at 3 sigma with edges replicated, ``noise:SD`` Gaussian,
+    in [0, 1] units, or ``edgeblur:SIGMA:PX`` / ``innerblur:SIGMA:PX``: that blur kept only
+    on breast pixels nearer than PX px to the background / the rest of the breast),
+    background kept exactly 0; uint16."""
     kind, _, value = spec.partition(":")
+    try:
+        return _perturb(images, masks, kind, value, seed)
+    except ValueError as exc:
+        raise ValueError(f"perturbation {spec!r}: {exc}") from None
+
+
+def _perturb(images: np.ndarray, masks: np.ndarray, kind: str, value: str, seed: int) -> np.ndarray:
     x = images
     if kind == "blur":
         x = ndimage.gaussian_filter(images, (0, float(value), float(value)), mode="nearest", truncate=3.0)
+    elif kind in ("edgeblur", "innerblur"):
+        sigma, _, band = value.partition(":")
+        if not band:
+            raise ValueError(f"write it {kind}:SIGMA:PX")
+        blurred = ndimage.gaussian_filter(images, (0, float(sigma), float(sigma)), mode="nearest", truncate=3.0)
+        # distance of each breast pixel to the nearest background pixel (the skin line)
+        depth = np.stack([ndimage.distance_transform_edt(m) for m in masks])
+        near = depth < float(band)
+        x = np.where(near if kind == "edgeblur" else ~near, blurred, images)
     elif kind == "noise":
         noise = torch.randn((len(images), 1, *images.shape[1:]), generator=torch.Generator().manual_seed(seed))
         x = images + float(value) * noise[:, 0].numpy()
     elif kind != "none":
-        raise ValueError(f"unknown perturbation {spec!r}: none, blur:SIGMA or noise:SD")
+        raise ValueError("unknown; none, blur:SIGMA, noise:SD, edgeblur:SIGMA:PX or innerblur:SIGMA:PX")
     return (np.clip(x, 0, 1) * 65535).round().astype(np.uint16) * masks
 
 
@@ -48,7 +68,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mias-dev"))
     ap.add_argument("--out", default="/tmp/bench_train_gan", help="train_gan.py's work folder (split, cache)")
     ap.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
-    ap.add_argument("--perturb", default="none,blur:0.5,blur:1,noise:0.005")
+    ap.add_argument("--perturb", default="none,blur:0.5,blur:1,noise:0.005,edgeblur:0.7:4,innerblur:0.7:4")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,7 +84,7 @@ def main() -> int:
           "| high-pass ratio [CI] |\n|---|---|---|---|---|---|---|", flush=True)
     for spec in args.perturb.split(","):
         syn = perturb(trained[0], trained[1], spec)
-        rm = train_gan.realism(held, syn, work / f"calibration-{spec.replace(':', '')}-crops.png", work / "cache", key)
+        rm = train_gan.realism(held, syn, work / f"calibration-{spec.replace(':', '-')}-crops.png", work / "cache", key)
         d, sp, dt = rm.detectability, rm.spectrum, rm.detail
         print(f"| {spec} | {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
               f"| {train_gan.view_auc(d, 'texture')} | {train_gan.view_auc(d, 'layout')} | {d.floor.auc:.3f} "
