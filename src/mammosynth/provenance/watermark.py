@@ -21,7 +21,8 @@ Scheme (``mammosynth-wm1``)
   independent of the image content; ``step`` follows from ``psnr_db`` (uniform distortion
   ``step^2/12`` per slot). The least-norm grid change giving those moves (through the
   patterns' Gram matrix, as the windowed patterns overlap slightly) is upsampled, weighted
-  by a smooth tissue map (a quarter of the amplitude in the air background) and added;
+  by a smooth tissue map (a quarter of the amplitude in the air background, none on
+  pixels that are exactly 0: a removed background stays exactly 0) and added;
   ``passes`` correction rounds re-measure the projections on the quantised result.
 * **Detection** (blind): soft bit ``cos(2 pi (h_j - dither_j) / step)`` per slot. Every
   hypothesis (no crop, or ``c`` in 1..10 % cut from one edge and edge-padded back; times 16
@@ -215,13 +216,22 @@ def _projections(x: np.ndarray, cfg: WatermarkConfig) -> np.ndarray:
 
 
 def _tissue_weight(x: np.ndarray) -> np.ndarray:
-    """Smooth weight, ~1 in tissue and 0.25 in the dark air background, mean square 1."""
+    """Smooth weight, ~1 in tissue and 0.25 in the dark air background, 0 on pixels that are
+    exactly 0; mean square 1 (all 0 for an all-black image).
+
+    Exact zeros are a removed background (``generate`` sets the air outside the breast to
+    exactly 0, as ingest does for real films) and stay exactly 0: a mark there lifted a few
+    per cent of the air by 1-1000 grey levels of 65535 (the clip at 0 drops the negative
+    half), and radiomics features whose value on the real films' flat background is
+    exactly 0 then carried the whole FRD of a generated set (``make demo``: FRD 22, all of
+    it the HH wavelet median)."""
     from scipy.ndimage import gaussian_filter
 
     thr = 0.05 * float(x.max()) if x.max() > 0 else 0.0
     w = gaussian_filter((x > thr).astype(np.float64), sigma=max(1.0, min(x.shape) / 64))
-    w = 0.25 + 0.75 * w
-    return w / np.sqrt(np.mean(w**2))
+    w = np.where(x > 0, 0.25 + 0.75 * w, 0.0)
+    rms = np.sqrt(np.mean(w**2))
+    return w / rms if rms > 0 else w
 
 
 # -- embed / detect ----------------------------------------------------------------------
