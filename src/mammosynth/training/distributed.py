@@ -23,6 +23,9 @@ class DistInfo:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    #: :func:`init` joined the process group (so :func:`shutdown` leaves it); False when
+    #: the caller had joined it already (theirs to leave)
+    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -49,9 +52,10 @@ def init(device: str = "auto") -> DistInfo:
     dev = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank, world, local_rank, dev)
+    return DistInfo(rank, world, local_rank, dev, owns_group=owns)
 
 
 def _average(tensors: list[torch.Tensor], info: DistInfo) -> None:
@@ -139,5 +143,8 @@ def barrier(info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+    """Leave the process group :func:`init` joined. A gloo group left to interpreter exit
+    can abort the process there ("terminate called without an active exception", SIGABRT)
+    after a run that finished: its worker threads are torn down unjoined."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()

@@ -257,6 +257,14 @@ def train(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Trai
     budget (``kimg`` is the total, ``minutes`` counts this session only).
     """
     info = D_.init(config.device)
+    try:
+        return _train(info, prepared, runs_dir, config, resume)
+    finally:
+        D_.shutdown(info)
+
+
+def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
+           resume: str | os.PathLike | None) -> Path:
     ckpt: dict[str, Any] | None = None
     if resume is not None:
         path = find_resume_checkpoint(runs_dir, resume, config.name)
