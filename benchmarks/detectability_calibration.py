@@ -42,15 +42,19 @@ def perturb(images: np.ndarray, masks: np.ndarray, spec: str, seed: int = 0) -> 
         raise ValueError(f"perturbation {spec!r}: {exc}") from None
 
 
+def _blur(images: np.ndarray, sigma: str) -> np.ndarray:
+    return ndimage.gaussian_filter(images, (0, float(sigma), float(sigma)), mode="nearest", truncate=3.0)
+
+
 def _perturb(images: np.ndarray, masks: np.ndarray, kind: str, value: str, seed: int) -> np.ndarray:
     x = images
     if kind == "blur":
-        x = ndimage.gaussian_filter(images, (0, float(value), float(value)), mode="nearest", truncate=3.0)
+        x = _blur(images, value)
     elif kind in ("edgeblur", "innerblur"):
         sigma, _, band = value.partition(":")
         if not band:
             raise ValueError(f"write it {kind}:SIGMA:PX")
-        blurred = ndimage.gaussian_filter(images, (0, float(sigma), float(sigma)), mode="nearest", truncate=3.0)
+        blurred = _blur(images, sigma)
         # distance of each breast pixel to the nearest background pixel (the skin line)
         depth = np.stack([ndimage.distance_transform_edt(m) for m in masks])
         near = depth < float(band)

@@ -220,11 +220,10 @@ def _tissue_weight(x: np.ndarray) -> np.ndarray:
     exactly 0; mean square 1 (all 0 for an all-black image).
 
     Exact zeros are a removed background (``generate`` sets the air outside the breast to
-    exactly 0, as ingest does for real films) and stay exactly 0: a mark there lifted a few
-    per cent of the air by 1-1000 grey levels of 65535 (the clip at 0 drops the negative
-    half), and radiomics features whose value on the real films' flat background is
-    exactly 0 then carried the whole FRD of a generated set (``make demo``: FRD 22, all of
-    it the HH wavelet median)."""
+    exactly 0, as ingest does for real films) and stay exactly 0: a mark there (only its
+    positive half survives the clip at 0) leaves faint grey levels in the air, and
+    radiomics features that are exactly 0 on the real films' flat background then carry
+    the FRD of a generated set (README, "The watermark")."""
     from scipy.ndimage import gaussian_filter
 
     thr = 0.05 * float(x.max()) if x.max() > 0 else 0.0
