@@ -194,3 +194,21 @@ def test_view_from_image_calls_mlo_on_the_pectoral_muscle_and_never_cc(tmp_path)
     mlo = [c for c, v in zip(calls, views) if v == "MLO"]
     assert mlo and sum(c == "MLO" for c in mlo) >= 0.7 * len(mlo)
     assert set(calls) <= {"MLO", None}
+
+
+def test_zero_background_zeroes_the_air_keeps_the_breast_and_leaves_breastless_images_alone():
+    from mammosynth.data.preprocess import breast_masks, zero_background
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :64]
+    disc = (yy - 48) ** 2 + xx ** 2 < 40 ** 2  # a breast against the left edge
+    film = np.where(disc, 0.5 + 0.1 * rng.random((96, 64)), 0.02 * rng.random((96, 64))).astype(np.float32)
+    blank = np.full((96, 64), 0.01, np.float32)
+    blank[40:43, 30:33] = 0.9  # a speck, far under min_breast_fraction: no breast
+    stack = np.stack([film, blank])
+    mask = breast_masks(stack[:1])[0]
+    found = zero_background(stack)
+    assert found.tolist() == [True, False]
+    assert not stack[0][~mask].any() and np.array_equal(stack[0][mask], film[mask])
+    assert disc[mask].mean() > 0.85 and mask[disc].mean() > 0.9  # the mask is the disc, give or take its rim
+    assert np.array_equal(stack[1], blank)

@@ -259,6 +259,20 @@ def breast_masks(images: np.ndarray, config: "PreprocessConfig | None" = None, w
     return np.stack([_mask_on_output(m, f, [], (h, w)) for m in masks]) if b else np.zeros(x.shape, bool)
 
 
+def zero_background(unit: np.ndarray, config: "PreprocessConfig | None" = None, workers: int = 1) -> np.ndarray:
+    """Set everything outside the breast to exactly 0, in place, in a stack ``[B, H, W]`` of
+    float32 images in [0, 1] (the generated images' background step, as ingest leaves the real
+    films' background). Returns, per image, whether a breast was found (a mask of at least
+    ``config.min_breast_fraction`` of the image); an image without one is left as it is."""
+    config = config or PreprocessConfig()
+    b, h, w = unit.shape
+    breast = breast_masks(unit, config, workers)
+    found = np.count_nonzero(breast.reshape(b, -1), axis=1) / (h * w) >= config.min_breast_fraction
+    breast |= ~found[:, None, None]
+    np.multiply(unit, breast, out=unit)  # 7x faster than a boolean-mask assignment
+    return found
+
+
 def _window_filter(a: np.ndarray, op: np.ufunc, radius: int = 2) -> np.ndarray:
     """Min (``np.minimum``) or max (``np.maximum``) over a (2r+1)^2 square window of each
     image of a stack ``[B, H, W]``; positions outside the image are ignored, which for
