@@ -212,3 +212,11 @@ def test_zero_background_zeroes_the_air_keeps_the_breast_and_leaves_breastless_i
     assert not stack[0][~mask].any() and np.array_equal(stack[0][mask], film[mask])
     assert disc[mask].mean() > 0.85 and mask[disc].mean() > 0.9  # the mask is the disc, give or take its rim
     assert np.array_equal(stack[1], blank)
+
+
+def test_zero_background_refuses_what_it_cannot_zero_in_place():
+    from mammosynth.data.preprocess import zero_background
+
+    for bad in (np.zeros((2, 8, 8), np.uint16), np.zeros((8, 8), np.float32)):
+        with pytest.raises(ValueError, match="float32 \\[B, H, W\\]"):
+            zero_background(bad)

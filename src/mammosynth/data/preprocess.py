@@ -265,6 +265,9 @@ def zero_background(unit: np.ndarray, config: "PreprocessConfig | None" = None, 
     films' background). Returns, per image, whether a breast was found (a mask of at least
     ``config.min_breast_fraction`` of the image); an image without one is left as it is."""
     config = config or PreprocessConfig()
+    if not isinstance(unit, np.ndarray) or unit.dtype != np.float32 or unit.ndim != 3:
+        raise ValueError("zero_background: expected a float32 [B, H, W] stack in [0, 1], got "
+                         f"{getattr(unit, 'dtype', type(unit).__name__)} of shape {np.shape(unit)}")
     b, h, w = unit.shape
     breast = breast_masks(unit, config, workers)
     found = np.count_nonzero(breast.reshape(b, -1), axis=1) / (h * w) >= config.min_breast_fraction

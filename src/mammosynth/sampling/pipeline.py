@@ -279,7 +279,7 @@ class Pipeline:
         """One batch: uint16 images ``[B, H, W]`` and per image whether its background was removed."""
         import torch
 
-        from ..data.preprocess import PreprocessConfig, zero_background
+        from ..data.preprocess import zero_background
 
         h, w = self.resolution
         device = self.device
@@ -292,7 +292,7 @@ class Pipeline:
             if x.shape[1:] != (1, h, w):
                 raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
             unit = x[:, 0].clamp(-1.0, 1.0).add_(1.0).mul_(0.5).cpu().numpy()
-        found = zero_background(unit, PreprocessConfig(), seg_workers) if remove_background else \
+        found = zero_background(unit, workers=seg_workers) if remove_background else \
             np.zeros(len(idx), dtype=bool)
         np.multiply(unit, np.float32(65535.0), out=unit)
         return np.rint(unit, out=unit).astype(np.uint16), found
