@@ -89,15 +89,18 @@ def login(browser, base, user, pw, **ctx):
     return page
 
 
+def click_to(page, selector):
+    """Click something that loads a new page and wait for it ("load"): reading the page
+    before that can see a document that is still loading (an empty string, seen once in CI)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def create_account(admin, name, role):
     admin.fill("#new-user input[name=username]", name)
     admin.fill("#new-user input[name=password]", name + "-pass-1")
     admin.select_option("#new-user select[name=role]", role)
-    # The form posts and redirects back: wait for the new page, or content() may read a
-    # document that is still loading (an empty string, seen once in CI).
-    with admin.expect_navigation():
-        admin.click("#new-user button[type=submit]")
-    admin.wait_for_load_state()
+    click_to(admin, "#new-user button[type=submit]")  # posts, then redirects back
 
 
 def create_study(admin, base, name, kind, sources, readers):
@@ -114,8 +117,7 @@ def create_study(admin, base, name, kind, sources, readers):
 
 def read_study(page, base, rating_keys, shot=None):
     page.goto(base + "/")
-    with page.expect_navigation():
-        page.click("text=Start")
+    click_to(page, "text=Start")
     n = 0
     while page.locator("#reader").count():
         page.wait_for_selector("body[data-loaded='1']")
@@ -163,8 +165,7 @@ def test_detection_marks_and_training_feedback(server, browser, big_phantoms, sh
     create_study(admin, base, "Find the masses", "detection", f"3 {real}\n3 {synth}", ["carol"])
     create_study(admin, base, "Training", "training", f"3 {real}", ["tom"])
     carol = login(browser, base, "carol", "carol-pass-1")
-    with carol.expect_navigation():
-        carol.click("text=Start")
+    click_to(carol, "text=Start")
     carol.wait_for_selector("body[data-loaded='1']")
     canvas = carol.locator("canvas.img").first
     box = canvas.bounding_box()
@@ -181,8 +182,7 @@ def test_detection_marks_and_training_feedback(server, browser, big_phantoms, sh
         carol.keyboard.press("Enter")
     assert "case 2 of" in carol.content()
     tom = login(browser, base, "tom", "tom-pass-1")
-    with tom.expect_navigation():
-        tom.click("text=continue")
+    click_to(tom, "text=continue")
     tom.wait_for_selector("body[data-loaded='1']")
     c = tom.locator("canvas.img").first
     b = c.bounding_box()
