@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from mammosynth.metrics.detectability import (DetectabilityConfig, DetectabilityResult, _Centres, _folds, _prepare,
-                                              detectability, detectability_floor, detectability_test, score_grid,
-                                              split_halves)
+from mammosynth.metrics.detectability import (DetectabilityConfig, DetectabilityResult, _folds, _prepare, detectability,
+                                              detectability_floor, detectability_test, split_halves)
+from mammosynth.metrics.detectability_nets import CropCentres, score_grid
 
 TINY = DetectabilityConfig(folds=3, steps=40, whole_steps=20, batch_size=16, lr=5e-3, channels=(8, 16), stem=4,
                            n_boot=200, threads=1)
@@ -88,10 +88,10 @@ def test_threads_none_keeps_the_callers_thread_count(monkeypatch):
         seen.append(-torch.get_num_threads())  # the count the networks train with (negated)
         return original(*args, **kwargs)
 
-    import mammosynth.metrics.detectability as det
+    import mammosynth.metrics.detectability_nets as nets
 
-    original = det._fit
-    monkeypatch.setattr(det, "_fit", train_step_threads)
+    original = nets.fit
+    monkeypatch.setattr(nets, "fit", train_step_threads)
     monkeypatch.setattr(torch, "set_num_threads", record)
     try:
         real_set(1)
@@ -134,7 +134,7 @@ def test_crop_centres_and_scoring_grid_stay_in_the_breast():
     m = np.zeros((3, 64, 64), bool)
     m[0, 10:50, :20] = True
     m[1, 30:34, 40:44] = True   # smaller than a grid cell: no node inside -> its centroid
-    centres = _Centres(m)
+    centres = CropCentres(m)
     rng = np.random.default_rng(0)
     for i in range(3):
         idx = np.full(500, i)
