@@ -9,7 +9,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -86,6 +86,26 @@ def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", un
              disable: bool | None = None) -> Iterator[T]:
     """Iterate with a progress bar on stderr (see :func:`progress_bar`)."""
     return iter(progress_bar(iterable, total=total, desc=desc, unit=unit, disable=disable))
+
+
+def fit_one_cycle(model: Any, step_loss: Callable[[], Any], steps: int, lr: float, weight_decay: float,
+                  desc: str = "", disable: bool | None = None) -> Any:
+    """Train ``model`` for ``steps`` AdamW steps on a one-cycle schedule (peak ``lr``); each
+    step minimises ``step_loss()``, the loss of the next batch. Returns the model in eval
+    mode. The small classifiers of the metrics (detectability, utility) train this way."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for _ in progress(range(steps), total=steps, desc=desc, unit="step", disable=disable):
+        loss = step_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    return model
 
 
 def num_workers(requested: int | None = None) -> int:

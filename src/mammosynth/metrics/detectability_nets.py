@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from ..utils import num_workers, progress
+from ..utils import fit_one_cycle, num_workers
 
 if TYPE_CHECKING:
     from .detectability import DetectabilityConfig
@@ -126,21 +126,14 @@ def batch_indices(y: np.ndarray, bs: int, balance: str, rng: np.random.Generator
 
 def fit(model, batches, steps: int, config: "DetectabilityConfig", desc: str, show: bool):
     """AdamW, one-cycle schedule, ``steps`` steps of BCE on ``batches()`` -> (x, y)."""
-    import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
-    model.train()
-    for _ in progress(range(steps), total=steps, desc=desc, unit="step", disable=None if show else True):
+    def step_loss():
         xb, yb = batches()
-        loss = F.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return model
+        return F.binary_cross_entropy_with_logits(model(xb).squeeze(1), yb)
+
+    return fit_one_cycle(model, step_loss, steps, config.lr, config.weight_decay, desc,
+                         disable=None if show else True)
 
 
 def train_crop_net(xt, y: np.ndarray, centres: CropCentres, crop: tuple[int, int], config: "DetectabilityConfig",

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.schema import ImageRecord
-from ..utils import progress
+from ..utils import fit_one_cycle
 from .stats import bootstrap_auc_ci, class_problem, delong_test, mean_spread, roc_auc, unavailable
 
 TASKS = ("finding", "density", "malignancy")
@@ -192,17 +192,16 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int | Sequence[int
         counts = np.bincount(col, minlength=k).astype(np.float64)
         w = np.where(counts > 0, max(len(col), 1) / (k * np.maximum(counts, 1)), 0.0)
         weights.append(torch.tensor(w, dtype=torch.float32))
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1) * 2.0 - 1.0
     yt = torch.from_numpy(y)
     bs = min(config.batch_size, len(yt))
     steps = steps if steps is not None else config.steps_for(len(yt))
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
     order, pos = torch.randperm(len(yt), generator=gen), 0
-    model.train()
-    for _ in progress(range(steps), total=steps, desc=desc, unit="step"):
+
+    def step_loss():
+        nonlocal order, pos
         if pos + bs > len(order):  # reshuffle: every batch is full (BatchNorm needs >= 2)
             order, pos = torch.randperm(len(yt), generator=gen), 0
         idx = order[pos:pos + bs]
@@ -213,12 +212,9 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int | Sequence[int
             target = yt[idx, h]
             if (target >= 0).any():
                 loss = loss + F.cross_entropy(logits, target, weight=w, ignore_index=-1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return model
+        return loss
+
+    return fit_one_cycle(model, step_loss, steps, config.lr, config.weight_decay, desc)
 
 
 def predict_heads(model, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
