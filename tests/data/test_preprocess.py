@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mammosynth.data.adapters.mias import synthetic_film
-from mammosynth.data.preprocess import (PreprocessConfig, apply_transforms, chest_wall_side, map_box, map_mask,
-                                        preprocess, scaled_spacing, unmap_box)
+from mammosynth.data.geometry import apply_transforms, map_box, map_mask, scaled_spacing, unmap_box
+from mammosynth.data.preprocess import PreprocessConfig, chest_wall_side, preprocess
 
 SMALL = PreprocessConfig(size=(128, 80), work_size=64)
 

@@ -33,9 +33,9 @@ from ..io.dicom import dicom_identifiers
 from ..io.paths import confine
 from ..utils import num_workers, progress
 from .adapters import LabelReject, Note, SourceItem, detect_layout, get_adapter
+from .geometry import map_box, map_mask, scaled_spacing, unmap_box
 from .prepared import DatasetWriter, split_for_patient
-from .preprocess import (PreprocessConfig, breast_masks, map_box, map_mask, preprocess, scaled_spacing, unmap_box,
-                         view_from_image)
+from .preprocess import PreprocessConfig, breast_masks, preprocess, view_from_image
 from .schema import Finding, ImageRecord, hash_patient_id
 
 EXIT_OK, EXIT_FAIL, EXIT_PARTIAL = 0, 1, 3
