@@ -45,6 +45,10 @@ def test_unknown_model_is_usage_error(tiny_dataset, tmp_path, capsys):
     assert "invalid choice: 'stylegan9'" in capsys.readouterr().err
 
 
+# Two launched processes each import torch and join a gloo group: ~30 s alone, but one run
+# took over 120 s on a 2-core host whose cores were busy with other jobs.
+LAUNCH_TIMEOUT_S = 600
+
 LAUNCHERS = {
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
     # accelerate's multi-process launcher (torch elastic underneath); our code picks gloo on CPU
@@ -61,7 +65,7 @@ def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path)
     env = {**os.environ, "MAMMOSYNTH_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     cmd = LAUNCHERS[launcher] + ["-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--resolution", "16", "16",
            "--kimg", "0.024", "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs_made = list(runs.iterdir())
     assert [p.name for p in runs_made] == ["00000-ddp"]  # only rank 0 writes
@@ -80,7 +84,7 @@ def test_diffusion_under_torchrun_keeps_replicas_identical(tiny_dataset, tmp_pat
     cmd = LAUNCHERS["torchrun"] + ["-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--model",
                                    "diffusion", "--channels", "8,16,16", "--resolution", "32", "20", "--kimg", "0.016",
                                    "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     end = [json.loads(x) for x in (runs / "00000-ddp" / "stats.jsonl").read_text().splitlines()][-1]
     assert end["event"] == "end" and end["world"] == 2 and end["step"] == 4 and end["replicas_identical"] is True
