@@ -45,7 +45,7 @@ def test_unknown_model_is_usage_error(tiny_dataset, tmp_path, capsys):
     assert "invalid choice: 'stylegan9'" in capsys.readouterr().err
 
 
-# Two launched processes each import torch and join a gloo group: ~30 s alone, but one run
+# Two launched processes each import torch and join a gloo group: 10–13 s on an idle host, but one run
 # took over 120 s on a 2-core host whose cores were busy with other jobs.
 LAUNCH_TIMEOUT_S = 600
 
