@@ -10,7 +10,8 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
-    from ..training.config import AMP_MODES, BUDGET_CLOCKS, D_BATCHES, SPECTRAL_WEIGHT, TEXTURE_VIEWS, TrainConfig
+    from ..training.config import (AMP_MODES, BUDGET_CLOCKS, CONTENT_MODES, D_BATCHES, SPECTRAL_WEIGHT, TEXTURE_VIEWS,
+                                   TrainConfig)
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
@@ -54,6 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--texture-view", default=TrainConfig.texture_view, choices=TEXTURE_VIEWS,
                    help="fastgan: what the texture head judges: the augmented images, or the exact images before "
                         "augmentation (zooms blur texture) (default: %(default)s)")
+    p.add_argument("--content", default=TrainConfig.content, choices=CONTENT_MODES,
+                   help="fastgan: auto builds the networks for the columns the films' breasts occupy (chest wall "
+                        "left) and pads the images to the frame with background: a square frame trains ~1.3x the "
+                        "images; full: the whole frame (default: %(default)s)")
     p.add_argument("--d-batch", default=None, choices=D_BATCHES,
                    help="GANs: reals and fakes through the discriminator in one pass (mixed) or one pass each "
                         "(split; its BatchNorm then normalises away what all fakes share) "
@@ -125,7 +130,7 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                          name=args.name, snapshot_minutes=args.snapshot_minutes, budget_clock=args.budget_clock,
                          device=args.device, amp=args.amp,
                          label_dropout=args.label_dropout, accumulate=args.accumulate,
-                         spectral_weight=args.spectral_weight, texture_view=args.texture_view,
+                         spectral_weight=args.spectral_weight, texture_view=args.texture_view, content=args.content,
                          d_batch=args.d_batch)
 
 
@@ -150,8 +155,11 @@ def describe_plan(info: dict[str, Any]) -> list[str]:
             f"{cost['sample_gflop']:.3g} per generated image ({cost['steps']} steps)",
             memory,
         ]
+    width = m.get("content_width") or 0
+    content = (f" (networks at {m['resolution'][0]}x{width}, the films' content; the rest of the frame is "
+               "background)") if width else ""
     return [
-        f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}, channels "
+        f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}{content}, channels "
         f"G {m['g_channels']} D {m['d_channels']} max {m['max_channels']}, batch {c['batch']}, amp {c['amp']}",
         f"parameters: G {cost['g_params'] / 1e6:.2f} M, D {cost['d_params'] / 1e6:.2f} M",
         f"GFLOP per image: {cost['g_gflop_inference']:.3g} inference (G), {cost['train_gflop']:.3g} training "

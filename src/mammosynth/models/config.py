@@ -3,6 +3,13 @@
 Resolution rule (both families): the generator starts from an 8-row base map and doubles
 ``n`` times, so ``H`` must be a power of two >= 16 and ``W`` a multiple of ``H / 8``.
 128x80, 256x160, 512x320, 1024x640 (mammogram aspect 1.6) and 128x128 all qualify.
+
+Content width (fastgan): a frame wider than the films' breasts (128x128 for mini-MIAS,
+whose breasts fill ~60 of the 128 columns once ingested chest wall left) is mostly
+background. ``content_width`` builds the networks for ``H x content_width``; the generator
+pads its output on the right with background to the frame ``H x W``, so the models contract
+(``[B, 1, H, W]``) holds. :func:`mammosynth.training.data.content_width_for` chooses it
+from the training films.
 """
 from __future__ import annotations
 
@@ -65,7 +72,7 @@ UPSAMPLE_MODES = ("bilinear", "nearest")
 #: fields added after runs were first written, with the value a saved config without
 #: them was trained with
 LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0, "output_noise": False,
-          "output_grain": False, "strands": 0}
+          "output_grain": False, "strands": 0, "content_width": 0}
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,10 @@ class ModelConfig:
     #: pixel at 128 rows) and long; 3x3 convs of white noise make an isotropic grain, not
     #: lines. 0 = none (runs written before this field).
     strands: int = 8
+    #: fastgan: columns the networks are built for (module docstring); the generator pads
+    #: the rest of the frame with background. 0 = the whole width. Training chooses it from
+    #: the films (``TrainConfig.content``); a multiple of H/8, at most W.
+    content_width: int = 0
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -126,15 +137,22 @@ class ModelConfig:
         for name in ("z_dim", "g_channels", "d_channels", "max_channels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("noise_blocks", "texture_channels", "strands"):
+        for name in ("noise_blocks", "texture_channels", "strands", "content_width"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"model {name} must be >= 0, got {getattr(self, name)!r}")
+        h, w = self.resolution
+        if self.content_width and (self.content_width > w or self.content_width % (h // BASE_ROWS)):
+            raise ValueError(f"content_width {self.content_width}: must be a multiple of height/8 = "
+                             f"{h // BASE_ROWS} and at most the width {w} (0: the whole width)")
+        if self.content_width == w:
+            object.__setattr__(self, "content_width", 0)
         if self.family != "fastgan":  # fastgan options: other families have neither
             object.__setattr__(self, "noise_blocks", 0)
             object.__setattr__(self, "texture_channels", 0)
             object.__setattr__(self, "output_noise", False)
             object.__setattr__(self, "output_grain", False)
             object.__setattr__(self, "strands", 0)
+            object.__setattr__(self, "content_width", 0)
         if self.family == "fastgan" and self.condition and self.embed_dim < 1:
             raise ValueError("fastgan with conditioning needs embed_dim >= 1")
 
@@ -158,8 +176,15 @@ class ModelConfig:
         return (self.resolution[0] // BASE_ROWS).bit_length() - 1
 
     @property
-    def base_size(self) -> tuple[int, int]:
+    def content_resolution(self) -> tuple[int, int]:
+        """``(H, content width)``: what the networks are built for (the frame without the
+        background padding on the right)."""
         h, w = self.resolution
+        return h, self.content_width or w
+
+    @property
+    def base_size(self) -> tuple[int, int]:
+        h, w = self.content_resolution
         return BASE_ROWS, w * BASE_ROWS // h
 
     def to_dict(self) -> dict[str, Any]:

@@ -104,7 +104,8 @@ def _meta_pair(cfg: ModelConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
 def _inputs(cfg: ModelConfig, batch: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     # labels stay on the CPU: the models validate their range on the host
     labels = {a: torch.zeros(batch, dtype=torch.long) for a in cfg.condition}
-    return (torch.zeros(batch, cfg.z_dim, device="meta"), torch.zeros(batch, 1, *cfg.resolution, device="meta"),
+    # D sees the content (ModelConfig.content_width), as in training
+    return (torch.zeros(batch, cfg.z_dim, device="meta"), torch.zeros(batch, 1, *cfg.content_resolution, device="meta"),
             labels)
 
 
@@ -180,7 +181,7 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
         # G's graph is kept through the D step: the G step reuses these fakes
         G.requires_grad_(True)
         D.requires_grad_(True)
-        fake = G(z, labels)
+        fake = G(z, labels, frame=False)
         both = torch.cat([real, fake.detach()])
         if mixed:
             D(both, labels2, recon_n=batch if recon else 0, gen=gen)
@@ -191,7 +192,7 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
     def r1_step() -> None:
         G.requires_grad_(True)
         D.requires_grad_(True)
-        G(z, labels)  # the D step's G graph is still alive
+        G(z, labels, frame=False)  # the D step's G graph is still alive
         x = real.detach().requires_grad_(True)
         out, _ = D(x, labels)
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
@@ -200,7 +201,7 @@ def train_memory(model_config: "dict[str, Any] | ModelConfig", batch: int, amp: 
     def g_step() -> None:  # the D step's G graph, then D frozen
         G.requires_grad_(True)
         D.requires_grad_(False)
-        fake = G(z, labels)
+        fake = G(z, labels, frame=False)
         D(torch.cat([real, fake]), labels2) if mixed else D(fake, labels)
 
     phases = {"D step": d_step, **({"R1": r1_step} if r1 else {}), "G step": g_step}

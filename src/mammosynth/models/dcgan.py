@@ -40,7 +40,9 @@ class DCGANGenerator(SavableModel, nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None,
+                frame: bool = True) -> torch.Tensor:
+        """``frame``: as fastgan's; DCGAN always draws the whole frame (no content width)."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {tuple(z.shape)}")
         if self.n_cond:

@@ -155,7 +155,8 @@ class FastGANGenerator(SavableModel, nn.Module):
         super().__init__()
         self.config = cfg
         self.z_dim = cfg.z_dim
-        self.resolution = cfg.resolution
+        self.resolution = cfg.resolution  # the frame (the models contract)
+        self.content_resolution = cfg.content_resolution  # what the layers draw (config.py)
         self.label_axes = cfg.label_axes
         n = cfg.levels
         ch = [channels_at(i, n, cfg.g_channels, cfg.max_channels) for i in range(n + 1)]
@@ -194,7 +195,7 @@ class FastGANGenerator(SavableModel, nn.Module):
         shapes = [(hb << (i - 1), wb << (i - 1)) for i in range(self.noise_from, len(self.blocks) + 1)]
         if self.out_noise_strength is not None or self.strands is not None:
             # the full-resolution map (output noise, strands), appended: the blocks' maps stay as they were
-            shapes.append(tuple(self.resolution))
+            shapes.append(tuple(self.content_resolution))
         noise = latent_noise(z, shapes)
         c = None
         if self.embed is not None:
@@ -202,7 +203,10 @@ class FastGANGenerator(SavableModel, nn.Module):
             z = torch.cat([z, c], 1)
         return self.init(z).view(z.shape[0], -1, *self.base_hw), c, noise
 
-    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None,
+                frame: bool = True) -> torch.Tensor:
+        """Images ``[B, 1, H, W]`` in [-1, 1]; ``frame=False``: the content only
+        (``[B, 1, H, content width]``, what training compares with the films)."""
         x, c, noise = self.inputs(z, labels)
         x = F.glu(self.init_norm(x, c), dim=1)
         feats = [x]
@@ -214,7 +218,14 @@ class FastGANGenerator(SavableModel, nn.Module):
                 gate = m.gate(feats[a])
             x = block(x, c, gate=gate, noise=noise[i - self.noise_from] if i >= self.noise_from else None)
             feats.append(x)
-        return torch.tanh(self.to_img(self.output_features(x, noise)))
+        y = torch.tanh(self.to_img(self.output_features(x, noise)))
+        return self.to_frame(y) if frame else y
+
+    def to_frame(self, y: torch.Tensor) -> torch.Tensor:
+        """Content ``[B, 1, H, content width]`` -> frame ``[B, 1, H, W]``: background (-1)
+        to the right, where the ingest leaves the films' frames empty."""
+        pad = self.resolution[1] - y.shape[-1]
+        return F.pad(y, (0, pad), value=-1.0) if pad > 0 else y
 
     def output_features(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         """The last feature map as the to-image conv sees it: plus the output noise, plus

@@ -191,10 +191,17 @@ class FoldedFastGAN(nn.Module):
         finally:
             self._cache = outer
 
-    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None = None,
+                frame: bool = True) -> torch.Tensor:
+        """As the generator's forward (``frame``: see there)."""
         G = self.generator
         if G.training or not all(b.foldable for b in G.blocks) or not G.init_norm.foldable:
-            return G(z, labels)
+            return G(z, labels, frame=frame)
+        y = self._content(z, labels)
+        return G.to_frame(y) if frame else y
+
+    def _content(self, z: torch.Tensor, labels: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        G = self.generator
         x, c, noise = G.inputs(z, labels)
         x = F.glu(folded_norm(G.init_norm, x, c), dim=1)
         feats = [x]

@@ -114,7 +114,8 @@ def generate_batches(G: torch.nn.Module, z: torch.Tensor, labels: dict[str, torc
                      chunk: int = 32) -> torch.Tensor:
     out = []
     for i in range(0, z.shape[0], chunk):
-        out.append(G(z[i:i + chunk].to(device), {a: y[i:i + chunk].to(device) for a, y in labels.items()}).float().cpu())
+        out.append(G(z[i:i + chunk].to(device), {a: y[i:i + chunk].to(device) for a, y in labels.items()},
+                     frame=False).float().cpu())
     return torch.cat(out)
 
 
@@ -142,7 +143,7 @@ def recalibrate_bn(G: torch.nn.Module, data: TrainingData, device: torch.device,
         for _ in range(batches):
             z = torch.randn(batch, G.z_dim, generator=g)
             labels = data.sample_labels(batch, g)
-            G(z.to(device), {a: y.to(device) for a, y in labels.items()})
+            G(z.to(device), {a: y.to(device) for a, y in labels.items()}, frame=False)
     finally:
         for m, mom in zip(bns, saved):
             m.momentum = mom
@@ -197,7 +198,8 @@ class GanFamily(Family):
         G.requires_grad_(True)
         Dn.requires_grad_(True)
         with ctx.autocast():
-            fake_g = G(z, fake_labels)  # graph kept for the G step below
+            # the content only (ModelConfig.content_width), as the films are loaded; graph kept for the G step
+            fake_g = G(z, fake_labels, frame=False)
             fake = fake_g.detach()
             both = augment(torch.cat([real, fake.to(real.dtype)]), ada_p, self.ops, gen)
             # mixed or split D passes (module docstring); whichever, the G step passes the

@@ -14,6 +14,7 @@ checkpoint at once (no samples: they can take minutes) and raise KeyboardInterru
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -35,7 +36,7 @@ from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
                          remove_stale_temporaries, save_checkpoint)
 from .config import TrainConfig
-from .data import TrainingData, load_training_data, open_training_set, step_generator
+from .data import TrainingData, content_width_for, load_training_data, open_training_set, step_generator
 from .family import (StepContext, d_loss_fn, family_for, g_loss_fn, generate_batches,  # noqa: F401 (re-exported)
                      recalibrate_bn)
 from .quality import QualityScore, replaces_best
@@ -158,6 +159,21 @@ def _tensorboard(run_dir: Path) -> Any:
 
 
 # -- planning (also used by --dry-run) --------------------------------------------------
+def needs_content_width(config: TrainConfig) -> bool:
+    """Whether training chooses the model's content width from the films (TrainConfig.content)."""
+    return config.content == "auto" and config.model.family == "fastgan" and not config.model.content_width
+
+
+def with_content_width(config: TrainConfig, data: TrainingData) -> TrainConfig:
+    """``config`` resolved, its model built for the films' content width
+    (:func:`~mammosynth.training.data.content_width_for`) when that is narrower than the frame;
+    resolved after it, so that R1's default weight counts the pixels D sees."""
+    width = content_width_for(data.images)
+    if width:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, content_width=width))
+    return config.resolved()
+
+
 def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: TrainConfig,
          resume: str | os.PathLike | None = None) -> dict[str, Any]:
     """Resolve everything a run would use, creating nothing: config, run dir, dataset
@@ -172,6 +188,8 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
     else:
         cfg = config.resolved()
         run_dir = next_run_dir(runs_dir, cfg.name or default_name(cfg))
+        if needs_content_width(config):  # the films themselves say how wide
+            cfg = with_content_width(config, load_training_data(str(prepared), cfg.model.resolution, ()))
     ds = open_training_set(str(prepared))
     from ..data.schema import condition_value
 
@@ -285,6 +303,9 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
     dtype = torch.float32 if cfg.model.family == "diffusion" else torch.float16
     data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main,
                               dtype=dtype)
+    if ckpt is None and needs_content_width(config):
+        cfg = with_content_width(config, data)  # the same on every rank: a function of the data
+    data = data.with_content_width(getattr(cfg.model, "content_width", 0))
     if ckpt is not None and ckpt["dataset"].get("content_hash") != data.info["content_hash"]:
         raise ValueError(f"{prepared}: differs from the dataset run {run_dir} was trained on "
                          f"({ckpt['dataset'].get('path')}); resume needs the same data")
