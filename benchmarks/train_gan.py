@@ -324,6 +324,9 @@ def main() -> int:
                     help="budgets in CPU minutes of the training process (the same work however loaded the "
                          "machine is; at --threads 2 a CPU minute is half a wall minute of a busy 2-core run) or "
                          "wall minutes (default: %(default)s)")
+    ap.add_argument("--content", default="auto", choices=("auto", "full"),
+                    help="fastgan: networks for the films' content width (auto) or the whole frame (full; "
+                         "the default before stop 50) (default: %(default)s)")
     ap.add_argument("--snapshot-minutes", type=float, default=None,
                     help="minutes between checkpoints (default: a third of the budget)")
     ap.add_argument("--extend", action="store_true",
@@ -386,9 +389,10 @@ def main() -> int:
         snap = args.snapshot_minutes or max(1.0, minutes / 3)
         cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size, **overrides), minutes=minutes,
                           budget_clock=args.budget_clock, snapshot_minutes=snap, seed=seed,
-                          keep=1000 if args.score_checkpoints else 3,
+                          keep=1000 if args.score_checkpoints else 3, content=args.content,
                           name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else "")
-                          + "".join(f"-{k}{v}" for k, v in overrides.items()))
+                          + "".join(f"-{k}{v}" for k, v in overrides.items())
+                          + ("-full" if args.content == "full" else ""))
         t = time.time()
         run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
         if run is None and args.extend and (fam, seed) in trained:
