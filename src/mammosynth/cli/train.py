@@ -158,8 +158,9 @@ def describe_plan(info: dict[str, Any]) -> list[str]:
     width = m.get("content_width") or 0
     content = (f" (networks at {m['resolution'][0]}x{width}, the films' content; the rest of the frame is "
                "background)") if width else ""
+    size = f"{m['resolution'][0]}x{m['resolution'][1]}{content}"
     return [
-        f"preset {info['preset'] or 'none'}: {m['family']} {m['resolution'][0]}x{m['resolution'][1]}{content}, channels "
+        f"preset {info['preset'] or 'none'}: {m['family']} {size}, channels "
         f"G {m['g_channels']} D {m['d_channels']} max {m['max_channels']}, batch {c['batch']}, amp {c['amp']}",
         f"parameters: G {cost['g_params'] / 1e6:.2f} M, D {cost['d_params'] / 1e6:.2f} M",
         f"GFLOP per image: {cost['g_gflop_inference']:.3g} inference (G), {cost['train_gflop']:.3g} training "

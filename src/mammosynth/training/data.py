@@ -40,8 +40,13 @@ def open_training_set(spec: str) -> PreparedDataset:
 def fit_image(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """uint16 HxW -> float [1, H, W] in [-1, 1] at ``size``: aspect kept, chest wall left,
     centred vertically, black padding."""
+    return fit_unit(torch.from_numpy(img.astype(np.float32) / 65535.0), size)
+
+
+def fit_unit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """:func:`fit_image` of a float HxW image in [0, 1]."""
     h, w = size
-    x = torch.from_numpy(img.astype(np.float32) / 65535.0)[None, None]
+    x = img.float()[None, None]
     s = min(h / img.shape[0], w / img.shape[1])
     nh, nw = max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
@@ -90,8 +95,7 @@ def fit_content(images: torch.Tensor, width: int) -> torch.Tensor:
     out = images[..., :width].clone()
     ext = content_extents(images)
     for i in torch.nonzero(ext > width).flatten().tolist():
-        unit = (images[i:i + 1, :, :, :int(ext[i])].float() + 1) / 2
-        out[i] = fit_image((unit.clamp(0, 1)[0, 0].numpy() * 65535).round().astype(np.uint16), (h, width)).to(out.dtype)
+        out[i] = fit_unit((images[i, 0, :, :int(ext[i])].float() + 1) / 2, (h, width)).to(out.dtype)
     return out
 
 

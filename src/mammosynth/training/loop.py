@@ -164,7 +164,7 @@ def needs_content_width(config: TrainConfig) -> bool:
     return config.content == "auto" and config.model.family == "fastgan" and not config.model.content_width
 
 
-def with_content_width(config: TrainConfig, data: TrainingData) -> TrainConfig:
+def resolve_content_width(config: TrainConfig, data: TrainingData) -> TrainConfig:
     """``config`` resolved, its model built for the films' content width
     (:func:`~mammosynth.training.data.content_width_for`) when that is narrower than the frame;
     resolved after it, so that R1's default weight counts the pixels D sees."""
@@ -189,7 +189,7 @@ def plan(prepared: str | os.PathLike, runs_dir: str | os.PathLike, config: Train
         cfg = config.resolved()
         run_dir = next_run_dir(runs_dir, cfg.name or default_name(cfg))
         if needs_content_width(config):  # the films themselves say how wide
-            cfg = with_content_width(config, load_training_data(str(prepared), cfg.model.resolution, ()))
+            cfg = resolve_content_width(config, load_training_data(str(prepared), cfg.model.resolution, ()))
     ds = open_training_set(str(prepared))
     from ..data.schema import condition_value
 
@@ -304,7 +304,7 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
     data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main,
                               dtype=dtype)
     if ckpt is None and needs_content_width(config):
-        cfg = with_content_width(config, data)  # the same on every rank: a function of the data
+        cfg = resolve_content_width(config, data)  # the same on every rank: a function of the data
     data = data.with_content_width(getattr(cfg.model, "content_width", 0))
     if ckpt is not None and ckpt["dataset"].get("content_hash") != data.info["content_hash"]:
         raise ValueError(f"{prepared}: differs from the dataset run {run_dir} was trained on "
