@@ -344,6 +344,7 @@ def main() -> int:
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
     from mammosynth.models import ModelConfig
     from mammosynth.training import TrainConfig, train
+    from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -418,7 +419,9 @@ def main() -> int:
         rows.append((fam, minutes, seed, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex,
                      real_m))
         d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
-        print(f"{fam:8s} {minutes:5g} min  seed {seed}  {end['kimg']:7.2f} kimg  train {train_rate:7.1f} img/s  "
+        best_kimg = float(load_checkpoint(find_checkpoint(run, "best"))["kimg"])  # what the figures below score
+        print(f"{fam:8s} {minutes:5g} min  seed {seed}  {end['kimg']:7.2f} kimg (best.pt {best_kimg:.2f})  "
+              f"train {train_rate:7.1f} img/s  "
               f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
               f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "
               f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
