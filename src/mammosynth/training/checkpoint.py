@@ -8,7 +8,7 @@ is written to a temporary name and renamed into place; :func:`load_checkpoint` r
 a truncated or corrupt file with a ValueError naming it.
 
 A run's ``checkpoints/`` holds ``ckpt-<kimg>.pt`` (the last ``keep``) and ``best.pt``
-(the lowest quality score so far; see :mod:`mammosynth.training.quality`).
+(the latest snapshot whose quality score reads no collapse; see :mod:`mammosynth.training.quality`).
 """
 from __future__ import annotations
 
