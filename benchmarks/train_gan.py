@@ -219,25 +219,32 @@ def checkpoint_minutes(run: Path) -> dict[float, float]:
     return out
 
 
+def best_kimg(run: Path) -> float:
+    """The kimg of the checkpoint ``best.pt`` copies: what a run's row figures score."""
+    from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
+
+    return round(float(load_checkpoint(find_checkpoint(run, "best"))["kimg"]), 3)
+
+
 def score_checkpoints(run: Path, n: int, held: tuple, work: Path, real_key: str, done: set[float],
-                      best) -> None:
+                      best_figures) -> None:
     """The realism measures of every periodic checkpoint the run kept, oldest first (the
     learning curve of ``--score-checkpoints``), but those at a kimg in ``done`` (scored in
-    the run this one extends); adds the scored ones to ``done``. ``best``: the run's row
+    the run this one extends); adds the scored ones to ``done``. ``best_figures``: the run's row
     figures, which the checkpoint that best.pt copies reuses (the same images: not scored twice)."""
     from mammosynth.sampling import GanPipeline
-    from mammosynth.training.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint
+    from mammosynth.training.checkpoint import list_checkpoints
 
     minutes = checkpoint_minutes(run)
-    best_kimg = round(float(load_checkpoint(find_checkpoint(run, "best"))["kimg"]), 3)
+    best = best_kimg(run)
     for ck in reversed(list_checkpoints(run)):
         kimg = float(ck.stem.split("-")[1])
         if kimg in done:
             continue
         done.add(kimg)
         near = min(minutes, key=lambda k: abs(k - kimg), default=None)  # the log row nearest the checkpoint
-        if round(kimg, 3) == best_kimg:
-            rm = best
+        if round(kimg, 3) == best:
+            rm = best_figures
         else:
             syn = GanPipeline.from_pretrained(ck)(n, seed=123).images
             rm = realism(held, syn, work / "png" / f"{run.name}-{ck.stem}-crops.png", work / "cache", real_key)
@@ -344,7 +351,6 @@ def main() -> int:
     os.environ.setdefault("MAMMOSYNTH_NO_PROGRESS", "1")
     from mammosynth.models import ModelConfig
     from mammosynth.training import TrainConfig, train
-    from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -419,8 +425,7 @@ def main() -> int:
         rows.append((fam, minutes, seed, end["kimg"], train_rate, rates, score, score_matched, score_raw, tex,
                      real_m))
         d, sp, dt = real_m.detectability, real_m.spectrum, real_m.detail
-        best_kimg = float(load_checkpoint(find_checkpoint(run, "best"))["kimg"])  # what the figures below score
-        print(f"{fam:8s} {minutes:5g} min  seed {seed}  {end['kimg']:7.2f} kimg (best.pt {best_kimg:.2f})  "
+        print(f"{fam:8s} {minutes:5g} min  seed {seed}  {end['kimg']:7.2f} kimg (best.pt {best_kimg(run):.2f})  "
               f"train {train_rate:7.1f} img/s  "
               f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
               f"(size-matched {score_matched:.3f}, raw background {score_raw:.3f}; floor {floor:.3f})  "

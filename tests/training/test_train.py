@@ -62,7 +62,7 @@ def test_best_checkpoint_is_the_latest_unless_its_quality_score_collapsed(tiny_d
     run = train(str(tiny_dataset), tmp_path / "runs", tiny_config(kimg=0.024, snapshot_minutes=1e-9))
     best = load_checkpoint(find_checkpoint(run, "best"))
     # 1.2 is worse than 0.5 yet within 3x of it: the later snapshot wins; 1.6 and 2.0 are
-    # not (a collapse), and the lowest score stays 0.5, so a drift cannot creep upwards
+    # not (a collapse), and the reference stays the lowest score, 0.5
     assert BEST_SLACK == 3.0 and best["quality"] == 1.2 and best["best_quality"] == 0.5
     assert replaces_best(0.3, float("inf")) and not replaces_best(None, 1.0) and not replaces_best(float("nan"), 1.0)
 
