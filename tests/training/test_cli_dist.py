@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,17 @@ LAUNCHERS = {
 }
 
 
+def launch_failure(proc: subprocess.CompletedProcess, runs: Path) -> str:
+    """The assertion message for a failed launch: the stderr tail and the run's last
+    stats.jsonl event, so that an abort at interpreter exit after a finished run ("end"
+    logged; seen twice in CI, torchrun and accelerate) is told from a crash in training."""
+    last = "no stats.jsonl"
+    for f in sorted(runs.glob("*/stats.jsonl")):
+        lines = f.read_text().splitlines()
+        last = f"last stats event: {lines[-1] if lines else 'none'}"
+    return f"rc {proc.returncode}; {last}\n{proc.stderr[-3000:]}"
+
+
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path):
     if launcher == "accelerate":
@@ -66,7 +78,7 @@ def test_two_processes_keep_replicas_identical(launcher, tiny_dataset, tmp_path)
     cmd = LAUNCHERS[launcher] + ["-m", "mammosynth", "train", str(tiny_dataset), "--out", str(runs), "--resolution", "16", "16",
            "--kimg", "0.024", "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, launch_failure(proc, runs)
     runs_made = list(runs.iterdir())
     assert [p.name for p in runs_made] == ["00000-ddp"]  # only rank 0 writes
     stats = [json.loads(x) for x in (runs_made[0] / "stats.jsonl").read_text().splitlines()]
@@ -85,7 +97,7 @@ def test_diffusion_under_torchrun_keeps_replicas_identical(tiny_dataset, tmp_pat
                                    "diffusion", "--channels", "8,16,16", "--resolution", "32", "20", "--kimg", "0.016",
                                    "--batch", "4", "--condition", "view", "--device", "cpu", "--name", "ddp"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, launch_failure(proc, runs)
     end = [json.loads(x) for x in (runs / "00000-ddp" / "stats.jsonl").read_text().splitlines()][-1]
     assert end["event"] == "end" and end["world"] == 2 and end["step"] == 4 and end["replicas_identical"] is True
 
