@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mammosynth.models import ModelConfig, build_discriminator, build_generator
 from mammosynth.models.augment import AUGMENT_OPS, augment, update_p
@@ -500,3 +501,41 @@ def test_box_mean3_is_the_3x3_average_pool_without_padding(shape):
         (ref * w).sum().backward()
         (out * w).sum().backward()
         torch.testing.assert_close(b.grad, a.grad)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 6, 5), (2, 16, 1, 3), (1, 2, 4, 4)])
+def test_glu_and_conv1x1_equal_the_torch_ops_in_either_layout(shape):
+    """The training-speed forms (layers.glu, layers.conv1x1): the same values and gradients
+    as F.glu(dim=1) and a 1x1 F.conv2d, in NCHW and channels-last, with the layout kept."""
+    from mammosynth.models.layers import GLU, conv1x1, glu
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    wt = torch.randn(5, shape[1], 1, 1, generator=g, dtype=torch.float64)
+    bias = torch.randn(5, generator=g, dtype=torch.float64)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        for fast, ref in ((glu, lambda t: F.glu(t, dim=1)), (GLU(), lambda t: F.glu(t, dim=1)),
+                          (lambda t: conv1x1(t, wt, bias), lambda t: F.conv2d(t, wt, bias)),
+                          (lambda t: conv1x1(t, wt), lambda t: F.conv2d(t, wt))):
+            a = x.clone().contiguous(memory_format=layout).requires_grad_(True)
+            b = x.clone().contiguous(memory_format=layout).requires_grad_(True)
+            out, want = fast(a), ref(b)
+            torch.testing.assert_close(out, want)
+            if layout == torch.channels_last and shape[2] * shape[3] > 1:
+                assert out.is_contiguous(memory_format=torch.channels_last)
+            w = torch.randn(want.shape, generator=g, dtype=torch.float64)
+            (out * w).sum().backward()
+            (want * w).sum().backward()
+            torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_augment_zoom_and_shift_grid_is_affine_grid():
+    """augment's sampling grid for a zoom and a shift: F.affine_grid of that matrix."""
+    from mammosynth.models.augment import _zoom_shift_grid
+
+    g = torch.Generator().manual_seed(0)
+    inv_s, sx, sy = torch.rand(5, generator=g) + 0.5, torch.randn(5, generator=g), torch.randn(5, generator=g)
+    theta = torch.zeros(5, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = inv_s, inv_s, sx, sy
+    want = F.affine_grid(theta, [5, 1, 12, 7], align_corners=False)
+    torch.testing.assert_close(_zoom_shift_grid(inv_s, sx, sy, 12, 7), want)

@@ -61,12 +61,7 @@ def augment(x: torch.Tensor, p: float, ops: tuple[str, ...], gen: torch.Generato
         on_s = (_rand(b, gen, dev) < p).to(x.dtype) if "scale" in ops else torch.zeros(b, device=dev, dtype=x.dtype)
         s = torch.exp(torch.randn(b, generator=gen).to(dev, x.dtype) * (0.2 * math.log(2)) * on_s)
         if bool((tx != 0).any() or (ty != 0).any() or (s != 1).any()):
-            theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
-            theta[:, 0, 0] = 1 / s
-            theta[:, 1, 1] = 1 / s
-            theta[:, 0, 2] = -tx * 2 / w
-            theta[:, 1, 2] = -ty * 2 / h
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            grid = _zoom_shift_grid(1 / s, -tx * 2 / w, -ty * 2 / h, h, w)
             x = F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
     if "brightness" in ops:
         on = (_rand(b, gen, dev) < p).to(x.dtype)
@@ -89,6 +84,19 @@ def augment(x: torch.Tensor, p: float, ops: tuple[str, ...], gen: torch.Generato
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = x * (1 - box) + mean * box
     return x
+
+
+def _zoom_shift_grid(inv_s: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid`` (align_corners False) of the maps ``theta = [[inv_s, 0, sx],
+    [0, inv_s, sy]]``, ``[B, h, w, 2]``: a zoom and a shift need no matrix product per
+    pixel (affine_grid's batched product with an inner size of 3 cost ~5 % of a training
+    step on a CPU)."""
+    b = inv_s.shape[0]
+    xs = (torch.arange(w, device=inv_s.device, dtype=inv_s.dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=inv_s.device, dtype=inv_s.dtype) * 2 + 1) / h - 1
+    gx = (xs[None, :] * inv_s[:, None] + sx[:, None])[:, None, :].expand(b, h, w)
+    gy = (ys[None, :] * inv_s[:, None] + sy[:, None])[:, :, None].expand(b, h, w)
+    return torch.stack([gx, gy], -1)
 
 
 def update_p(p: float, rt: float, target: float, batch: int, interval: int, ada_kimg: float) -> float:

@@ -32,8 +32,8 @@ from torch import nn
 
 from .base import SavableModel
 from .config import BASE_ROWS, ModelConfig
-from .layers import (CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, circular_filter,
-                     init_weights, latent_noise, line_kernels, upsample_conv3x3)
+from .layers import (GLU, CondBatchNorm2d, LabelEmbedding, box_mean3, channels_at, check_labels, circular_filter,
+                     conv1x1, glu, init_weights, latent_noise, line_kernels, upsample_conv3x3)
 
 
 class UpBlock(nn.Module):
@@ -65,9 +65,9 @@ class UpBlock(nn.Module):
                 raise ValueError("this block takes a noise map")
             x = x + self.noise_strength.to(x.dtype)[None, :, None, None] * noise
         # the upsample + first conv run at low resolution (layers.upsample_conv3x3)
-        x = F.glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c), dim=1)
+        x = glu(self.norms[0](upsample_conv3x3(x, self.convs[0].weight, smooth=self.smooth), c))
         for conv, norm in zip(self.convs[1:], self.norms[1:]):
-            x = F.glu(norm(conv(x), c), dim=1)
+            x = glu(norm(conv(x), c))
         if gate is not None:
             x = x * gate[:, :, None, None]
         return x
@@ -139,7 +139,8 @@ class StrandNoise(nn.Module):
             return d.to(noise.dtype)
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return x + self.mix(torch.sigmoid(self.gate(x)) * self.dashes(noise).to(x.dtype))
+        gates = torch.sigmoid(conv1x1(x, self.gate.weight, self.gate.bias))
+        return x + conv1x1(gates * self.dashes(noise).to(x.dtype), self.mix.weight)
 
 
 def sle_pairs(levels: int) -> list[tuple[int, int]]:
@@ -208,7 +209,7 @@ class FastGANGenerator(SavableModel, nn.Module):
         """Images ``[B, 1, H, W]`` in [-1, 1]; ``frame=False``: the content only
         (``[B, 1, H, content width]``, what training compares with the films)."""
         x, c, noise = self.inputs(z, labels)
-        x = F.glu(self.init_norm(x, c), dim=1)
+        x = glu(self.init_norm(x, c))
         feats = [x]
         gates = {b: (a, m) for (a, b), m in zip(self.pairs, self.sle)}
         for i, block in enumerate(self.blocks, start=1):
@@ -233,7 +234,7 @@ class FastGANGenerator(SavableModel, nn.Module):
         x = self.add_output_noise(x, noise)
         if self.strands is not None:
             x = self.strands(x, noise[-1])
-        return x if self.grain is None else x + F.glu(self.grain(x), dim=1)
+        return x if self.grain is None else x + glu(self.grain(x))
 
     def add_output_noise(self, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         if self.out_noise_strength is None:
@@ -294,7 +295,7 @@ class Decoder(nn.Module):
         for i in range(ups):
             cout = max(8, width // 2 ** i)
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, 2 * cout, 3, 1, 1, bias=False),
-                       nn.BatchNorm2d(2 * cout), nn.GLU(dim=1)]
+                       nn.BatchNorm2d(2 * cout), GLU()]
             c = cout
         layers += [nn.Conv2d(c, 1, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -294,6 +294,33 @@ def packed_kernel(weight: torch.Tensor) -> torch.Tensor:
     return torch.einsum("adpu,beqv,ocde->oabcpquv", taps, taps, weight).reshape(4 * o, 4 * c, 3, 3)
 
 
+def glu(x: torch.Tensor) -> torch.Tensor:
+    """``F.glu(x, dim=1)`` (first half of the channels times the sigmoid of the second),
+    written as the two halves' product: equal to it bit for bit, and in channels-last
+    memory with few channels (the GAN's top layers on a CPU) 2-3x faster forward and
+    backward, where F.glu's kernel walks the halves' short strided channel runs one by one."""
+    a, b = x.chunk(2, 1)
+    return a * torch.sigmoid(b)
+
+
+class GLU(nn.Module):
+    """``nn.GLU(dim=1)`` computed by :func:`glu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return glu(x)
+
+
+def conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias)`` for a 1x1 ``weight [O, I, 1, 1]``, as a matrix product
+    over the channels when ``x`` is channels-last (the result is channels-last too). On a
+    CPU, one thread and fewer than 16 images, PyTorch sends 1x1 convolutions to its
+    unvectorised fallback kernel: at the strand input's few channels at full resolution
+    that was ~5 % of a training step."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
+    return F.conv2d(x, weight, bias)
+
+
 def box_mean3(x: torch.Tensor) -> torch.Tensor:
     """The mean of each pixel's 3x3 neighbourhood inside the image, i.e.
     ``F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)``, by shifted adds: on a CPU the
