@@ -104,7 +104,7 @@ def main() -> int:
         test_dir = tg.real_pngs(f"{split}:test", work / "png" / "test", size)
         train_dir = tg.real_pngs(f"{split}:train", work / "png" / "train", size)
         n_test = len(list(test_dir.glob("*.png")))
-        floor = tg.frd(test_dir, tg.subset(train_dir, work / "png" / "train-matched", n_test))
+        floor, _ = tg.matched_frd(test_dir, train_dir, work / "png" / "train-matched", n_test)
         held = tg.real_arrays(f"{split}:test")
         print(f"{size[0]}x{size[1]}: {n_test} held-back films; FRD floor (held-back vs {n_test} training films) "
               f"{floor:.3f}; torch threads {torch.get_num_threads()}, {tg.precision()}, "

@@ -169,7 +169,7 @@ def cmd_score(args) -> int:
         test_dir = tg.real_pngs(f"{split}:test", work / "png" / "test", size)
         train_dir = tg.real_pngs(f"{split}:train", work / "png" / "train", size)
         n_test = len(list(test_dir.glob("*.png")))
-        floor_matched = tg.frd(test_dir, tg.subset(train_dir, work / "png" / "train-matched", n_test))
+        floor_matched, _ = tg.matched_frd(test_dir, train_dir, work / "png" / "train-matched", n_test)
         held = tg.real_arrays(f"{split}:test")
         syn = pipe(n_real, seed=123).images
         gen_dir = work / "png" / d.name
@@ -181,7 +181,7 @@ def cmd_score(args) -> int:
         save_grid(gen_dir.with_name(gen_dir.name + "-sheet.png"), imgs[:32], cols=8)
         rm = tg.realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
                         PreparedDataset(f"{split}:test").content_hash)
-        frd_m = tg.frd(test_dir, tg.subset(gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test))
+        frd_m, _ = tg.matched_frd(test_dir, gen_dir, gen_dir.with_name(gen_dir.name + "-matched"), n_test)
         det, sp, dt = rm.detectability, rm.spectrum, rm.detail
         r = m["generation_img_s"]
         print(f"\n{size[0]}x{size[1]} preset {m['preset']} on {m['device']}: {m['minutes']:g} wall-min, "
