@@ -143,3 +143,18 @@ def test_d_batch_option_reaches_the_train_config_and_its_cost(tiny_dataset, tmp_
     assert plans["--model dcgan"]["config"]["d_batch"] == "split"
     # the G step's D pass carries the reals too when mixed
     assert plans[""]["cost"]["train_gflop"] > plans["--d-batch split"]["cost"]["train_gflop"]
+
+
+def test_a_launched_run_leaves_with_its_output_flushed(tmp_path):
+    """leave_without_finalization (a launched run's exit, skipping finalization) keeps the
+    exit code and what was printed but not yet flushed, and runs no atexit handler."""
+    code = ("import atexit, sys\n"
+            "from mammosynth.cli.train import leave_without_finalization\n"
+            f"atexit.register(lambda: open({str(tmp_path / 'atexit')!r}, 'w').close())\n"
+            "print('runs/00000-x', end='')\n"
+            "sys.stderr.write('note')\n"
+            "leave_without_finalization(3)\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "runs/00000-x", "note")
+    assert not (tmp_path / "atexit").exists()
