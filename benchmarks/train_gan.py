@@ -26,11 +26,13 @@ and a contact sheet of generated images per run. Ends with the realism issue's t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +284,37 @@ def matched_frd(real: Path, src: Path, out: Path, n: int) -> tuple[float, list[f
     return (float(np.mean(each)) if each else float("nan")), each
 
 
+FLOORS_VERSION = 1  # bump when the real-vs-real floors are computed differently
+
+
+def png_digest(*dirs: Path) -> str:
+    """A digest of the names and bytes of the PNGs in ``dirs``: the films the floors read."""
+    h = hashlib.sha256()
+    for d in dirs:
+        for f in sorted(d.glob("*.png")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cached_floors(cache: Path, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The real-vs-real floors (``compute()``: a JSON-able dict), computed once per ``key``
+    (the films, the FRD version, ``FLOORS_VERSION``) and read back by every later run on the
+    same films: they cost minutes of pyradiomics per run and do not depend on it."""
+    path = cache / f"floors-{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:  # a damaged file: compute again
+            print(f"recomputing the floors: {path}: {exc}", file=sys.stderr)
+    values = compute()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values))
+    tmp.replace(path)
+    return values
+
+
 def spread(each: list[float]) -> str:
     return "/".join(f"{v:.2f}" for v in each)
 
@@ -395,13 +428,21 @@ def main() -> int:
           f"torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, {precision()}, "
           f"load average {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
     n_test = len(list(test_dir.glob("*.png")))
-    floor = frd(half_a, half_b)
-    floor_th = frd(test_dir, train_dir)
-    floor_matched, floor_each = matched_frd(test_dir, train_dir, work / "png" / "train-matched", n_test)
+
+    def real_floors() -> dict[str, Any]:
+        matched, each = matched_frd(test_dir, train_dir, work / "png" / "train-matched", n_test)
+        return {"frd": frd(half_a, half_b), "frd_th": frd(test_dir, train_dir), "matched": matched,
+                "matched_each": each, "tex": texture_fd(half_a, half_b), "tex_th": texture_fd(test_dir, train_dir)}
+
+    from importlib.metadata import version
+
+    floors = cached_floors(work / "cache", f"v{FLOORS_VERSION}-frd{version('frd-score')}-"
+                           f"{png_digest(test_dir, train_dir)}", real_floors)
+    floor, floor_th, floor_matched, floor_each = floors["frd"], floors["frd_th"], floors["matched"], floors["matched_each"]
     print(f"FRD floor (two real halves): {floor:.3f}; held-back third vs training two thirds: {floor_th:.3f}; "
           f"held-back vs {n_test} training films (size-matched floor, mean of {len(floor_each)} disjoint random "
           f"sets: {spread(floor_each)}): {floor_matched:.3f}", flush=True)
-    tex_floor, tex_floor_th = texture_fd(half_a, half_b), texture_fd(test_dir, train_dir)
+    tex_floor, tex_floor_th = floors["tex"], floors["tex_th"]
     print(f"texture FD floor (two real halves): {tex_floor:.2f}; held-back vs training: {tex_floor_th:.2f}", flush=True)
     held, trained = real_arrays(f"{split}:test"), real_arrays(f"{split}:train")
     held_key = PreparedDataset(f"{split}:test").content_hash  # the cache key of the held-back films' features
