@@ -11,7 +11,8 @@ beta and the high-pass (fine-detail) energy ratio, each next to its real-vs-real
 as ``generate`` does by default and as the ingest does for the real films; the FRD of
 the raw generator output and an FRD with as many generated as held-back images (next
 to a floor of as many training films; each the mean over disjoint random sets of that
-size, ``matched_frd``) are printed too. Saves the last training grid
+size, ``matched_frd``) are printed too. The real-vs-real floors are computed once per set
+of films and FRD version (``OUT/cache/floors-*.json``). Saves the last training grid
 and a contact sheet of generated images per run. Ends with the realism issue's targets
 (``targets.py``): per run, each met or missed and by how much.
 
