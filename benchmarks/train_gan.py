@@ -12,7 +12,7 @@ as ``generate`` does by default and as the ingest does for the real films; the F
 the raw generator output and an FRD with as many generated as held-back images (next
 to a floor of as many training films; each the mean over disjoint random sets of that
 size, ``matched_frd``) are printed too. The real-vs-real floors are computed once per set
-of films and FRD version (``OUT/cache/floors-*.json``). Saves the last training grid
+of films and FRD version (in the feature cache, ``OUT/cache``). Saves the last training grid
 and a contact sheet of generated images per run. Ends with the realism issue's targets
 (``targets.py``): per run, each met or missed and by how much.
 
@@ -299,20 +299,18 @@ def png_digest(*dirs: Path) -> str:
 
 
 def cached_floors(cache: Path, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The real-vs-real floors (``compute()``: a JSON-able dict), computed once per ``key``
-    (the films, the FRD version, ``FLOORS_VERSION``) and read back by every later run on the
-    same films: they cost minutes of pyradiomics per run and do not depend on it."""
-    path = cache / f"floors-{key}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as exc:  # a damaged file: compute again
-            print(f"recomputing the floors: {path}: {exc}", file=sys.stderr)
+    """The real-vs-real floors (``compute()``: numbers and lists of numbers by name), computed
+    once per ``key`` (the films, the FRD version, ``FLOORS_VERSION``) and read back from the
+    feature cache in ``cache`` by every later run on the same films: they cost minutes of
+    pyradiomics per run and do not depend on it."""
+    from mammosynth.metrics.cache import FeatureCache, cache_key
+
+    store, entry = FeatureCache(cache), cache_key(floors=key)
+    hit = store.load(entry)
+    if hit is not None:
+        return {name: a.tolist() for name, a in hit.items()}
     values = compute()
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(values))
-    tmp.replace(path)
+    store.save(entry, {name: np.asarray(v, dtype=np.float64) for name, v in values.items()})
     return values
 
 

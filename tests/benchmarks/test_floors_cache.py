@@ -17,7 +17,9 @@ def test_floors_are_computed_once_per_key_and_recomputed_when_damaged(tmp_path):
     assert first == {"frd": 7.5, "matched_each": [4.8, 7.0]}
     assert train_gan.cached_floors(tmp_path / "cache", "k1", compute) == first and len(calls) == 1
     assert train_gan.cached_floors(tmp_path / "cache", "k2", compute)["frd"] == 8.5  # another key: computed
-    (tmp_path / "cache" / "floors-k1.json").write_text("{not json")
+    from mammosynth.metrics.cache import FeatureCache, cache_key
+
+    FeatureCache(tmp_path / "cache").path(cache_key(floors="k1")).write_text("{not an npz")
     assert train_gan.cached_floors(tmp_path / "cache", "k1", compute)["frd"] == 9.5 and len(calls) == 3
 
 
