@@ -135,25 +135,34 @@ def realism(real: tuple, syn_u16: np.ndarray, sheet: Path, cache_dir: Path, real
     from mammosynth.metrics.cache import FeatureCache
     from mammosynth.metrics.realism import RealismConfig, realism_metrics, realism_sheet
 
+    from mammosynth.metrics.outline import outline_sheet
+
     xs, ms = syn_u16.astype(np.float32) / 65535.0, breast_masks(syn_u16)
     realism_sheet(real[0], real[1], xs, ms, sheet)
-    return realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False,
-                           cache=FeatureCache(cache_dir), real_key=real_key)
+    rm = realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False,
+                         cache=FeatureCache(cache_dir), real_key=real_key)
+    if rm.outline is not None and "atypical" in rm.outline.rates:  # the most atypical outlines, for the eye
+        a = rm.outline.rates["atypical"]
+        outline_sheet([("held-back", real[0], real[1], a.real_worst), ("synthetic", xs, ms, a.worst)],
+                      sheet.with_name(sheet.stem.removesuffix("-crops") + "-outlines.png"))
+    return rm
 
 
-def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any]:
+def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any, Any]:
     """The real-vs-real values of beta (median difference, training - held-back films), of
-    the high-pass energy ratio (training / held-back) and of the local texture statistics
-    (training films in the synthetic role)."""
+    the high-pass energy ratio (training / held-back), of the local texture statistics and
+    of the outline rates (training films in the synthetic role)."""
     from mammosynth.metrics.detail import detail_comparison, highpass_energy
     from mammosynth.metrics.local_texture import local_texture_comparison, local_texture_statistics
+    from mammosynth.metrics.outline import outline_comparison, outline_features
     from mammosynth.metrics.spectrum import spectral_exponents, spectrum_comparison
 
     spec = spectrum_comparison(spectral_exponents(held[0], held[1]), spectral_exponents(train[0], train[1]))
     det = detail_comparison(highpass_energy(held[0], held[1]), highpass_energy(train[0], train[1]))
     lt = local_texture_comparison(local_texture_statistics(held[0], held[1]),
                                   local_texture_statistics(train[0], train[1]))
-    return spec.diff_median, det.ratio, lt
+    ol = outline_comparison(outline_features(held[1]), outline_features(train[1]))
+    return spec.diff_median, det.ratio, lt, ol
 
 
 def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.ndarray]:
@@ -328,6 +337,15 @@ def local_texture_line(lt, other: str = "synthetic") -> str:
         for name, c in lt.statistics.items())
 
 
+def outline_line(ol, other: str = "synthetic") -> str:
+    """Outline rates (``metrics.outline.OutlineResult``): the share of ``other`` images above
+    the held-back films' 95th percentile [CI]."""
+    if ol is None or not ol.available:
+        return "outline: not available"
+    return f"outline, {other} images above the held-back films' {ol.quantile:.0%} quantile [CI]: " + ", ".join(
+        f"{name} {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] (AUC {r.auc:.2f})" for name, r in ol.rates.items())
+
+
 def view_auc(test, view: str) -> str:
     """One view's AUC of the synthetic-vs-real detectability test, or n/a."""
     a = test.synthetic.view_aucs()[view]
@@ -445,9 +463,10 @@ def main() -> int:
     print(f"texture FD floor (two real halves): {tex_floor:.2f}; held-back vs training: {tex_floor_th:.2f}", flush=True)
     held, trained = real_arrays(f"{split}:test"), real_arrays(f"{split}:train")
     held_key = PreparedDataset(f"{split}:test").content_hash  # the cache key of the held-back films' features
-    beta_rr, hp_rr, lt_rr = real_reference(held, trained)
+    beta_rr, hp_rr, lt_rr, ol_rr = real_reference(held, trained)
     print(f"real vs real (training vs held-back films): beta difference {beta_rr:+.2f}, high-pass energy ratio "
-          f"{hp_rr:.2f}\n    {local_texture_line(lt_rr, 'training')}", flush=True)
+          f"{hp_rr:.2f}\n    {local_texture_line(lt_rr, 'training')}\n    {outline_line(ol_rr, 'training')}",
+          flush=True)
     rows = []
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -502,7 +521,8 @@ def main() -> int:
               f"{' = mean of ' + '/'.join(f'{a:.3f}' for a in d.floor.split_aucs) if d.floor.split_aucs else ''}, "
               f"{d.synthetic.seconds + d.floor.seconds:.0f}s)  beta {sp.synthetic.median:.2f} vs real "
               f"{sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  "
-              f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m.local_texture)}", flush=True)
+              f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m.local_texture)}\n"
+              f"         {outline_line(real_m.outline)}", flush=True)
         if args.score_checkpoints:
             score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m)
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "

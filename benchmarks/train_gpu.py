@@ -195,6 +195,7 @@ def cmd_score(args) -> int:
               f"{det.floor.auc:.3f})  beta {sp.synthetic.median:.2f} vs real {sp.real.median:.2f}  high-pass ratio "
               f"{dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}]  FRD size-matched {frd_m:.3f} (floor "
               f"{floor_matched:.3f})  verdict {rm.verdict.status}\n  {tg.local_texture_line(rm.local_texture)}\n"
+              f"  {tg.outline_line(rm.outline)}\n"
               f"  sheets: {gen_dir.with_name(gen_dir.name + '-sheet.png')}, {gen_dir.with_name(gen_dir.name + '-crops.png')}",
               flush=True)
         fig = targets.RunFigures(family="fastgan", minutes=m["minutes"], seed=m["seed"],

@@ -200,7 +200,8 @@ def test_realism_metrics_end_to_end():
     assert "density:A" in res.spectrum.strata
     assert res.verdict.status in ("warn", "fail") and len(res.verdict.reasons) == 3
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-    assert set(d) == {"detectability", "spectrum", "detail", "local_texture", "verdict", "seconds", "real_side_cached"}
+    assert set(d) == {"detectability", "spectrum", "detail", "local_texture", "outline", "verdict", "seconds",
+                      "real_side_cached"}
     assert set(d["local_texture"]["statistics"]) == {"grain_skewness", "grain_kurtosis", "coherence",
                                                      "grain_anisotropy"}
     assert d["local_texture"]["available"] and len(res.verdict.reasons) == 3  # they explain, never add reasons

@@ -13,11 +13,12 @@ One module per metric (torch-fidelity / clean-fid style):
 * :mod:`.diversity`    SSIM / MS-SSIM and intra-set diversity (mode-collapse warning)
 * :mod:`.memorization` nearest-training-image search and near-copy flags
 * :mod:`.fidelity`     :func:`compute_image_metrics`, the orchestrator
-* :mod:`.realism`      :func:`realism_metrics`: detectability + spectrum + detail + local texture, verdict, crop sheet
+* :mod:`.realism`      :func:`realism_metrics`: detectability + spectrum + detail + local texture + outline, verdict, crop sheet
 * :mod:`.detectability` classifier two-sample test (CNN, out-of-fold AUC) against a real-vs-real floor
 * :mod:`.spectrum`     texture power-spectrum exponent beta of the breast interior
 * :mod:`.detail`       fine-detail (Laplacian high-pass) energy of the breast interior
 * :mod:`.local_texture` grain skewness / kurtosis, orientation coherence, grain anisotropy
+* :mod:`.outline`      breast shapes unlike any real film, skin lines more jagged than real ones
 * :mod:`.twosample`    mask erosion, strata and two-sample bootstrap shared by the realism measures
 * :mod:`.cache`        the on-disk feature cache
 * :mod:`.images`       :class:`~.images.EvalImages`: every image decoded once per evaluation

@@ -10,13 +10,17 @@
   real;
 * **local texture statistics** (:mod:`.local_texture`): skewness and kurtosis of the fine
   residual, orientation coherence, grain anisotropy, each as an AUC of per-image values
-  (they explain, and never change, the verdict).
+  (they explain, and never change, the verdict);
+* **breast outline** (:mod:`.outline`): the share of synthetic breasts shaped unlike any
+  real film, and of skin lines more jagged than real ones.
 
 Verdict (:class:`RealismVerdict`): the detectability rule decides pass / warn / fail
 (:meth:`.detectability.DetectabilityTest.verdict`); a spectrum or detail difference that is
 both clear (its CI excludes "no difference") and large (|delta beta| >= ``beta_tolerance``, or
 the energy ratio outside [1 / ``detail_tolerance``, ``detail_tolerance``]) raises a pass to
-warn, never to fail: they say *why* films look synthetic, the classifier says *whether*.
+warn, never to fail: they say *why* films look synthetic, the classifier says *whether*. So
+does an outline rate (atypical shape, ragged skin line) whose CI lies wholly above
+``outline_tolerance``: anatomy a reader rejects at a glance, which the classifier weighs little.
 
 :func:`realism_sheet` draws native-resolution breast crops, real above synthetic, for the
 eye. Strata come from the records: ``density`` (A-D, unknown) and ``finding`` (none, the
@@ -36,6 +40,7 @@ from .detail import DetailResult, detail_comparison, highpass_energy
 from .cache import FeatureCache, cache_key
 from .detectability import DetectabilityConfig, DetectabilityResult, DetectabilityTest, detectability_test
 from .local_texture import STATISTICS, LocalTextureResult, local_texture_comparison, local_texture_statistics
+from .outline import FEATURES as OUTLINE_FEATURES, OutlineResult, outline_comparison, outline_features
 from .spectrum import SpectrumResult, spectral_exponents, spectrum_comparison
 from .twosample import check_stack, default_erosion, erode_masks, patches_inside
 
@@ -64,6 +69,10 @@ class RealismConfig:
     beta_tolerance: float = 0.5
     #: high-pass energy ratio outside [1/t, t] with a CI excluding 1 warns
     detail_tolerance: float = 2.0
+    #: outline rates count synthetic images above this quantile of the real films' values
+    outline_quantile: float = 0.95
+    #: an outline rate whose CI lies wholly above this share warns (real films: ~1 - quantile)
+    outline_tolerance: float = 0.10
 
     def __post_init__(self) -> None:
         unknown = set(self.strata) - set(STRATA_AXES)
@@ -71,6 +80,9 @@ class RealismConfig:
             raise ValueError(f"unknown strata axes {sorted(unknown)}; expected some of {STRATA_AXES}")
         if not (0 < self.margin < 0.5) or self.detail_tolerance <= 1 or self.beta_tolerance <= 0:
             raise ValueError("margin must be in (0, 0.5), detail_tolerance > 1 and beta_tolerance > 0")
+        if not (0.5 <= self.outline_quantile < 1) or not (1 - self.outline_quantile <= self.outline_tolerance < 1):
+            raise ValueError(f"outline_quantile must be in [0.5, 1) and outline_tolerance in [1 - quantile, 1), got "
+                             f"{self.outline_quantile}, {self.outline_tolerance}")
         if self.patch is not None and self.patch < 8 or self.stride is not None and self.stride < 1:
             raise ValueError(f"patch must be >= 8 and stride >= 1, got {self.patch}, {self.stride}")
 
@@ -167,6 +179,8 @@ class RealismResult:
     spectrum_settings: SpectrumSettings | None = None
     #: local texture statistics on the spectrum's patches (None: results made without them)
     local_texture: LocalTextureResult | None = None
+    #: atypical breast shapes and ragged skin lines (None: results made without them)
+    outline: OutlineResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         spectrum = self.spectrum.to_dict()
@@ -175,13 +189,14 @@ class RealismResult:
         return {"detectability": self.detectability.to_dict(self.config.margin),
                 "spectrum": spectrum, "detail": self.detail.to_dict(),
                 "local_texture": None if self.local_texture is None else self.local_texture.to_dict(),
+                "outline": None if self.outline is None else self.outline.to_dict(),
                 "verdict": self.verdict.to_dict(), "seconds": round(self.seconds, 2),
                 "real_side_cached": self.real_side_cached}
 
 
 def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: DetailResult,
-                    config: RealismConfig = RealismConfig()) -> RealismVerdict:
-    """Combine the three measures by the rule in the module docstring."""
+                    config: RealismConfig = RealismConfig(), outline: OutlineResult | None = None) -> RealismVerdict:
+    """Combine the measures by the rule in the module docstring."""
     status = det.verdict(config.margin)
     reasons = [det.reason(config.margin)]
     if spec.available and (spec.ci_low > 0 or spec.ci_high < 0) and abs(spec.diff_median) >= config.beta_tolerance:
@@ -194,11 +209,17 @@ def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: Detail
         reasons.append(f"fine detail: synthetic high-pass energy {detail.ratio:.0%} of real "
                        f"(CI [{detail.ci_low:.0%}, {detail.ci_high:.0%}])")
         status = "warn" if status == "pass" else status
+    for name in outline.flagged(config.outline_tolerance) if outline is not None else []:
+        r = outline.rates[name]
+        what = {"atypical": "breasts shaped unlike any real film", "ragged": "skin lines more jagged than real films'"}
+        reasons.append(f"outline: {r.rate:.0%} of synthetic images have {what[name]} (CI [{r.ci_low:.0%}, "
+                       f"{r.ci_high:.0%}], above {config.outline_tolerance:.0%}; real films {r.real_rate:.0%})")
+        status = "warn" if status == "pass" else status
     return RealismVerdict(status, tuple(reasons))
 
 
 # bump when the real side's measures change meaning (part of the cache key)
-REAL_SIDE_VERSION = 2  # 2: local texture statistics
+REAL_SIDE_VERSION = 3  # 2: local texture statistics; 3: outline features
 
 
 def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.ndarray] | None,
@@ -249,7 +270,7 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     key = None if cache is None or real_key is None else _real_side_key(real_key, xr.shape, sr, real_groups, config,
                                                                         settings)
     hit = cache.load(key) if key is not None else None
-    say(f"texture spectrum ({settings.describe()}), fine detail and local texture statistics")
+    say(f"texture spectrum ({settings.describe()}), fine detail, local texture statistics and breast outline")
     kw = dict(patch=settings.patch, stride=settings.stride, erode=config.erode, fit=settings.fit)
     beta_r = hit["beta"] if hit else spectral_exponents(xr, mr, **kw)
     energy_r = hit["energy"] if hit else highpass_energy(xr, mr, config.erode)
@@ -261,6 +282,9 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
                                      n_boot=config.n_boot)
     detail = detail_comparison(energy_r, highpass_energy(xs, ms, config.erode), sr, ss, seed=config.seed,
                                n_boot=config.n_boot)
+    ol_r = {f: hit[f"outline.{f}"] for f in OUTLINE_FEATURES} if hit else outline_features(mr)
+    outline = outline_comparison(ol_r, outline_features(ms), config.outline_quantile, seed=config.seed,
+                                 n_boot=config.n_boot)
     say("detectability (synthetic vs real" + (", the real-vs-real floor from the cache)" if hit else
                                                 ", then the real-vs-real floor)"))
     floor = DetectabilityResult.from_arrays({k[6:]: v for k, v in hit.items() if k.startswith("floor.")}) if hit \
@@ -270,10 +294,11 @@ def realism_metrics(real_images: np.ndarray, real_masks: np.ndarray, real_record
     if key is not None and not hit:
         cache.save(key, {"beta": np.asarray(beta_r), "energy": np.asarray(energy_r),
                          **{f"local_texture.{s}": np.asarray(v) for s, v in lt_r.items()},
+                         **{f"outline.{f}": np.asarray(v) for f, v in ol_r.items()},
                          **{f"floor.{k}": v for k, v in det.floor.to_arrays().items()}})
-    verdict = realism_verdict(det, spec, detail, config)
+    verdict = realism_verdict(det, spec, detail, config, outline)
     return RealismResult(det, spec, detail, verdict, time.perf_counter() - t0, config, real_side_cached=bool(hit),
-                         spectrum_settings=settings, local_texture=local)
+                         spectrum_settings=settings, local_texture=local, outline=outline)
 
 
 # -- the sheet ---------------------------------------------------------------------------

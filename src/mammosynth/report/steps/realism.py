@@ -5,8 +5,10 @@ decoded images and breast masks (:class:`~mammosynth.metrics.images.EvalImages`,
 stored size): detectability (out-of-fold AUC of a small CNN separating synthetic from
 real, against the AUC of the same CNN separating two halves of the real set, the
 "floor", both with bootstrap CIs, per stratum too), the radial power-spectrum exponent
-beta per side and the high-pass (fine detail) energy ratio synthetic / real. A sheet of
-real and synthetic crops at native resolution is written next to the report and embedded.
+beta per side, the high-pass (fine detail) energy ratio synthetic / real, and the breast
+outline (the share of synthetic breasts shaped unlike any real film, of skin lines more
+jagged than real ones). A sheet of real and synthetic crops at native resolution, and one
+of the most atypical real and synthetic outlines, are written next to the report and embedded.
 
 Verdict: the realism result's own verdict (:func:`rule_text` says it in words, with the
 configured margin and tolerances, in the report).
@@ -21,6 +23,7 @@ from ..registry import Check, EvalInputs, Step, register
 
 STEP = "2c. Realism"
 SHEET = "realism_crops.png"
+OUTLINE_SHEET = "realism_outlines.png"
 
 
 def rule_text(rc: Any) -> str:
@@ -31,8 +34,10 @@ def rule_text(rc: Any) -> str:
             "(the floor, or chance, 0.5, when the floor lies below it); "
             f"otherwise pass, raised to warn (never to fail) when the spectrum exponent differs clearly (CI excludes "
             f"0) and by at least {rc.beta_tolerance:g}, or the fine-detail energy ratio's CI lies wholly outside "
-            f"[1/{rc.detail_tolerance:g}, {rc.detail_tolerance:g}]: spectrum and detail say why films look "
-            "synthetic, the classifier says whether.")
+            f"[1/{rc.detail_tolerance:g}, {rc.detail_tolerance:g}], or the share of synthetic breasts shaped unlike "
+            f"any real film (or with a skin line more jagged than real films'; both above the real films' "
+            f"{rc.outline_quantile:.0%} quantile) has a CI wholly above {rc.outline_tolerance:.0%}: spectrum, detail "
+            "and outline say why films look synthetic, the classifier says whether.")
 
 
 def realism_config(detect_folds: int | None = None, floor_splits: int | None = None) -> Any:
@@ -78,7 +83,22 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
                             "reason": None}
         except ValueError as exc:  # no breast interior large enough for a crop: the measures still stand
             out["sheet"] = {"file": None, "reason": str(exc)}
+        out["outline_sheet"] = _outline_sheet(res.outline, real, rm, syn, sm, inputs.out_dir / OUTLINE_SHEET)
     return out
+
+
+def _outline_sheet(outline: Any, real: Any, rm: Any, syn: Any, sm: Any, path: Any) -> dict[str, Any]:
+    """The most atypical real and synthetic outlines, drawn (``{"file", "reason"}``)."""
+    from ...metrics.outline import outline_sheet
+
+    if outline is None or "atypical" not in outline.rates:
+        return {"file": None, "reason": (outline.reason if outline is not None else None) or "no outline measure"}
+    r = outline.rates["atypical"]
+    try:
+        outline_sheet([("real", real, rm, r.real_worst), ("synthetic", syn, sm, r.worst)], path)
+    except ValueError as exc:
+        return {"file": None, "reason": str(exc)}
+    return {"file": path.name, "reason": None}
 
 
 def _status(s: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -115,6 +135,10 @@ def realism_card(s: dict[str, Any]) -> str | None:
     det = s.get("detail") or {}
     if det.get("ratio") is not None:
         line += f"; fine-detail energy ratio synthetic/real {det['ratio']:.2f}"
+    atypical = ((s.get("outline") or {}).get("statistics") or {}).get("atypical") or {}
+    if atypical.get("rate") is not None:
+        line += (f"; {atypical['rate']:.0%} of synthetic breasts shaped unlike any real film (real films "
+                 f"{atypical['real_rate']:.0%})")
     return line + "."
 
 
