@@ -346,6 +346,12 @@ def outline_line(ol, other: str = "synthetic") -> str:
         f"{name} {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] (AUC {r.auc:.2f})" for name, r in ol.rates.items())
 
 
+def atypical_cell(ol) -> str:
+    """The share of atypical breast shapes and its AUC, for the table (n/a without them)."""
+    r = None if ol is None else ol.rates.get("atypical")
+    return "n/a" if r is None else f"{r.rate:.1%} ({r.auc:.2f})"
+
+
 def view_auc(test, view: str) -> str:
     """One view's AUC of the synthetic-vs-real detectability test, or n/a."""
     a = test.synthetic.view_aucs()[view]
@@ -534,14 +540,14 @@ def main() -> int:
           f"vs held-back films); beta of the held-back films {rows[0][-1].spectrum.real.median:.2f}" if rows else "")
     print("| family | budget (min) | seed | kimg | train img/s | gen img/s | gen img/s, network only | FRD vs held-back "
           "| FRD, size-matched | FRD floor | texture FD | detectability AUC [CI] | floor AUC [CI] | beta syn (real) "
-          "| high-pass ratio [CI] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| high-pass ratio [CI] | atypical outlines (AUC) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for fam, m, seed, k, tr, r, s_, sm, sr, tx, rm in rows:
         d, sp, dt = rm.detectability, rm.spectrum, rm.detail
         print(f"| {fam} | {m:g} | {seed} | {k:.2f} | {tr:.1f} | {r['gen']:.1f} | {r['gen_raw']:.1f} | {s_:.3f} | {sm:.3f} "
               f"| {floor:.3f} | {tx:.2f} | {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
               f"| {d.floor.auc:.3f} [{d.floor.ci_low:.2f}, {d.floor.ci_high:.2f}] | {sp.synthetic.median:.2f} "
-              f"({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}] |")
+              f"({sp.real.median:.2f}) | {dt.ratio:.2f} [{dt.ci_low:.2f}, {dt.ci_high:.2f}] | {atypical_cell(rm.outline)} |")
     if len(seeds) > 1:
         print(seed_summary(rows))
     print(targets.report([figures(r, floor_matched) for r in rows], size, args.threads))
