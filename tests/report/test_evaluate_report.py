@@ -70,6 +70,7 @@ def test_evaluate_writes_report_metrics_and_card(eval_sets, stub_image_metrics, 
     assert ol["available"] and set(ol["statistics"]) == {"atypical", "ragged"}
     assert saved["realism"]["outline_sheet"]["file"] == "realism_outlines.png"
     assert (out / "realism_outlines.png").is_file() and "Breast outline" in html and "most atypical" in html
+    assert "of synthetic breasts shaped unlike any real film" in (out / "dataset_card.md").read_text()
 
 
 def _only_density_a(root):

@@ -56,6 +56,8 @@ _EXPORTS = {
     "ms_ssim": "mammosynth.metrics.diversity",
     "ssim": "mammosynth.metrics.diversity",
     "describe_image": "mammosynth.metrics.features",
+    "outline_features": "mammosynth.metrics.outline",
+    "outline_comparison": "mammosynth.metrics.outline",
 }
 
 __all__ = ["MetricResult", "MetricUnavailable", *_EXPORTS]
