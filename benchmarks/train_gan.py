@@ -265,7 +265,8 @@ def score_checkpoints(run: Path, n: int, held: tuple, work: Path, real_key: str,
         print(f"           checkpoint {kimg:7.2f} kimg (~{minutes[near] if near is not None else float('nan'):.1f} "
               f"CPU-min): detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.2f}, {d.synthetic.ci_high:.2f}] "
               f"(texture view {view_auc(d, 'texture')}, layout view {view_auc(d, 'layout')}; floor {d.floor.auc:.3f})  "
-              f"beta {sp.synthetic.median:.2f} vs real {sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f}", flush=True)
+              f"beta {sp.synthetic.median:.2f} vs real {sp.real.median:.2f}  high-pass ratio {dt.ratio:.2f}  "
+              f"atypical outlines {atypical_cell(rm.outline)}", flush=True)
 
 
 def subsets(src: Path, out: Path, n: int, most: int = 3) -> list[Path]:
