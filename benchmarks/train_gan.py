@@ -133,18 +133,16 @@ def realism(real: tuple, syn_u16: np.ndarray, sheet: Path, cache_dir: Path, real
     native-resolution crop sheet. The real side (the floor) is computed once, then cached."""
     from mammosynth.data.preprocess import breast_masks
     from mammosynth.metrics.cache import FeatureCache
+    from mammosynth.metrics.outline import atypical_sheet
     from mammosynth.metrics.realism import RealismConfig, realism_metrics, realism_sheet
-
-    from mammosynth.metrics.outline import outline_sheet
 
     xs, ms = syn_u16.astype(np.float32) / 65535.0, breast_masks(syn_u16)
     realism_sheet(real[0], real[1], xs, ms, sheet)
     rm = realism_metrics(real[0], real[1], real[2], xs, ms, None, RealismConfig(), progress=False,
                          cache=FeatureCache(cache_dir), real_key=real_key)
     if rm.outline is not None and "atypical" in rm.outline.rates:  # the most atypical outlines, for the eye
-        a = rm.outline.rates["atypical"]
-        outline_sheet([("held-back", real[0], real[1], a.real_worst), ("synthetic", xs, ms, a.worst)],
-                      sheet.with_name(sheet.stem.removesuffix("-crops") + "-outlines.png"))
+        atypical_sheet(rm.outline, real[0], real[1], xs, ms,
+                       sheet.with_name(sheet.stem.removesuffix("-crops") + "-outlines.png"), real_label="held-back")
     return rm
 
 

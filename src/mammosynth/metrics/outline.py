@@ -255,5 +255,16 @@ def outline_sheet(rows: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[int
     return {"path": str(path), "rows": [len(ts) for _, ts in tiles], "size": list(img.size)}
 
 
-__all__ = ["BINS", "FEATURES", "MEANINGS", "STATISTICS", "OutlierRate", "OutlineResult", "jaggedness",
+def atypical_sheet(outline: OutlineResult, real_images: np.ndarray, real_masks: np.ndarray, syn_images: np.ndarray,
+                   syn_masks: np.ndarray, path: str | os.PathLike, real_label: str = "real") -> dict[str, Any]:
+    """:func:`outline_sheet` of the most atypical real films above the most atypical synthetic
+    images of ``outline``; ValueError when it has no atypicality figure."""
+    r = outline.rates.get("atypical")
+    if r is None:
+        raise ValueError(outline.reason or "no atypicality figure")
+    return outline_sheet([(real_label, real_images, real_masks, r.real_worst),
+                          ("synthetic", syn_images, syn_masks, r.worst)], path)
+
+
+__all__ = ["BINS", "FEATURES", "MEANINGS", "STATISTICS", "OutlierRate", "OutlineResult", "atypical_sheet", "jaggedness",
            "nearest_distance", "outline_comparison", "outline_features", "outline_sheet", "width_profiles"]

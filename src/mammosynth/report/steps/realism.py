@@ -89,13 +89,12 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
 
 def _outline_sheet(outline: Any, real: Any, rm: Any, syn: Any, sm: Any, path: Any) -> dict[str, Any]:
     """The most atypical real and synthetic outlines, drawn (``{"file", "reason"}``)."""
-    from ...metrics.outline import outline_sheet
+    from ...metrics.outline import atypical_sheet
 
-    if outline is None or "atypical" not in outline.rates:
-        return {"file": None, "reason": (outline.reason if outline is not None else None) or "no outline measure"}
-    r = outline.rates["atypical"]
+    if outline is None:
+        return {"file": None, "reason": "no outline measure"}
     try:
-        outline_sheet([("real", real, rm, r.real_worst), ("synthetic", syn, sm, r.worst)], path)
+        atypical_sheet(outline, real, rm, syn, sm, path)
     except ValueError as exc:
         return {"file": None, "reason": str(exc)}
     return {"file": path.name, "reason": None}
