@@ -407,6 +407,29 @@ def test_models_written_before_noise_and_texture_head_load_unchanged():
         ModelConfig(noise_blocks=-1)
 
 
+def test_discriminator_reconstructs_at_recon_rows_and_old_runs_keep_64():
+    """The decoders rebuild the image at ``recon_rows`` (capped by the image's rows); a
+    config saved without the field was trained at 64 rows and its weights still load."""
+    cfg = ModelConfig.for_family("fastgan", resolution=(128, 80))
+    assert cfg.recon_rows == 32
+    D32 = build_discriminator(cfg)
+    f8 = torch.randn(2, D32.head.in_features, 8, 5)  # D's final map
+    assert D32.dec_big(f8).shape[-2:] == (32, 20)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "recon_rows"}
+    legacy = ModelConfig.from_dict(old)
+    assert legacy.recon_rows == 64
+    D = build_discriminator(legacy)
+    assert D.dec_big(f8).shape[-2:] == (64, 40)
+    build_discriminator(ModelConfig.from_dict(old)).load_state_dict(D.state_dict())
+    with pytest.raises(RuntimeError):  # the 32-row decoders have one up-block fewer
+        D32.load_state_dict(D.state_dict())
+    small = build_discriminator(ModelConfig.for_family("fastgan", resolution=(16, 10), recon_rows=64))
+    assert small.rec_rows == 16
+    for bad in (12, 4, 0):
+        with pytest.raises(ValueError, match="recon_rows"):
+            ModelConfig.for_family("fastgan", recon_rows=bad)
+
+
 def test_grain_layer_shapes_the_output_noise_nonlinearly():
     """The grain layer adds GLU(conv(x + s n)) to the last map: with its weights at 0 the
     generator is the one without it (same other weights); trained-like weights make the

@@ -106,13 +106,13 @@ def test_model_options_reach_the_model_config(tiny_dataset, tmp_path, capsys):
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16", "--dry-run"]) == 0
     default = json.loads(capsys.readouterr().out)["config"]["model"]
     assert (default["upsample"], default["noise_blocks"], default["texture_channels"], default["output_grain"],
-            default["strands"]) == ("bilinear", 3, 16, True, 8)
+            default["strands"], default["recon_rows"]) == ("bilinear", 3, 16, True, 8, 32)
     assert main(["train", str(tiny_dataset), "--out", str(tmp_path), "--resolution", "16", "16",
                  "--upsample", "nearest", "--noise-blocks", "0", "--texture-channels", "8", "--output-grain", "off",
-                 "--strands", "0", "--dry-run"]) == 0
+                 "--strands", "0", "--recon-rows", "64", "--dry-run"]) == 0
     model = json.loads(capsys.readouterr().out)["config"]["model"]
     assert (model["upsample"], model["noise_blocks"], model["texture_channels"], model["output_grain"],
-            model["strands"]) == ("nearest", 0, 8, False, 0)
+            model["strands"], model["recon_rows"]) == ("nearest", 0, 8, False, 0, 64)
 
 
 def test_amp_option_reaches_the_train_config(tiny_dataset, tmp_path, capsys):

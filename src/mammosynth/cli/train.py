@@ -53,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strands", type=int, default=ModelConfig.strands, metavar="K",
                    help="fastgan: orientations of the strand input (sparse oriented dashes of the full-resolution "
                         "noise, gated per pixel), for the films' fibrous strands; 0 = none (default: %(default)s)")
+    p.add_argument("--recon-rows", type=int, default=ModelConfig.recon_rows, metavar="R",
+                   help="fastgan: rows of the discriminator's self-supervised reconstructions (whole image and a "
+                        "quarter); 32 makes them about shape and layout, 64 was the default before (default: "
+                        "%(default)s)")
     p.add_argument("--texture-view", default=TrainConfig.texture_view, choices=TEXTURE_VIEWS,
                    help="fastgan: what the texture head judges: the augmented images, or the exact images before "
                         "augmentation (zooms blur texture) (default: %(default)s)")
@@ -125,6 +129,7 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                  max_channels=args.max_channels, noise_blocks=args.noise_blocks,
                  texture_channels=args.texture_channels, output_noise=args.output_noise == "on",
                  output_grain=args.output_grain == "on", strands=args.strands,
+                 recon_rows=args.recon_rows,
                  channels=args.channels, prediction=args.prediction,
                  layers_per_block=args.layers_per_block, attention_levels=args.attention_levels)
     return preset_config(args.preset, model=model, minutes=minutes, kimg=kimg, batch=args.batch, seed=args.seed,

@@ -72,7 +72,7 @@ UPSAMPLE_MODES = ("bilinear", "nearest")
 #: fields added after runs were first written, with the value a saved config without
 #: them was trained with
 LEGACY = {"upsample": "nearest", "noise_blocks": 0, "texture_channels": 0, "output_noise": False,
-          "output_grain": False, "strands": 0, "content_width": 0}
+          "output_grain": False, "strands": 0, "content_width": 0, "recon_rows": 64}
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,13 @@ class ModelConfig:
     #: the rest of the frame with background. 0 = the whole width. Training chooses it from
     #: the films (``TrainConfig.content``); a multiple of H/8, at most W.
     content_width: int = 0
+    #: fastgan: rows of the discriminator's self-supervised reconstructions (the whole
+    #: image from its 8-row map, a quarter from its 16-row map; capped at the image's
+    #: rows). At 32 rows instead of 64 the decoders ask D's features for the breast's
+    #: shape and tissue layout rather than detail the texture head already judges: the
+    #: samples' broken outlines and detectability fell at 128 and 256 rows (README,
+    #: "Realism"). 64: runs written before this field. A power of two >= 8.
+    recon_rows: int = 32
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -140,6 +147,8 @@ class ModelConfig:
         for name in ("noise_blocks", "texture_channels", "strands", "content_width"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"model {name} must be >= 0, got {getattr(self, name)!r}")
+        if self.recon_rows < BASE_ROWS or self.recon_rows & (self.recon_rows - 1):
+            raise ValueError(f"model recon_rows must be a power of two >= {BASE_ROWS}, got {self.recon_rows!r}")
         h, w = self.resolution
         if self.content_width and (self.content_width > w or self.content_width % (h // BASE_ROWS)):
             raise ValueError(f"content_width {self.content_width}: must be a multiple of height/8 = "

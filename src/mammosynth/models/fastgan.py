@@ -319,9 +319,9 @@ class FastGANDiscriminator(SavableModel, nn.Module):
         c_out = ch[0]
         self.head = nn.Linear(c_out, 1)
         self.proj = nn.ModuleDict({a: nn.Embedding(len(c), c_out) for a, c in self.label_axes.items()})
-        # reconstruction targets: whole image from the final map, a quarter from the
-        # 16-row map (when the image has >= 32 rows)
-        self.rec_rows = min(cfg.resolution[0], 64)
+        # reconstruction targets (ModelConfig.recon_rows): whole image from the final map,
+        # a quarter from the 16-row map (when the image has >= 32 rows)
+        self.rec_rows = min(cfg.resolution[0], cfg.recon_rows)
         self.recon_max = 8  # reconstruct at most this many reals per batch (cost)
         self.dec_big = Decoder(c_out, (self.rec_rows // BASE_ROWS).bit_length() - 1)
         self.dec_part = Decoder(ch[1], (self.rec_rows // BASE_ROWS).bit_length() - 1) if n >= 2 else None
