@@ -129,9 +129,10 @@ class ModelConfig:
     #: fastgan: rows of the discriminator's self-supervised reconstructions (the whole
     #: image from its 8-row map, a quarter from its 16-row map; capped at the image's
     #: rows). At 32 rows instead of 64 the decoders ask D's features for the breast's
-    #: shape and tissue layout rather than detail the texture head already judges: the
-    #: samples' broken outlines and detectability fell at 128 and 256 rows (README,
-    #: "Realism"). 64: runs written before this field. A power of two >= 8.
+    #: shape and tissue layout rather than detail the texture head already judges: fewer
+    #: broken outlines at 128 rows and ~1.1x the images per CPU-minute, detectability
+    #: about the same (README, "Realism"). 64: runs written before this field. A power
+    #: of two >= 8.
     recon_rows: int = 32
 
     def __post_init__(self) -> None:
