@@ -163,34 +163,43 @@ def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any, Any]:
     return spec.diff_median, det.ratio, lt, ol
 
 
-def generate(run_dir: Path, n: int, out: Path) -> tuple[dict[str, float], np.ndarray]:
+def generate(run_dir: Path, n: int, out: Path, shape_gate: str = "auto",
+             training_films: str | None = None) -> tuple[dict[str, float], np.ndarray, float | None]:
     """Generate ``n`` images from the run's best checkpoint through the public pipeline
     (per-index latents, eval fast path, 16-bit output) into ``out`` (default: breast
-    background removed) and ``out``-raw (``remove_background=False``). Returns img/s of
-    both (generation only: best of three passes of at least 1024 images after a warm-up
-    batch, PNG writing excluded; the host is shared, the best pass is the least disturbed)
-    and writes a contact sheet of the first 32 images. Also returns the uint16 images
-    (background removed)."""
+    background removed, and the shape gate as ``generate`` applies it: ``shape_gate``
+    auto, on when the run stored its films' outlines; on: from ``training_films`` for a
+    run that did not) and ``out``-raw (``remove_background=False``, no gate: the network
+    alone). Returns img/s of both (generation only: best of three passes of at least 1024
+    images after a warm-up batch, PNG writing excluded; the host is shared, the best pass is
+    the least disturbed), writes a contact sheet of the first 32 images, and returns the
+    uint16 images (background removed) and the share of them the gate redrew (None: off)."""
     from mammosynth.sampling import GanPipeline
+    from mammosynth.sampling.shape_gate import ShapeGateConfig, reference_from_dataset
     from mammosynth.training.loop import save_grid
 
     pipe = GanPipeline.from_pretrained(run_dir, checkpoint="best")
+    if shape_gate == "on" and pipe.shape_reference is None:
+        pipe.shape_reference = reference_from_dataset(training_films, pipe.resolution)
+    gate = ShapeGateConfig() if shape_gate != "off" and pipe.shape_reference is not None else None
     pipe(32, seed=123)
-    rates = {}
+    rates, redrawn = {}, None
     timed = max(n, 1024)  # time at least 1024 images (a short pass is noisy)
     for key, clean in (("gen", True), ("gen_raw", False)):
         rates[key] = 0.0
         for _ in range(3):
             t = time.time()
-            pipe(timed, seed=7, remove_background=clean)
+            pipe(timed, seed=7, remove_background=clean, shape_gate=gate if clean else None)
             rates[key] = max(rates[key], timed / (time.time() - t))
-        result = pipe(n, seed=123, remove_background=clean)
+        result = pipe(n, seed=123, remove_background=clean, shape_gate=gate if clean else None)
+        if clean and result.shape is not None:
+            redrawn = float(np.mean([s["attempt"] > 0 for s in result.shape]))
         imgs = torch.from_numpy(result.images.astype(np.float32) / 32767.5 - 1.0)[:, None]
         export_pngs(imgs, out if clean else out.with_name(out.name + "-raw"))
         if clean:
             save_grid(out.with_name(out.name + "-sheet.png"), imgs[:32], cols=8)
             images = result.images
-    return rates, images
+    return rates, images, redrawn
 
 
 def finished_run(runs: Path, name: str) -> Path | None:
@@ -417,6 +426,10 @@ def main() -> int:
                     help="train each budget but the smallest by resuming a copy of the same family and seed's run "
                          "at the next smaller budget: --budgets 30,60 costs 60 minutes, not 90, and gives the "
                          "same runs")
+    ap.add_argument("--shape-gate", default="auto", choices=("auto", "on", "off"),
+                    help="the samples scored: with generate's shape gate (auto: on when the run stored its training "
+                         "films' outlines, as generate does; on: from the training films for runs that did not) or "
+                         "without it (off: the network's draws as they come) (default: %(default)s)")
     ap.add_argument("--score-checkpoints", action="store_true",
                     help="also score every periodic checkpoint of each run (all are kept): the learning curve")
     args = ap.parse_args()
@@ -501,7 +514,7 @@ def main() -> int:
         train_rate = end["kimg"] * 1000 / end["time_s"]
         gen_dir = work / "png" / run.name
         shutil.rmtree(gen_dir, ignore_errors=True)
-        rates, syn = generate(run, n_real, gen_dir)
+        rates, syn, redrawn = generate(run, n_real, gen_dir, args.shape_gate, f"{split}:train")
         real_m = realism(held, syn, gen_dir.with_name(gen_dir.name + "-crops.png"), work / "cache",
                          held_key)
         score = frd(test_dir, gen_dir)
@@ -518,6 +531,7 @@ def main() -> int:
               f"gen {rates['gen']:7.1f} img/s (network only {rates['gen_raw']:.1f})  FRD {score:7.3f} "
               f"(size-matched {score_matched:.3f} = mean of {spread(matched_each)}, raw background {score_raw:.3f}; floor {floor:.3f})  "
               f"texture FD {tex:.2f} (floor {tex_floor:.2f})  "
+              f"shape gate {'off' if redrawn is None else f'on, {redrawn:.1%} redrawn'}  "
               f"wall {wall:.0f}s  load {os.getloadavg()[0]:.1f}  grid {grids[-1] if grids else None}\n"
               f"         realism: detectability AUC {d.synthetic.auc:.3f} [{d.synthetic.ci_low:.3f}, "
               f"{d.synthetic.ci_high:.3f}] (texture view {view_auc(d, 'texture')}, "

@@ -41,6 +41,11 @@ def test_one_step_run_layout(tiny_dataset, tmp_path, family):
     assert abs(sum(ck["label_freq"]["view"].values()) - 1) < 1e-9
     assert set(ck["label_freq"]) == {"density", "finding", "view"}  # all axes, conditioned or not
     assert {"G", "D", "G_ema", "opt_G", "opt_D", "rng", "ada_p"} <= set(ck)
+    # the training films' outlines, at the model's resolution, for the shape gate at sampling
+    assert ck["shape_reference"]["size"] == [16, 16] and 5 <= len(ck["shape_reference"]["loo"]) <= 12
+    from mammosynth.sampling import load_pipeline
+
+    assert load_pipeline(run).shape_reference.size == (16, 16)
     if family == "dcgan":  # the next run is numbered after it
         run2 = train(str(tiny_dataset), tmp_path / "runs", tiny_config(family, kimg=0.004, name="again"))
         assert run2.name == "00001-again"

@@ -9,7 +9,7 @@ from ..data.prepared import FORMAT_SUFFIX
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..sampling.generate import GenerateConfig
+    from ..sampling.generate import SHAPE_GATE_CHOICES, GenerateConfig
 
     d = GenerateConfig()
     p = subparsers.add_parser(
@@ -49,18 +49,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-background", dest="remove_background", action="store_false",
                    help="keep the generator's raw output outside the breast (by default it is set to 0 "
                         "with the ingest's breast segmentation, as in the real prepared images)")
+    p.add_argument("--shape-gate", choices=SHAPE_GATE_CHOICES, default=d.shape_gate,
+                   help="redraw an image whose breast outline no training film comes near (a torn or detached "
+                        "outline, a missing upper half), from another latent for the same index and labels; auto: "
+                        "on when the model holds its training films' outlines (default %(default)s)")
+    p.add_argument("--shape-quantile", type=float, default=d.shape.quantile,
+                   help="an outline passes when it is no farther from the nearest training film, and no more "
+                        "jagged, than the training films' own at this quantile (default %(default)s)")
+    p.add_argument("--shape-attempts", type=int, default=d.shape.attempts,
+                   help="candidates per image at most; when none passes the least atypical is kept and "
+                        "recorded as failed (default %(default)s)")
+    p.add_argument("--shape-reference", default=None, metavar="PREPARED[:SPLIT]",
+                   help="the training films, for a model trained before runs stored their outlines")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     from ..sampling.generate import GenerateConfig, generate
     from ..sampling.mix import mix_from_specs
+    from ..sampling.shape_gate import ShapeGateConfig
 
     config = GenerateConfig(
         mix=mix_from_specs(args.mix), seed=args.seed, fmt=args.fmt, batch=args.batch,
         checkpoint=args.checkpoint, key=args.key, overwrite=args.overwrite, device=args.device,
         remove_background=args.remove_background, writers=args.writers, sampler=args.sampler, steps=args.steps,
-        guidance=args.guidance,
+        guidance=args.guidance, shape_gate=args.shape_gate,
+        shape=ShapeGateConfig(quantile=args.shape_quantile, attempts=args.shape_attempts),
+        shape_reference=args.shape_reference,
     )
     out = generate(args.run, args.n, args.out, config)
     info = json.loads((Path(out) / "dataset.json").read_text(encoding="utf-8"))
@@ -69,4 +84,11 @@ def handler(args: argparse.Namespace) -> int:
     for axis in ("density", "finding", "view", "laterality"):
         if counts.get(axis):
             print(f"  {axis}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts[axis].items())))
+    gate = info.get("shape_gate")
+    if gate:
+        print(f"  shape gate: {gate['redrawn']} of {gate['images']} images redrawn for an outline no training "
+              f"film comes near; {gate['failed']} kept failing after {args.shape_attempts} candidates")
+    else:
+        print("  shape gate: off" + ("" if args.shape_gate == "off" else
+                                     " (the model holds no outlines of its training films: --shape-reference)"))
     return 0

@@ -162,17 +162,21 @@ def breast_masks(images: np.ndarray, config: "PreprocessConfig | None" = None, w
     return np.stack([_mask_on_output(m, f, [], (h, w)) for m in masks]) if b else np.zeros(x.shape, bool)
 
 
-def zero_background(unit: np.ndarray, config: "PreprocessConfig | None" = None, workers: int = 1) -> np.ndarray:
+def zero_background(unit: np.ndarray, config: "PreprocessConfig | None" = None, workers: int = 1,
+                    masks: np.ndarray | None = None) -> np.ndarray:
     """Set everything outside the breast to exactly 0, in place, in a stack ``[B, H, W]`` of
     float32 images in [0, 1] (the generated images' background step, as ingest leaves the real
     films' background). Returns, per image, whether a breast was found (a mask of at least
-    ``config.min_breast_fraction`` of the image); an image without one is left as it is."""
+    ``config.min_breast_fraction`` of the image); an image without one is left as it is.
+    ``masks``: the stack's :func:`breast_masks`, when the caller has them already (modified)."""
     config = config or PreprocessConfig()
     if not isinstance(unit, np.ndarray) or unit.dtype != np.float32 or unit.ndim != 3:
         raise ValueError("zero_background: expected a float32 [B, H, W] stack in [0, 1], got "
                          f"{getattr(unit, 'dtype', type(unit).__name__)} of shape {np.shape(unit)}")
     b, h, w = unit.shape
-    breast = breast_masks(unit, config, workers)
+    breast = breast_masks(unit, config, workers) if masks is None else masks
+    if breast.shape != unit.shape:
+        raise ValueError(f"zero_background: masks of shape {breast.shape} for images of shape {unit.shape}")
     found = np.count_nonzero(breast.reshape(b, -1), axis=1) / (h * w) >= config.min_breast_fraction
     breast |= ~found[:, None, None]
     np.multiply(unit, breast, out=unit)  # 7x faster than a boolean-mask assignment

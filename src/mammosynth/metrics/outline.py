@@ -38,10 +38,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..data.outline import BINS, harrell_davis_weights, jaggedness, nearest_distance, outline_features, width_profiles
 from .stats import bootstrap_auc_ci
 from .twosample import SampleSummary, bootstrap_two_sample, finite
 
-BINS = 64
 FEATURES = ("profile", "jaggedness")
 STATISTICS = ("atypical", "ragged")
 #: what each rate means, for reports
@@ -51,55 +51,6 @@ MEANINGS = {
 }
 #: fewest real films with a breast for which the real quantile means anything
 MIN_REAL = 5
-_CHUNK = 256
-
-
-def width_profiles(masks: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """[N, bins]: per image, the breast's width per row / image width, averaged over ``bins`` bands of rows."""
-    m = np.asarray(masks, dtype=bool)
-    if m.ndim != 3:
-        raise ValueError(f"expected masks [N, H, W], got shape {m.shape}")
-    n, h, w = m.shape
-    if bins < 2:
-        raise ValueError(f"bins must be >= 2, got {bins}")
-    frac = m.sum(axis=2, dtype=np.float64) / max(w, 1)
-    # the mean over each bin's rows, fractional rows pro rata: differences of the
-    # interpolated running sum (a bin narrower than a row reads that row)
-    edges = np.arange(bins + 1) * h / bins
-    run = np.concatenate([np.zeros((n, 1)), np.cumsum(frac, axis=1)], axis=1)
-    at = np.stack([np.interp(edges, np.arange(h + 1), r) for r in run]) if n else np.zeros((0, bins + 1))
-    return np.diff(at, axis=1) * (bins / h)
-
-
-def jaggedness(masks: np.ndarray) -> np.ndarray:
-    """[N]: mean |second difference| of the per-row breast width (px), NaN without 3 breast rows in a run."""
-    m = np.asarray(masks, dtype=bool)
-    width = m.sum(axis=2, dtype=np.float64)
-    d2 = np.abs(width[:, 2:] - 2 * width[:, 1:-1] + width[:, :-2])
-    ok = (width[:, 2:] > 0) & (width[:, 1:-1] > 0) & (width[:, :-2] > 0)
-    count = ok.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, (d2 * ok).sum(axis=1) / count, np.nan)
-
-
-def outline_features(masks: np.ndarray, bins: int = BINS) -> dict[str, np.ndarray]:
-    """``{"profile": [N, bins], "jaggedness": [N]}`` of a stack of breast masks (cacheable arrays)."""
-    return {"profile": width_profiles(masks, bins), "jaggedness": jaggedness(masks)}
-
-
-def nearest_distance(query: np.ndarray, reference: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
-    """[Nq]: RMS distance of each query profile to its nearest reference profile
-    (``leave_one_out``: query is reference, and each row skips itself)."""
-    q, r = np.asarray(query, np.float64), np.asarray(reference, np.float64)
-    if q.ndim != 2 or r.ndim != 2 or q.shape[1] != r.shape[1]:
-        raise ValueError(f"profiles must be [N, bins] alike, got {q.shape} and {r.shape}")
-    out = np.empty(len(q))
-    for s in range(0, len(q), _CHUNK):
-        d = np.sqrt(((q[s:s + _CHUNK, None, :] - r[None]) ** 2).mean(axis=2))
-        if leave_one_out:
-            d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
-        out[s:s + _CHUNK] = d.min(axis=1)
-    return out
 
 
 @dataclass(frozen=True)
@@ -149,18 +100,6 @@ class OutlineResult:
     def to_dict(self) -> dict[str, Any]:
         return {"available": self.available, "reason": self.reason, "quantile": self.quantile,
                 "statistics": {s: {**r.to_dict(), "meaning": MEANINGS[s]} for s, r in self.rates.items()}}
-
-
-def harrell_davis_weights(n: int, quantile: float) -> np.ndarray:
-    """Weights on the sorted sample whose sum is the Harrell-Davis estimate of ``quantile``.
-
-    Why not the order statistic: the 95th percentile of 54 films is the 3rd-largest film,
-    and a bootstrap that moves it by one film moved the outline rate's CI by ten points; the
-    Harrell-Davis estimator (a Beta-weighted mean of all order statistics) moves far less."""
-    from scipy.stats import beta
-
-    a, b = (n + 1) * quantile, (n + 1) * (1 - quantile)
-    return np.diff(beta.cdf(np.arange(n + 1) / n, a, b))
 
 
 def _rate(real: np.ndarray, syn: np.ndarray, quantile: float, seed: int, n_boot: int, n_worst: int

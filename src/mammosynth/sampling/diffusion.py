@@ -63,10 +63,10 @@ class DiffusionPipeline(Pipeline):
     def __init__(self, unet, model_config: DiffusionConfig | Mapping[str, Any],
                  label_freq: Mapping[str, Mapping[str, float]] | None = None,
                  provenance: Mapping[str, Any] | None = None, sampler: str = "dpm++", steps: int = DEFAULT_STEPS,
-                 guidance: float | None = None):
+                 guidance: float | None = None, shape_reference=None):
         from ..training.diffusion import DEFAULT_GUIDANCE
 
-        super().__init__(label_freq, provenance)
+        super().__init__(label_freq, provenance, shape_reference)
         self.model_config = model_config if isinstance(model_config, DiffusionConfig) else \
             DiffusionConfig.from_dict(dict(model_config))
         self.unet = unet.eval().requires_grad_(False)
@@ -101,20 +101,22 @@ class DiffusionPipeline(Pipeline):
         return (f"DiffusionPipeline(resolution={self.resolution}, label_axes={self.label_axes}, "
                 f"{self.sampling_settings()}, run={self.provenance.get('run')!r})")
 
-    def noise(self, seed: int, indices: list[int] | range):
-        """``[len(indices), 1, H, W]`` starting noise, one draw per image index (on CPU)."""
+    def noise(self, seed: int, indices: list[int] | range, attempts: list[int] | None = None):
+        """``[len(indices), 1, H, W]`` starting noise, one draw per image index (on CPU);
+        ``attempts``: the shape gate's redraw number per image (default 0)."""
         import torch
 
         h, w = self.resolution
-        return torch.stack([torch.randn(1, h, w, generator=torch.Generator().manual_seed(latent_seed(seed, i)))
-                            for i in indices])
+        attempts = attempts or [0] * len(indices)
+        return torch.stack([torch.randn(1, h, w, generator=torch.Generator().manual_seed(latent_seed(seed, i, k)))
+                            for i, k in zip(indices, attempts)])
 
-    def _images(self, seed, idx, cond):
+    def _images(self, seed, idx, cond, attempts=None):
         self._check_sampling()
         # a scheduler per batch: schedulers keep a step counter (batches run in threads)
         scheduler = noise_scheduler(self.model_config, self.sampler)
         classes = class_index(cond, self.label_axes)
-        return sample(self.unet, scheduler, self.noise(seed, idx).to(self.device), classes, int(self.steps),
+        return sample(self.unet, scheduler, self.noise(seed, idx, attempts).to(self.device), classes, int(self.steps),
                       float(self.guidance), self.label_axes)
 
     # -- loading and saving ---------------------------------------------------------
@@ -142,7 +144,8 @@ class DiffusionPipeline(Pipeline):
 
                 raise ValueError(f"{ckpt_path}: unet_ema weights do not fit the model config "
                                  f"({describe_state_mismatch(unet, state)})") from None
-            pipe = cls(unet, cfg, label_freq=ckpt.get("label_freq"), provenance=checkpoint_provenance(ckpt_path, ckpt))
+            pipe = cls(unet, cfg, label_freq=ckpt.get("label_freq"), provenance=checkpoint_provenance(ckpt_path, ckpt),
+                       shape_reference=cls._read_shape_reference(ckpt.get("shape_reference"), ckpt_path))
         else:
             raise FileNotFoundError(f"{path}: not found (expected a run directory, a checkpoint "
                                     f"or a directory written by save_pretrained)")
@@ -172,7 +175,8 @@ class DiffusionPipeline(Pipeline):
         provenance.setdefault("pretrained_dir", str(directory))
         return cls(unet, cfg, label_freq=own.get("label_freq"), provenance=provenance,
                    sampler=sampling.get("sampler", "dpm++"), steps=sampling.get("steps", DEFAULT_STEPS),
-                   guidance=sampling.get("guidance"))
+                   guidance=sampling.get("guidance"),
+                   shape_reference=cls._read_shape_reference(own.get("shape_reference"), index_path))
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write diffusers' layout (module docstring) to ``directory``; returns it."""
@@ -194,6 +198,7 @@ class DiffusionPipeline(Pipeline):
                 "mammosynth_version": __version__, "model": self.model_config.to_dict(),
                 "resolution": list(self.resolution), "label_axes": {a: list(c) for a, c in self.label_axes.items()},
                 "label_freq": self.label_freq, "sampling": self.sampling_settings(), "provenance": provenance,
+                **({"shape_reference": self.shape_reference.to_dict()} if self.shape_reference is not None else {}),
             },
         }
         atomic_write_text(directory / MODEL_INDEX, json.dumps(index, indent=2, default=str) + "\n")

@@ -40,8 +40,10 @@ from ..data.schema import Finding, ImageRecord
 from ..utils import check_device, check_output_dir, is_temporary, num_workers, remove_temporaries
 from .mix import describe
 from .pipeline import Pipeline, load_pipeline
+from .shape_gate import ShapeGateConfig, reference_from_dataset
 
 CHECKPOINT_CHOICES = ("best", "latest")
+SHAPE_GATE_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class GenerateConfig:
     overwrite: bool = False
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:1 ...
     remove_background: bool = True  # outside the breast exactly 0, as the ingest does for real images
+    # redraw images whose breast outline no training film comes near (sampling.shape_gate);
+    # auto: on when the model holds its training films' outlines (runs since the gate)
+    shape_gate: str = "auto"  # auto | on | off
+    shape: ShapeGateConfig = field(default_factory=ShapeGateConfig)
+    shape_reference: str | None = None  # a prepared dataset (PATH[:split]) for models without a reference
     writers: int | None = None  # threads that watermark and write images (None: one per CPU core, at most 4)
     # diffusion only (None: the pipeline's defaults, DPM-Solver++, 25 steps, guidance 1.5)
     sampler: str | None = None  # dpm++ | ddim
@@ -72,6 +79,10 @@ class GenerateConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.writers is not None and self.writers < 1:
             raise ValueError(f"writers must be >= 1, got {self.writers}")
+        if self.shape_gate not in SHAPE_GATE_CHOICES:
+            raise ValueError(f"shape_gate must be one of {SHAPE_GATE_CHOICES}, got {self.shape_gate!r}")
+        if self.shape_reference is not None and self.shape_gate == "off":
+            raise ValueError("a shape reference was given with the shape gate off")
 
     def sampling_options(self) -> dict[str, Any]:
         return {k: v for k in ("sampler", "steps", "guidance") if (v := getattr(self, k)) is not None}
@@ -94,9 +105,10 @@ def resolve_device(device: str) -> str:
 
 
 def make_record(pipe: Pipeline, seed: int, index: int, labels: Mapping[str, str],
-                background_removed: bool = True) -> ImageRecord:
+                background_removed: bool = True, shape: Mapping[str, Any] | None = None) -> ImageRecord:
     """The manifest record of image ``index`` with ``labels`` (file fields filled by the
-    writer); ``background_removed`` records the pipeline's background step for this image."""
+    writer); ``background_removed`` records the pipeline's background step for this image,
+    ``shape`` the shape gate's record (``{"attempt", "passed"}``; None: the gate was off)."""
     axes = pipe.label_axes
     conditions = {a: labels[a] for a in axes}
     findings = ()
@@ -113,6 +125,7 @@ def make_record(pipe: Pipeline, seed: int, index: int, labels: Mapping[str, str]
         "step": pipe.provenance.get("step"),
         "kimg": pipe.provenance.get("kimg"),
         **pipe.sampling_settings(),
+        **({"shape_gate": dict(shape)} if shape else {}),
         "mammosynth_version": __version__,
     }
     return ImageRecord(
@@ -132,7 +145,18 @@ def make_record(pipe: Pipeline, seed: int, index: int, labels: Mapping[str, str]
     )
 
 
-def _settings(pipe: Pipeline, config: GenerateConfig, mix) -> dict[str, Any]:
+def shape_gate_for(pipe: Pipeline, config: GenerateConfig) -> ShapeGateConfig | None:
+    """The shape gate this set runs with (None: off); loads ``config.shape_reference`` into
+    ``pipe``. ValueError for ``on`` without a reference, naming how to get one."""
+    if config.shape_reference is not None:
+        pipe.shape_reference = reference_from_dataset(config.shape_reference, pipe.resolution)
+    if config.shape_gate == "off" or (config.shape_gate == "auto" and pipe.shape_reference is None):
+        return None
+    pipe.check_shape_gate()
+    return config.shape
+
+
+def _settings(pipe: Pipeline, config: GenerateConfig, mix, gate: ShapeGateConfig | None = None) -> dict[str, Any]:
     """What identifies a set: a rerun with other settings into the same directory is refused."""
     prov = pipe.provenance
     return {
@@ -151,6 +175,10 @@ def _settings(pipe: Pipeline, config: GenerateConfig, mix) -> dict[str, Any]:
         "latent_scheme": "sha256(seed,index)->torch.Generator.randn",
         # only for families with sampling settings: GAN sets keep the settings they were written with
         **({"sampling": pipe.sampling_settings()} if pipe.sampling_settings() else {}),
+        # only with the gate on: sets written without it keep their settings
+        **({"shape_gate": {**gate.to_dict(), "thresholds": dict(zip(
+            ("atypicality", "jaggedness"), pipe.shape_reference.thresholds(gate.quantile))),
+            "reference": config.shape_reference or "model"}} if gate is not None else {}),
     }
 
 
@@ -248,6 +276,14 @@ def _clear_output(out: Path) -> None:
         d.rmdir()
 
 
+def shape_gate_summary(records) -> dict[str, int]:
+    """How many images of a set the shape gate redrew, and how many kept failing (the
+    least-atypical candidate was kept): a measure of the model in itself."""
+    gates = [(r.generation or {}).get("shape_gate") or {} for r in records]
+    return {"images": len(gates), "redrawn": sum(g.get("attempt", 0) > 0 for g in gates),
+            "failed": sum(g.get("passed") is False for g in gates)}
+
+
 def check_arguments(out: Path, config: GenerateConfig) -> None:
     """Everything that can be refused before a model is loaded or an image made: the output
     folder, the signing key, the device."""
@@ -293,7 +329,8 @@ def generate(
         raise ValueError(f"{run}: sampler, steps and guidance apply to diffusion models only")
     pipe.to(resolve_device(config.device))
     mix = pipe.resolve_mix(config.mix)
-    settings = _settings(pipe, config, mix)
+    gate = shape_gate_for(pipe, config)
+    settings = _settings(pipe, config, mix, gate)
     if config.overwrite:
         _clear_output(out)
     writer = DatasetWriter(out, kind="synthetic", source={"generator": settings["generator"],
@@ -312,9 +349,9 @@ def generate(
     todo = [i for i in range(n) if not writer.has(image_id(config.seed, i))]
     todo_set = set(todo)
 
-    def store(i: int, image, labels: Mapping[str, str], removed: bool) -> ImageRecord:
+    def store(i: int, image, labels: Mapping[str, str], removed: bool, shape) -> ImageRecord:
         """Watermark and write image ``i`` (a writer thread); the main thread commits it."""
-        record = make_record(pipe, config.seed, i, labels, removed)
+        record = make_record(pipe, config.seed, i, labels, removed, shape)
         marked, text = provenance.mark_image(image, record, record.generation)
         return writer.store(record, marked, text=text, file_writer=file_writer)
 
@@ -343,18 +380,20 @@ def generate(
         try:
             for b0, count in _chunks(todo, n, config.batch, CHUNK_BATCHES):
                 result = pipe(n=count, seed=config.seed, start=b0, mix=mix, batch_size=config.batch,
-                              remove_background=config.remove_background)
+                              remove_background=config.remove_background, shape_gate=gate)
                 commit_pending()  # the previous call's images, written while this one was generated
-                pending.extend((i, pool.submit(store, i, image, labels, removed))
-                               for image, labels, i, removed in zip(result.images, result.labels, result.indices,
-                                                                    result.background_removed)
+                shapes = result.shape or [None] * len(result.indices)
+                pending.extend((i, pool.submit(store, i, image, labels, removed, shape))
+                               for image, labels, i, removed, shape in zip(
+                                   result.images, result.labels, result.indices, result.background_removed, shapes)
                                if i in todo_set)
             commit_pending()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     for _ in bar:  # closes the progress bar
         pass
-    writer.close(extra={**extra, "complete": True})
+    writer.close(extra={**extra, "complete": True,
+                        **({"shape_gate": shape_gate_summary(writer.records)} if gate is not None else {})})
     remove_temporaries(out, recursive=True)  # never signed: the writers are done, any left is stale
     provenance.finalize_synthetic_set(out, key=config.key)
     return out

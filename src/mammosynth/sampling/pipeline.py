@@ -42,6 +42,8 @@ from .mix import Mix, labels_for, resolve_mix
 if TYPE_CHECKING:
     import torch
 
+    from .shape_gate import ShapeGateConfig, ShapeReference
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PRETRAINED_FORMAT = 1
@@ -56,13 +58,18 @@ class PipelineOutput:
     indices: list[int] = field(default_factory=list)  # image indices (start .. start+n-1)
     seed: int = 0
     background_removed: list[bool] = field(default_factory=list)  # per image: breast found, outside set to 0
+    #: per image, with the shape gate on (None without it): ``{"attempt": k, "passed": bool}``,
+    #: k the candidate kept (0: the first draw)
+    shape: list[dict[str, Any]] | None = None
 
 
-def latent_seed(seed: int, index: int) -> int:
-    """The 63-bit torch seed of image ``index``'s latent (a hash of seed and index)."""
-    if index < 0:
-        raise ValueError(f"image index must be >= 0, got {index}")
-    digest = hashlib.sha256(f"mammosynth-latent\x00{int(seed)}\x00{int(index)}".encode()).digest()
+def latent_seed(seed: int, index: int, attempt: int = 0) -> int:
+    """The 63-bit torch seed of image ``index``'s latent (a hash of seed and index);
+    ``attempt`` k > 0: the shape gate's k-th redraw of that image (another hash)."""
+    if index < 0 or attempt < 0:
+        raise ValueError(f"image index and attempt must be >= 0, got {index} and {attempt}")
+    key = f"mammosynth-latent\x00{int(seed)}\x00{int(index)}" + (f"\x00{int(attempt)}" if attempt else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
@@ -133,9 +140,24 @@ class Pipeline:
     loading and saving); :func:`load_pipeline` picks the family of a run or directory."""
 
     def __init__(self, label_freq: Mapping[str, Mapping[str, float]] | None = None,
-                 provenance: Mapping[str, Any] | None = None):
+                 provenance: Mapping[str, Any] | None = None, shape_reference: "ShapeReference | None" = None):
         self.label_freq = {a: dict(f) for a, f in (label_freq or {}).items()}
         self.provenance = dict(provenance or {})
+        #: the training films' outlines, for the shape gate (None: a model trained before
+        #: runs stored them; set one with ShapeReference.from_dataset)
+        self.shape_reference = shape_reference
+
+    @staticmethod
+    def _read_shape_reference(saved: Mapping[str, Any] | None, where: Path) -> "ShapeReference | None":
+        """The shape reference a checkpoint or saved pipeline holds (None when it has none)."""
+        from .shape_gate import ShapeReference
+
+        if saved is None:
+            return None
+        try:
+            return ShapeReference.from_dict(saved)
+        except ValueError as exc:
+            raise ValueError(f"{where}: shape_reference: {exc}") from None
 
     #: the module whose weights generate (its device is the pipeline's)
     @property
@@ -179,9 +201,11 @@ class Pipeline:
         """A context for one ``__call__`` (GAN: kernels derived from the weights, made once)."""
         return contextlib.nullcontext()
 
-    def _images(self, seed: int, idx: list[int], cond: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    def _images(self, seed: int, idx: list[int], cond: dict[str, "torch.Tensor"],
+                attempts: list[int] | None = None) -> "torch.Tensor":
         """``[B, 1, H, W]`` images in about [-1, 1] for image indices ``idx`` of ``seed`` with
-        class indices ``cond`` (on the pipeline's device); randomness from ``(seed, i)`` alone."""
+        class indices ``cond`` (on the pipeline's device); randomness from ``(seed, i)`` alone,
+        or ``(seed, i, attempt)`` for the shape gate's redraws (``attempts``: one per image)."""
         raise NotImplementedError
 
     # -- sampling -------------------------------------------------------------------
@@ -208,6 +232,7 @@ class Pipeline:
         remove_background: bool = True,
         workers: int | None = None,
         progress: bool = False,
+        shape_gate: "ShapeGateConfig | None" = None,
         **labels: str,
     ) -> PipelineOutput:
         """Generate images ``start .. start+n-1`` of ``seed``.
@@ -226,6 +251,8 @@ class Pipeline:
         thread count is restored afterwards. A batch's images depend on the batch size,
         the device and whether ``workers`` is 1 (float rounding at most), not on the
         worker that runs it nor on ``n``.
+        ``shape_gate``: redraw images whose breast outline no training film comes near
+        (:mod:`mammosynth.sampling.shape_gate`; needs :attr:`shape_reference`).
         """
         import torch
 
@@ -236,12 +263,15 @@ class Pipeline:
                              f"batch_size={batch_size}")
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if shape_gate is not None:
+            self.check_shape_gate()
         resolved = self.resolve_mix(mix, **labels)
         indices = list(range(start, start + n))
         all_labels = [labels_for(seed, i, resolved) for i in indices]
         h, w = self.resolution
         images = np.empty((n, h, w), dtype=np.uint16)
         removed = np.zeros(n, dtype=bool)
+        shape: list[dict[str, Any]] = [{}] * n
         batches = list(range(0, n, batch_size))
         threads = torch.get_num_threads()
         # not clamped to the number of batches: a batch is computed the same way (one
@@ -250,8 +280,8 @@ class Pipeline:
 
         def run(b: int) -> int:
             idx = indices[b:b + batch_size]
-            images[b:b + len(idx)], removed[b:b + len(idx)] = self._batch(
-                seed, idx, all_labels[b:b + batch_size], remove_background, threads if workers == 1 else 1)
+            images[b:b + len(idx)], removed[b:b + len(idx)], shape[b:b + len(idx)] = self._batch(
+                seed, idx, all_labels[b:b + batch_size], remove_background, threads if workers == 1 else 1, shape_gate)
             return len(idx)
 
         def show(it):
@@ -272,30 +302,74 @@ class Pipeline:
                 finally:
                     torch.set_num_threads(threads)
         return PipelineOutput(images=images, labels=all_labels, indices=indices, seed=int(seed),
-                                 background_removed=removed.tolist())
+                              background_removed=removed.tolist(), shape=shape if shape_gate is not None else None)
 
-    def _batch(self, seed: int, idx: list[int], labels: list[dict[str, str]], remove_background: bool,
-               seg_workers: int) -> tuple[np.ndarray, np.ndarray]:
-        """One batch: uint16 images ``[B, H, W]`` and per image whether its background was removed."""
+    def check_shape_gate(self) -> None:
+        """ValueError unless the shape gate can run: a reference at the model's resolution."""
+        ref = self.shape_reference
+        if ref is None:
+            raise ValueError("this model holds no shape reference (trained before runs stored their films' "
+                             "outlines): set pipe.shape_reference = ShapeReference.from_dataset(TRAINING_SET, "
+                             "pipe.resolution), or generate with the shape gate off")
+        if tuple(ref.size) != tuple(self.resolution):
+            raise ValueError(f"the shape reference was made at {tuple(ref.size)}, the model draws {self.resolution}")
+
+    def _unit(self, seed: int, idx: list[int], cond: dict[str, "torch.Tensor"], attempts: list[int]) -> np.ndarray:
+        """Float32 ``[B, H, W]`` images in [0, 1] (the network's output, clamped)."""
         import torch
 
-        from ..data.preprocess import zero_background
-
         h, w = self.resolution
-        device = self.device
         with torch.inference_mode():  # grad mode is per thread: set it in the worker
-            cond = {
-                axis: torch.tensor([classes.index(lab[axis]) for lab in labels], dtype=torch.long, device=device)
-                for axis, classes in self.label_axes.items()
-            }
-            x = self._images(seed, idx, cond).float()
+            x = self._images(seed, idx, cond, attempts if any(attempts) else None).float()
             if x.shape[1:] != (1, h, w):
                 raise ValueError(f"generator returned shape {tuple(x.shape)}, expected [B, 1, {h}, {w}]")
-            unit = x[:, 0].clamp(-1.0, 1.0).add_(1.0).mul_(0.5).cpu().numpy()
-        found = zero_background(unit, workers=seg_workers) if remove_background else \
+            return x[:, 0].clamp(-1.0, 1.0).add_(1.0).mul_(0.5).cpu().numpy()
+
+    def _batch(self, seed: int, idx: list[int], labels: list[dict[str, str]], remove_background: bool,
+               seg_workers: int, gate: "ShapeGateConfig | None" = None
+               ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """One batch: uint16 images ``[B, H, W]``, per image whether its background was removed,
+        and per image the shape gate's record (empty dicts without the gate)."""
+        import torch
+
+        from ..data.preprocess import breast_masks, zero_background
+
+        cond = {axis: torch.tensor([classes.index(lab[axis]) for lab in labels], dtype=torch.long, device=self.device)
+                for axis, classes in self.label_axes.items()}
+        unit = self._unit(seed, idx, cond, [0] * len(idx))
+        masks = breast_masks(unit, workers=seg_workers) if remove_background or gate is not None else None
+        shape: list[dict[str, Any]] = [{} for _ in idx]
+        if gate is not None:
+            shape = self._gate(seed, idx, cond, unit, masks, gate, seg_workers)
+        found = zero_background(unit, workers=seg_workers, masks=masks) if remove_background else \
             np.zeros(len(idx), dtype=bool)
         np.multiply(unit, np.float32(65535.0), out=unit)
-        return np.rint(unit, out=unit).astype(np.uint16), found
+        return np.rint(unit, out=unit).astype(np.uint16), found, shape
+
+    def _gate(self, seed: int, idx: list[int], cond: dict[str, "torch.Tensor"], unit: np.ndarray, masks: np.ndarray,
+              gate: "ShapeGateConfig", seg_workers: int) -> list[dict[str, Any]]:
+        """The shape gate on one batch, in place on ``unit`` and ``masks``: each failing image
+        is redrawn (attempts 1, 2, ...) until a candidate passes or ``gate.attempts`` are
+        spent, keeping the candidate least above the thresholds. Returns per image the record."""
+        from ..data.preprocess import breast_masks
+
+        verdict = self.shape_reference.judge(masks, gate.quantile)
+        excess = verdict.excess.copy()
+        kept = np.zeros(len(idx), dtype=int)
+        todo = np.flatnonzero(~verdict.passed)
+        for attempt in range(1, gate.attempts):
+            if not len(todo):
+                break
+            sub = {a: t[todo] for a, t in cond.items()}
+            u = self._unit(seed, [idx[j] for j in todo], sub, [attempt] * len(todo))
+            m = breast_masks(u, workers=seg_workers)
+            v = self.shape_reference.judge(m, gate.quantile)
+            better = v.excess < excess[todo]
+            for row, j in enumerate(todo):
+                if better[row]:
+                    unit[j], masks[j], excess[j], kept[j] = u[row], m[row], v.excess[row], attempt
+            todo = todo[~v.passed]
+        return [{"attempt": int(k), "passed": bool(e <= 1.0)} for k, e in zip(kept, excess)]
 
 
 class GanPipeline(Pipeline):
@@ -313,6 +387,7 @@ class GanPipeline(Pipeline):
         model_config: Mapping[str, Any] | None = None,
         label_freq: Mapping[str, Mapping[str, float]] | None = None,
         provenance: Mapping[str, Any] | None = None,
+        shape_reference: "ShapeReference | None" = None,
     ):
         for attr in ("z_dim", "resolution", "label_axes"):
             if not hasattr(generator, attr):
@@ -321,7 +396,7 @@ class GanPipeline(Pipeline):
 
         from ..models.inference import prepare_for_inference
 
-        super().__init__(label_freq, provenance)
+        super().__init__(label_freq, provenance, shape_reference)
         # channels-last: faster convolutions on CPUs (oneDNN) and on tensor-core GPUs
         self.generator = generator.eval().to(memory_format=torch.channels_last)
         for p in self.generator.parameters():
@@ -394,7 +469,8 @@ class GanPipeline(Pipeline):
             raise ValueError(f"{ckpt_path}: G_ema weights do not fit the model config "
                              f"({describe_state_mismatch(generator, state)})") from None
         return cls(generator, model_config=model_config, label_freq=ckpt.get("label_freq"),
-                   provenance=checkpoint_provenance(ckpt_path, ckpt))
+                   provenance=checkpoint_provenance(ckpt_path, ckpt),
+                   shape_reference=cls._read_shape_reference(ckpt.get("shape_reference"), ckpt_path))
 
     @classmethod
     def _from_saved(cls, directory: Path) -> "GanPipeline":
@@ -427,7 +503,8 @@ class GanPipeline(Pipeline):
             raise ValueError(f"{cfg_path}: label_axes {saved_axes} differ from the model's {generator.label_axes}")
         provenance = dict(cfg.get("provenance") or {})
         provenance.setdefault("pretrained_dir", str(directory))
-        return cls(generator, model_config=model_config, label_freq=cfg.get("label_freq"), provenance=provenance)
+        return cls(generator, model_config=model_config, label_freq=cfg.get("label_freq"), provenance=provenance,
+                   shape_reference=cls._read_shape_reference(cfg.get("shape_reference"), cfg_path))
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``model.safetensors`` to ``directory``; returns it."""
@@ -463,19 +540,21 @@ class GanPipeline(Pipeline):
             "label_axes": {a: list(c) for a, c in self.label_axes.items()},
             "label_freq": self.label_freq,
             "provenance": provenance,
+            **({"shape_reference": self.shape_reference.to_dict()} if self.shape_reference is not None else {}),
         }
         atomic_write_text(directory / CONFIG_NAME, json.dumps(cfg, indent=2, default=str) + "\n")
         return directory
 
-    def latents(self, seed: int, indices: list[int] | range) -> "torch.Tensor":
-        """``[len(indices), z_dim]`` standard-normal latents, one per image index (on CPU)."""
+    def latents(self, seed: int, indices: list[int] | range, attempts: list[int] | None = None) -> "torch.Tensor":
+        """``[len(indices), z_dim]`` standard-normal latents, one per image index (on CPU);
+        ``attempts``: the shape gate's redraw number per image (default 0, the first draw)."""
         import torch
 
         out = torch.empty(len(indices), self.z_dim)
         for row, i in enumerate(indices):
-            g = torch.Generator().manual_seed(latent_seed(seed, i))
+            g = torch.Generator().manual_seed(latent_seed(seed, i, attempts[row] if attempts else 0))
             out[row] = torch.randn(self.z_dim, generator=g)
         return out
 
-    def _images(self, seed, idx, cond):
-        return self.inference_generator(self.latents(seed, idx).to(self.device), cond)
+    def _images(self, seed, idx, cond, attempts=None):
+        return self.inference_generator(self.latents(seed, idx, attempts).to(self.device), cond)

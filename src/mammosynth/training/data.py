@@ -207,3 +207,18 @@ def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[
     info = {"path": str(ds.root), "split": ds.split, "content_hash": ds.content_hash,
             "manifest_sha256": ds.info.get("manifest_sha256"), "images": len(ds)}
     return TrainingData(imgs, labels, label_axes, freq, info)
+
+
+def shape_reference(images: torch.Tensor, chunk: int = 64) -> dict[str, Any] | None:
+    """The outlines of the training films ``[N, 1, H, W]`` in [-1, 1] (the full frame) as a
+    :class:`~mammosynth.data.outline.ShapeReference` dict, stored in every checkpoint for the
+    shape gate at sampling; None when too few films hold a breast (the gate is then off)."""
+    from ..data.outline import ShapeReference
+    from ..data.preprocess import breast_masks
+
+    masks = np.concatenate([breast_masks(((images[s:s + chunk, 0].float() + 1) / 2).clamp(0, 1).numpy())
+                            for s in range(0, len(images), chunk)]) if len(images) else np.zeros((0, 1, 1), bool)
+    try:
+        return ShapeReference.from_masks(masks, source="the training films").to_dict()
+    except ValueError:
+        return None

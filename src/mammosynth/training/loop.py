@@ -36,7 +36,8 @@ from . import distributed as D_
 from .checkpoint import (checkpoint_name, find_checkpoint, list_checkpoints, load_checkpoint, prune_checkpoints,
                          remove_stale_temporaries, save_checkpoint)
 from .config import TrainConfig
-from .data import TrainingData, content_width_for, load_training_data, open_training_set, step_generator
+from .data import (TrainingData, content_width_for, load_training_data, open_training_set, shape_reference,
+                   step_generator)
 from .family import (StepContext, d_loss_fn, family_for, g_loss_fn, generate_batches,  # noqa: F401 (re-exported)
                      recalibrate_bn)
 from .quality import QualityScore, replaces_best
@@ -303,6 +304,8 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
     dtype = torch.float32 if cfg.model.family == "diffusion" else torch.float16
     data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main,
                               dtype=dtype)
+    # the training films' outlines for the shape gate, from the full frame the pipeline draws
+    shapes = shape_reference(data.images) if info.is_main else None
     if ckpt is None and needs_content_width(config):
         cfg = resolve_content_width(config, data)  # the same on every rank: a function of the data
     data = data.with_content_width(getattr(cfg.model, "content_width", 0))
@@ -368,6 +371,7 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
             "label_axes": {a: list(c) for a, c in data.label_axes.items()}, "label_freq": data.label_freq,
             "dataset": {k: data.info[k] for k in ("path", "split", "content_hash", "manifest_sha256")},
             "quality": quality_score, "mammosynth_version": __version__,
+            **({"shape_reference": shapes} if shapes is not None else {}),
         }
         improved = replaces_best(quality_score, state.best_quality)
         if improved:
