@@ -106,3 +106,47 @@ def test_cli_demo_passes_options(monkeypatch, tmp_path):
 def test_bad_demo_config():
     with pytest.raises(ValueError, match="n must be >= 1"):
         demo.DemoConfig(n=0)
+
+
+def test_threads_beside_load_leave_the_busy_cores_alone():
+    from mammosynth.utils import busy_cores, threads_beside_load
+
+    assert threads_beside_load(2, 0.2, cores=2) == 2
+    assert threads_beside_load(2, 1.0, cores=2) == 1
+    assert threads_beside_load(2, 1.9, cores=2) == 1  # never below one
+    assert threads_beside_load(4, 1.0, cores=16) == 4
+    assert threads_beside_load(3, None, cores=2) == 3  # unknown load: as asked
+    busy = busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (__import__("os").cpu_count() or 1) + 1e-9
+    assert busy_cores(0.0, stat_path="/nonexistent/stat") is None
+
+
+def test_demo_trains_with_the_free_cores_beside_busy_work(tiny_demo, tmp_path, monkeypatch):
+    import torch
+
+    import mammosynth.training
+    import mammosynth.utils
+
+    res, _ = tiny_demo
+    seen, logs = [], []
+
+    def fake_train(prepared, runs, config, resume=None):
+        seen.append(torch.get_num_threads())
+        return runs / "00000-demo"
+
+    monkeypatch.setattr(mammosynth.training, "train", fake_train)
+    monkeypatch.setattr(mammosynth.utils, "busy_cores", lambda seconds=0.5: 1.2)
+    monkeypatch.setattr(mammosynth.utils, "num_workers", lambda requested=None: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = demo.DemoConfig(**TINY)
+        demo.train_model(res.artefacts["prepared dataset"], tmp_path / "runs", cfg, log=logs.append)
+        assert seen == [1] and torch.get_num_threads() == 2  # restored after training
+        assert "1.2 of" in logs[0] and "OMP_NUM_THREADS" in logs[0]
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's choice wins
+        demo.train_model(res.artefacts["prepared dataset"], tmp_path / "runs2", cfg, log=logs.append)
+        assert seen == [1, 2] and len(logs) == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,9 +148,33 @@ def run_finished(run: Path) -> bool:
         return False
 
 
-def train_model(prepared: Path, runs: Path, cfg: DemoConfig) -> tuple[Path, str]:
+def train_model(prepared: Path, runs: Path, cfg: DemoConfig, log: Callable[[str], None] = print) -> tuple[Path, str]:
     """Stage 3: train the default model (conditioned on density, finding and view) on the
-    prepared train split; reuse a finished run, resume an interrupted one."""
+    prepared train split; reuse a finished run, resume an interrupted one. Beside other busy
+    work (``make test`` started next to ``make demo``) it trains with the threads the free
+    cores allow, unless ``OMP_NUM_THREADS`` says how many (:func:`~mammosynth.utils.threads_beside_load`)."""
+    import torch
+
+    from .utils import busy_cores, threads_beside_load
+
+    run = find_run(runs)
+    if run is not None and run_finished(run):
+        return run, REUSED
+    threads = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        busy = busy_cores()
+        fewer = threads_beside_load(threads, busy)
+        if fewer < threads:
+            log(f"[demo] train: other work keeps {busy:.1f} of {os.cpu_count()} CPU cores busy; training with "
+                f"{fewer} torch thread(s) instead of {threads} (set OMP_NUM_THREADS to choose)")
+            torch.set_num_threads(fewer)
+    try:
+        return _train_model(prepared, runs, cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_model(prepared: Path, runs: Path, cfg: DemoConfig) -> tuple[Path, str]:
     from .models import ModelConfig
     from .training import TrainConfig, train
     from .training.checkpoint import find_checkpoint, load_checkpoint
@@ -265,7 +290,7 @@ def run_demo(out: str | Path = "demo_out", config: DemoConfig = DemoConfig(), lo
     prepared = stage("prepare", f"prepare at {h}x{w}", lambda: prepare(phantoms, out / "prepared", cfg))
     result.artefacts["prepared dataset"] = prepared
     budget = f"{cfg.kimg} kimg" if cfg.kimg is not None else f"{cfg.minutes:g} minutes"
-    run = stage("train", f"train the default model for {budget}", lambda: train_model(prepared, out / "runs", cfg))
+    run = stage("train", f"train the default model for {budget}", lambda: train_model(prepared, out / "runs", cfg, log))
     result.artefacts["training run"] = run
     grids = sorted((run / "samples").glob("grid-*.png"))
     if grids:
