@@ -137,6 +137,10 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     assert isinstance(rc, RealismConfig)
     real = tiny_dataset_factory(n=32, size=(128, 80))
     syn = tiny_dataset_factory(n=24, seed=1, kind="synthetic", size=(128, 80))
+    info = json.loads((syn / "dataset.json").read_text())  # as generate writes a set that went through the gate
+    info["shape_gate"] = {"images": 24, "redrawn": 3, "failed": 1}
+    info.setdefault("settings", {})["shape_gate"] = {"quantile": 0.99, "attempts": 8}
+    (syn / "dataset.json").write_text(json.dumps(info))
     m = evaluate(real, syn, tmp_path / "o", dataclasses.replace(FAST, realism=True, realism_config=rc))
     r = m["realism"]
     assert r["available"], r["reason"]
@@ -158,7 +162,10 @@ def test_realism_step_in_a_tiny_evaluation(tiny_dataset_factory, stub_image_metr
     for name, c in lt["statistics"].items():  # one table row per statistic, with its AUC
         assert f"<td>{name}<br>" in html and (c["auc"] is None or f"{c['auc']:.3f}" in html)
     assert (tmp_path / "o" / "realism_crops.png").is_file() == (r["sheet"]["file"] is not None)
-    assert "Realism: detectability AUC" in (tmp_path / "o" / "dataset_card.md").read_text()
+    card = (tmp_path / "o" / "dataset_card.md").read_text()
+    assert "Realism: detectability AUC" in card and "shape gate redrew 3 of 24 images" in card
+    assert r["shape_gate"] == {"images": 24, "redrawn": 3, "failed": 1, "quantile": 0.99, "attempts": 8}
+    assert "<b>3 of 24</b> (12.5%) were redrawn" in html and "1 kept failing after 8 candidates" in html
     off = evaluate(real, syn, tmp_path / "off", FAST)
     assert off["realism"]["available"] is False and "switched off" in off["realism"]["reason"]
 

@@ -75,7 +75,8 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
                               real_key=inputs.real.content_hash)
     except ValueError as exc:
         return unavailable(f"realism measures failed: {exc}")
-    out = {"available": True, "reason": None, **res.to_dict(), "rule": rule_text(rc)}
+    out = {"available": True, "reason": None, **res.to_dict(), "rule": rule_text(rc),
+           "shape_gate": shape_gate_info(inputs.synthetic)}
     if inputs.out_dir is not None:
         try:
             info = realism_sheet(real, rm, syn, sm, inputs.out_dir / SHEET, seed=config.seed)
@@ -85,6 +86,22 @@ def realism(inputs: EvalInputs) -> dict[str, Any]:
             out["sheet"] = {"file": None, "reason": str(exc)}
         out["outline_sheet"] = _outline_sheet(res.outline, real, rm, syn, sm, inputs.out_dir / OUTLINE_SHEET)
     return out
+
+
+def shape_gate_info(images: Any) -> dict[str, Any] | None:
+    """What ``generate``'s shape gate did to the synthetic set, from its dataset.json
+    (None: written without the gate): the outline figures are of the images it kept, and
+    the share it redrew is the model's own rate of broken outlines."""
+    info = getattr(getattr(images, "dataset", None), "info", None) or {}
+    summary, settings = info.get("shape_gate"), (info.get("settings") or {}).get("shape_gate")
+    if not isinstance(summary, dict) or not isinstance(settings, dict):
+        return None
+    try:
+        n = int(summary["images"])
+        return {"images": n, "redrawn": int(summary["redrawn"]), "failed": int(summary["failed"]),
+                "quantile": float(settings["quantile"]), "attempts": int(settings["attempts"])}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _outline_sheet(outline: Any, real: Any, rm: Any, syn: Any, sm: Any, path: Any) -> dict[str, Any]:
@@ -138,6 +155,10 @@ def realism_card(s: dict[str, Any]) -> str | None:
     if atypical.get("rate") is not None:
         line += (f"; {atypical['rate']:.0%} of synthetic breasts shaped unlike any real film (real films "
                  f"{atypical['real_rate']:.0%})")
+    gate = s.get("shape_gate") or {}
+    if gate.get("images"):
+        line += (f"; generate's shape gate redrew {gate['redrawn']} of {gate['images']} images for a broken outline "
+                 f"({gate['failed']} kept failing)")
     return line + "."
 
 
