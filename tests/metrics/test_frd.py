@@ -89,3 +89,24 @@ def test_feature_terms_name_the_feature_that_carries_the_distance():
     syn[:, 4] = 1e-9 * rng.standard_normal(40)
     assert F.frd_feature_terms(real, syn, names, top=1)[0]["share"] < 0.9
     assert F.frd_from_features(real, syn) < 10
+
+
+def test_features_constant_up_to_float_rounding_are_named_and_can_be_left_out():
+    """A wavelet median of ~1e-14 on every real film (SD ~1e-14) and -2e-11 on one synthetic
+    image (numerically zero too) carried 99.9 % of a set's FRD: the published value keeps it,
+    ``drop_float_noise`` leaves it out and reads the rest of the features."""
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((54, 6))
+    real[:, 2] = 1e-14 * rng.standard_normal(54)
+    real[:, 5] = 7.0  # no variation at all: FRD v1 drops it itself
+    syn = rng.standard_normal((54, 6)) + 0.1
+    syn[:, 2] = 1e-14 * rng.standard_normal(54)
+    syn[:, 5] = 7.0
+    names = [f"f{i}" for i in range(6)]
+    assert F.float_noise_features(real, names) == ["f2"]
+    calm = F.frd_from_features(real, syn)
+    syn[7, 2] = -2e-11
+    assert F.frd_from_features(real, syn) > calm + 3  # one image's rounding moves the published FRD
+    stable = F.frd_from_features(real, syn, drop_float_noise=True)
+    assert stable == pytest.approx(F.frd_from_features(real[:, [0, 1, 3, 4]], syn[:, [0, 1, 3, 4]]), rel=1e-5)
+    assert F.float_noise_features(real[:, [0, 1, 3, 4]], ["a", "b", "c", "d"]) == []

@@ -65,6 +65,9 @@ def test_fidelity_distance_carried_by_one_feature_is_flagged():
     assert any("99.97% of it comes from one feature, wavelet-HH_firstorder_Median" in d for d in flagged)
     plain = V.population_step({"fidelity": {"frd": frd(0.2)}}).details
     assert plain == ("frd: 25.8 (reported, no threshold: compare with real-vs-real)",)
+    noisy = {**frd(0.9997), "without_float_noise": 5.4, "float_noise_features": ["wavelet-HH_firstorder_Median"]}
+    line = V.population_step({"fidelity": {"frd": noisy}}).details[0]
+    assert line.endswith("constant up to float rounding in the real images (wavelet-HH_firstorder_Median) it reads 5.4")
 
 
 def test_conditioning_step_names_axes_the_classifier_cannot_check():

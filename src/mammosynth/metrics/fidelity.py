@@ -217,7 +217,9 @@ def compute_image_metrics(real: Any, synthetic: Any, train: Any = None, heldout:
             fmax = config.frd_max_images if config.frd_max_images is not None else config.max_images
             def _frd() -> MetricResult:
                 res = compute_frd(real, synthetic, tuple(config.size), fmax, config.seed, cache, config.num_workers)
-                return MetricResult.of(res.value, version="v1", top_features=res.top_features, note=res.note())
+                return MetricResult.of(res.value, version="v1", top_features=res.top_features, note=res.note(),
+                                       without_float_noise=res.without_float_noise,
+                                       float_noise_features=res.float_noise_features)
 
             frd = _guard(_frd)
 
