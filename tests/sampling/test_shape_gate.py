@@ -68,6 +68,17 @@ def test_the_reference_flags_a_missing_upper_half_and_a_torn_skin_line():
         ref.judge(np.zeros((1, H + 2, W), bool))
 
 
+def test_a_breast_in_two_lobes_fails_by_its_split_rows():
+    ref = reference()
+    lobes = half_discs([0.43])
+    lobes[:, : int(0.6 * H), 5:9] = False  # a notch cut from the top: two runs in those rows
+    v = ref.judge(lobes)
+    assert not v.passed[0] and v.split[0] > ref.thresholds(0.99)[2]
+    assert ref.thresholds(0.99)[2] >= 0.01  # whole half-discs are one run per row: the floor applies
+    old = ShapeReference.from_dict({k: v for k, v in ref.to_dict().items() if k != "split"})
+    assert old.split is None and old.thresholds(0.99)[2] == float("inf")  # a reference made without it
+
+
 def test_the_reference_round_trips_and_refuses_too_few_films_or_a_corrupt_dict():
     ref = reference()
     back = ShapeReference.from_dict(json.loads(json.dumps(ref.to_dict())))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -176,8 +177,9 @@ def _settings(pipe: Pipeline, config: GenerateConfig, mix, gate: ShapeGateConfig
         # only for families with sampling settings: GAN sets keep the settings they were written with
         **({"sampling": pipe.sampling_settings()} if pipe.sampling_settings() else {}),
         # only with the gate on: sets written without it keep their settings
-        **({"shape_gate": {**gate.to_dict(), "thresholds": dict(zip(
-            ("atypicality", "jaggedness"), pipe.shape_reference.thresholds(gate.quantile))),
+        **({"shape_gate": {**gate.to_dict(), "thresholds": {
+            k: v if math.isfinite(v) else None for k, v in zip(
+                ("atypicality", "jaggedness", "split"), pipe.shape_reference.thresholds(gate.quantile))},
             "reference": config.shape_reference or "model"}} if gate is not None else {}),
     }
 

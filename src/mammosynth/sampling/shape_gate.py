@@ -7,11 +7,12 @@ them moved FRD from 5 to 22 between two random sets of one model's samples. A se
 tool does not hand them out as training data or reader-study cases.
 
 How: a run stores the outlines of its training films (:class:`ShapeReference`: their width
-profiles, how far each is from its nearest other film, and their skin lines'
-jaggedness, at the model's resolution). At sampling, each image's breast mask (the one the
-background step finds) gives its profile and jaggedness
-(:mod:`mammosynth.data.outline`); an image whose nearest-film distance or jaggedness lies
-above the films' own ``quantile`` is redrawn from another latent for the same index and
+profiles, how far each is from its nearest other film, their skin lines' jaggedness and
+the share of their breast in rows of more than one run, at the model's resolution). At
+sampling, each image's breast mask (the one the background step finds) gives the same
+figures (:mod:`mammosynth.data.outline`); an image with any of them above the films' own
+``quantile`` (a shape far from every film's, a torn skin line, a breast in two lobes or
+with a fragment beside it) is redrawn from another latent for the same index and
 labels (attempt ``k`` uses :func:`~mammosynth.sampling.pipeline.latent_seed`'s ``attempt``),
 up to ``attempts`` candidates; when none passes, the candidate least above the thresholds
 is kept and recorded as failed. Image ``i`` remains a pure function of checkpoint, seed,
