@@ -59,10 +59,13 @@ def test_nearest_distance_leave_one_out_skips_only_itself():
 
 def test_breasts_like_the_real_ones_are_not_flagged():
     res = outline_comparison(feats(breasts(60, 0)), feats(breasts(120, 1)), n_boot=200)
-    assert set(res.rates) == {"atypical", "ragged"}
-    for r in res.rates.values():
+    assert set(res.rates) == {"atypical", "ragged", "fragmented"}
+    for name, r in res.rates.items():
         assert r.ci_low <= 0.10 and r.rate < 0.15 and r.ci_low <= r.rate <= r.ci_high
-        assert 0 < r.real_rate <= 0.10 and r.auc_ci[0] < 0.5 < r.auc_ci[1]
+        if name == "fragmented":  # half-ellipses are one run in every row, real and synthetic alike
+            assert r.rate == r.real_rate == 0.0 and r.auc == 0.5
+        else:
+            assert 0 < r.real_rate <= 0.10 and r.auc_ci[0] < 0.5 < r.auc_ci[1]
     assert res.flagged(0.10) == []
 
 
@@ -82,6 +85,14 @@ def test_torn_skin_lines_read_ragged():
     smooth, torn = breasts(1, 3), breasts(1, 3, jitter=3.0)
     rms = [np.sqrt(((width_profiles(torn, b) - width_profiles(smooth, b)) ** 2).mean()) for b in (H, 16)]
     assert rms[1] < 0.5 * rms[0]  # bands of 6 rows average the tears out of the shape
+
+
+def test_breasts_in_two_lobes_read_fragmented():
+    lobes = breasts(40, 4)
+    lobes[:, : H // 2, 8:12] = False  # a notch from the top: the upper rows hold two runs
+    res = outline_comparison(feats(breasts(60, 0)), feats(lobes), n_boot=200)
+    assert res.rates["fragmented"].rate == 1.0 and "fragmented" in res.flagged(0.10)
+    assert res.rates["fragmented"].real_rate == 0.0  # a half-ellipse is one run in every row
 
 
 def test_images_without_a_breast_are_atypical_and_too_few_real_films_are_unavailable():

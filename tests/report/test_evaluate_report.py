@@ -67,7 +67,7 @@ def test_evaluate_writes_report_metrics_and_card(eval_sets, stub_image_metrics, 
     assert "not computed: stub: off" in html
     # realism's outline measure: in metrics.json, in the report with its sheet
     ol = saved["realism"]["outline"]
-    assert ol["available"] and set(ol["statistics"]) == {"atypical", "ragged"}
+    assert ol["available"] and set(ol["statistics"]) == {"atypical", "ragged", "fragmented"}
     assert saved["realism"]["outline_sheet"]["file"] == "realism_outlines.png"
     assert (out / "realism_outlines.png").is_file() and "Breast outline" in html and "most atypical" in html
     assert "of synthetic breasts shaped unlike any real film" in (out / "dataset_card.md").read_text()

@@ -66,8 +66,8 @@ def split_share(masks: np.ndarray) -> np.ndarray:
 
 
 def outline_features(masks: np.ndarray, bins: int = BINS) -> dict[str, np.ndarray]:
-    """``{"profile": [N, bins], "jaggedness": [N]}`` of a stack of breast masks (cacheable arrays)."""
-    return {"profile": width_profiles(masks, bins), "jaggedness": jaggedness(masks)}
+    """``{"profile": [N, bins], "jaggedness": [N], "split": [N]}`` of a stack of breast masks (cacheable arrays)."""
+    return {"profile": width_profiles(masks, bins), "jaggedness": jaggedness(masks), "split": split_share(masks)}
 
 
 def nearest_distance(query: np.ndarray, reference: np.ndarray, leave_one_out: bool = False) -> np.ndarray:

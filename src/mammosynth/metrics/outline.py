@@ -42,12 +42,14 @@ from ..data.outline import BINS, harrell_davis_weights, jaggedness, nearest_dist
 from .stats import bootstrap_auc_ci
 from .twosample import SampleSummary, bootstrap_two_sample, finite
 
-FEATURES = ("profile", "jaggedness")
-STATISTICS = ("atypical", "ragged")
+FEATURES = ("profile", "jaggedness", "split")
+STATISTICS = ("atypical", "ragged", "fragmented")
 #: what each rate means, for reports
 MEANINGS = {
     "atypical": "breast shape (width per row) farther from every real film's than real films are from each other",
     "ragged": "skin line more jagged (row-to-row width changes) than real films'",
+    "fragmented": "more of the breast in rows where it is more than one run (two lobes, a fragment beside it, "
+                  "a notch) than real films",
 }
 #: fewest real films with a breast for which the real quantile means anything
 MIN_REAL = 5
@@ -139,8 +141,10 @@ def outline_comparison(real: dict[str, np.ndarray], synthetic: dict[str, np.ndar
     loo[has_r] = nearest_distance(ref, ref, leave_one_out=True)
     values = {"atypical": (loo, nearest_distance(ps, ref)),
               "ragged": (np.asarray(real["jaggedness"], np.float64), np.asarray(synthetic["jaggedness"], np.float64))}
+    if "split" in real and "split" in synthetic:  # features computed before the split share lack it
+        values["fragmented"] = (np.asarray(real["split"], np.float64), np.asarray(synthetic["split"], np.float64))
     rates = {}
-    for s in STATISTICS:
+    for s in (s for s in STATISTICS if s in values):
         r = _rate(*values[s], quantile, seed, n_boot, n_worst)
         if r is not None:
             rates[s] = r

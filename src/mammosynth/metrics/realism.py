@@ -211,7 +211,8 @@ def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: Detail
         status = "warn" if status == "pass" else status
     for name in outline.flagged(config.outline_tolerance) if outline is not None else []:
         r = outline.rates[name]
-        what = {"atypical": "breasts shaped unlike any real film", "ragged": "skin lines more jagged than real films'"}
+        what = {"atypical": "breasts shaped unlike any real film", "ragged": "skin lines more jagged than real films'",
+                "fragmented": "breasts split into more than one run in more rows than real films'"}
         reasons.append(f"outline: {r.rate:.0%} of synthetic images have {what[name]} (CI [{r.ci_low:.0%}, "
                        f"{r.ci_high:.0%}], above {config.outline_tolerance:.0%}; real films {r.real_rate:.0%})")
         status = "warn" if status == "pass" else status
@@ -219,7 +220,7 @@ def realism_verdict(det: DetectabilityTest, spec: SpectrumResult, detail: Detail
 
 
 # bump when the real side's measures change meaning (part of the cache key)
-REAL_SIDE_VERSION = 3  # 2: local texture statistics; 3: outline features
+REAL_SIDE_VERSION = 4  # 2: local texture statistics; 3: outline features; 4: the split-row share
 
 
 def _real_side_key(real_key: str, shape: tuple[int, ...], strata: dict[str, np.ndarray] | None,
