@@ -163,6 +163,16 @@ def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any, Any]:
     return spec.diff_median, det.ratio, lt, ol
 
 
+def gate_for(pipe, shape_gate: str, training_films: str | None):
+    """The shape gate ``generate`` would apply to ``pipe`` (``shape_gate`` auto: when the run
+    stored its films' outlines; on: from ``training_films`` otherwise; off: None)."""
+    from mammosynth.sampling.shape_gate import ShapeGateConfig, reference_from_dataset
+
+    if shape_gate == "on" and pipe.shape_reference is None:
+        pipe.shape_reference = reference_from_dataset(training_films, pipe.resolution)
+    return ShapeGateConfig() if shape_gate != "off" and pipe.shape_reference is not None else None
+
+
 def generate(run_dir: Path, n: int, out: Path, shape_gate: str = "auto",
              training_films: str | None = None) -> tuple[dict[str, float], np.ndarray, float | None]:
     """Generate ``n`` images from the run's best checkpoint through the public pipeline
@@ -175,13 +185,10 @@ def generate(run_dir: Path, n: int, out: Path, shape_gate: str = "auto",
     the least disturbed), writes a contact sheet of the first 32 images, and returns the
     uint16 images (background removed) and the share of them the gate redrew (None: off)."""
     from mammosynth.sampling import GanPipeline
-    from mammosynth.sampling.shape_gate import ShapeGateConfig, reference_from_dataset
     from mammosynth.training.loop import save_grid
 
     pipe = GanPipeline.from_pretrained(run_dir, checkpoint="best")
-    if shape_gate == "on" and pipe.shape_reference is None:
-        pipe.shape_reference = reference_from_dataset(training_films, pipe.resolution)
-    gate = ShapeGateConfig() if shape_gate != "off" and pipe.shape_reference is not None else None
+    gate = gate_for(pipe, shape_gate, training_films)
     pipe(32, seed=123)
     rates, redrawn = {}, None
     timed = max(n, 1024)  # time at least 1024 images (a short pass is noisy)
@@ -247,7 +254,7 @@ def best_kimg(run: Path) -> float:
 
 
 def score_checkpoints(run: Path, n: int, held: tuple, work: Path, real_key: str, done: set[float],
-                      best_figures) -> None:
+                      best_figures, shape_gate: str = "auto", training_films: str | None = None) -> None:
     """The realism measures of every periodic checkpoint the run kept, oldest first (the
     learning curve of ``--score-checkpoints``), but those at a kimg in ``done`` (scored in
     the run this one extends); adds the scored ones to ``done``. ``best_figures``: the run's row
@@ -266,7 +273,8 @@ def score_checkpoints(run: Path, n: int, held: tuple, work: Path, real_key: str,
         if round(kimg, 3) == best:
             rm = best_figures
         else:
-            syn = GanPipeline.from_pretrained(ck)(n, seed=123).images
+            pipe = GanPipeline.from_pretrained(ck)
+            syn = pipe(n, seed=123, shape_gate=gate_for(pipe, shape_gate, training_films)).images
             rm = realism(held, syn, work / "png" / f"{run.name}-{ck.stem}-crops.png", work / "cache", real_key)
         d, sp, dt = rm.detectability, rm.spectrum, rm.detail
         print(f"           checkpoint {kimg:7.2f} kimg (~{minutes[near] if near is not None else float('nan'):.1f} "
@@ -570,7 +578,8 @@ def main() -> int:
               f"verdict {real_m.verdict.status}\n         {local_texture_line(real_m.local_texture)}\n"
               f"         {outline_line(real_m.outline)}", flush=True)
         if args.score_checkpoints:
-            score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m)
+            score_checkpoints(run, n_real, held, work, held_key, scored.setdefault((fam, seed), set()), real_m,
+                              args.shape_gate, f"{split}:train")
     print(f"\nFRD vs the {n_test} held-back films; floors: two real halves {floor:.3f}, held-back vs training "
           f"{floor_th:.3f}, held-back vs {n_test} training films {floor_matched:.3f}; texture FD floors: two real "
           f"halves {tex_floor:.2f}, held-back vs training {tex_floor_th:.2f}")
