@@ -8,10 +8,13 @@ the held-back films: detectability AUC of a CNN two-sample test next to its
 real-vs-real floor (two halves of the held-back films), the texture spectrum exponent
 beta and the high-pass (fine-detail) energy ratio, each next to its real-vs-real value
 (held-back vs training films). The generated set has its background outside the breast removed,
-as ``generate`` does by default and as the ingest does for the real films; the FRD of
+as ``generate`` does by default and as the ingest does for the real films, and goes through
+``generate``'s shape gate (``--shape-gate``: by default when the run stored its films' outlines,
+as ``generate`` does; the row says what share it redrew); the FRD of
 the raw generator output and an FRD with as many generated as held-back images (next
 to a floor of as many training films; each the mean over disjoint random sets of that
-size, ``matched_frd``) are printed too. The real-vs-real floors are computed once per set
+size, ``matched_frd``; also without the radiomics features constant up to float rounding in
+the held-back films, ``mammosynth.metrics.frd``) are printed too. The real-vs-real floors are computed once per set
 of films and FRD version (in the feature cache, ``OUT/cache``). Saves the last training grid
 and a contact sheet of generated images per run. Ends with the realism issue's targets
 (``targets.py``): per run, each met or missed and by how much.
