@@ -3,7 +3,9 @@ and view): images per second through ``GanPipeline.__call__`` with its default b
 removal (latents, labels, network, breast segmentation, uint16 conversion) and its default
 CPU workers (batches side by side, one intra-op thread each), the same with one worker
 (every op split over the torch threads instead), through the network alone
-(``remove_background=False``), and through ``generate`` (plus provenance marking and
+(``remove_background=False``), with the shape gate (a ``--run`` that stored its training
+films' outlines: the pipeline plus the redraws, and the share redrawn), and through ``generate``
+(the shape gate as it applies by default) (plus provenance marking and
 16-bit PNG writing), at 128x128, 128x80 and 256x160, on CPU (and CUDA when present).
 
 Weights are random unless ``--run`` names a trained run (its best checkpoint, at its own
@@ -29,7 +31,7 @@ from pathlib import Path
 
 
 def bench_pipeline(pipe, n: int, batch: int, remove_background: bool = True, workers: int | None = None,
-                   passes: int = 2) -> list[float]:
+                   passes: int = 2, shape_gate=None) -> list[float]:
     """img/s of ``pipe`` in each of ``passes`` back-to-back passes after a warm-up batch
     (the best is the least disturbed; the later ones show a host that slows under
     sustained load)."""
@@ -37,7 +39,7 @@ def bench_pipeline(pipe, n: int, batch: int, remove_background: bool = True, wor
     rates = []
     for _ in range(passes):
         t = time.perf_counter()
-        pipe(n=n, seed=0, batch_size=batch, remove_background=remove_background, workers=workers)
+        pipe(n=n, seed=0, batch_size=batch, remove_background=remove_background, workers=workers, shape_gate=shape_gate)
         rates.append(n / (time.perf_counter() - t))
     return rates
 
@@ -104,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
                 "generate_img_s": round(bench_generate(pipe, n, args.batch, device), 1),
             })
             r = rows[-1]
+            if pipe.shape_reference is not None:
+                from mammosynth.sampling import ShapeGateConfig
+
+                gated = bench_pipeline(pipe, n, args.batch, passes=args.passes, shape_gate=ShapeGateConfig())
+                shape = pipe(n=n, seed=0, batch_size=args.batch, shape_gate=ShapeGateConfig()).shape
+                r["shape_gate_img_s"] = round(max(gated), 1)
+                r["shape_gate_redrawn"] = round(sum(x["attempt"] > 0 for x in shape) / n, 4)
+                print(f"{'':<28} with the shape gate {r['shape_gate_img_s']:.1f} img/s "
+                      f"({100 * r['shape_gate_redrawn']:.1f} % redrawn)", flush=True)
             print(f"{r['device']:<28} {r['resolution']:>8}  batch {r['batch']:>3}  "
                   f"pipeline {r['pipeline_img_s']:>7.1f} img/s (1 worker {r['pipeline_1_worker_img_s']:>6.1f})  "
                   f"network only {r['network_img_s']:>7.1f} img/s  "
