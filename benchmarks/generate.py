@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 "generate_img_s": round(bench_generate(pipe, n, args.batch, device), 1),
             })
             r = rows[-1]
+            print(f"{r['device']:<28} {r['resolution']:>8}  batch {r['batch']:>3}  "
+                  f"pipeline {r['pipeline_img_s']:>7.1f} img/s (1 worker {r['pipeline_1_worker_img_s']:>6.1f})  "
+                  f"network only {r['network_img_s']:>7.1f} img/s  "
+                  f"generate (PNG16) {r['generate_img_s']:>8.1f} img/s", flush=True)
             if pipe.shape_reference is not None:
                 from mammosynth.sampling import ShapeGateConfig
 
@@ -115,10 +119,6 @@ def main(argv: list[str] | None = None) -> int:
                 r["shape_gate_redrawn"] = round(sum(x["attempt"] > 0 for x in shape) / n, 4)
                 print(f"{'':<28} with the shape gate {r['shape_gate_img_s']:.1f} img/s "
                       f"({100 * r['shape_gate_redrawn']:.1f} % redrawn)", flush=True)
-            print(f"{r['device']:<28} {r['resolution']:>8}  batch {r['batch']:>3}  "
-                  f"pipeline {r['pipeline_img_s']:>7.1f} img/s (1 worker {r['pipeline_1_worker_img_s']:>6.1f})  "
-                  f"network only {r['network_img_s']:>7.1f} img/s  "
-                  f"generate (PNG16) {r['generate_img_s']:>8.1f} img/s", flush=True)
             if args.writers:
                 r["generate_by_writers_img_s"] = {int(k): round(bench_generate(pipe, n, args.batch, device, int(k)), 1)
                                                   for k in args.writers.split(",")}
