@@ -93,6 +93,7 @@ def test_breasts_in_two_lobes_read_fragmented():
     res = outline_comparison(feats(breasts(60, 0)), feats(lobes), n_boot=200)
     assert res.rates["fragmented"].rate == 1.0 and "fragmented" in res.flagged(0.10)
     assert res.rates["fragmented"].real_rate == 0.0  # a half-ellipse is one run in every row
+    assert res.rates["fragmented"].threshold == 0.01  # films one run in every row: the gate's floor, not 0
 
 
 def test_images_without_a_breast_are_atypical_and_too_few_real_films_are_unavailable():

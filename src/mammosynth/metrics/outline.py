@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.outline import BINS, harrell_davis_weights, jaggedness, nearest_distance, outline_features, width_profiles
+from ..data.outline import BINS, SPLIT_FLOOR, harrell_davis_weights, jaggedness, nearest_distance, outline_features, width_profiles
 from .stats import bootstrap_auc_ci
 from .twosample import SampleSummary, bootstrap_two_sample, finite
 
@@ -104,18 +104,18 @@ class OutlineResult:
                 "statistics": {s: {**r.to_dict(), "meaning": MEANINGS[s]} for s, r in self.rates.items()}}
 
 
-def _rate(real: np.ndarray, syn: np.ndarray, quantile: float, seed: int, n_boot: int, n_worst: int
-          ) -> OutlierRate | None:
+def _rate(real: np.ndarray, syn: np.ndarray, quantile: float, seed: int, n_boot: int, n_worst: int,
+          floor: float = -math.inf) -> OutlierRate | None:
     ra, sb = SampleSummary.of(real), SampleSummary.of(syn)
     ok_r, ok_s = np.flatnonzero(np.isfinite(real)), np.flatnonzero(np.isfinite(syn))
     if len(ok_r) < MIN_REAL or not len(ok_s):
         return None
     a, b = real[ok_r], syn[ok_s]
     w = harrell_davis_weights(len(a), quantile)
-    thr = float(np.sort(a) @ w)
+    thr = max(float(np.sort(a) @ w), floor)
 
     def stat(ab: np.ndarray, bb: np.ndarray) -> np.ndarray:
-        return (bb > (np.sort(ab, axis=1) @ w)[:, None]).mean(axis=1)
+        return (bb > np.maximum(np.sort(ab, axis=1) @ w, floor)[:, None]).mean(axis=1)
 
     lo, hi = bootstrap_two_sample(a, b, stat, n_boot=n_boot, seed=seed)
     auc = bootstrap_auc_ci(np.r_[np.zeros(len(a)), np.ones(len(b))], np.r_[a, b], n_boot=n_boot, seed=seed)
@@ -145,7 +145,9 @@ def outline_comparison(real: dict[str, np.ndarray], synthetic: dict[str, np.ndar
         values["fragmented"] = (np.asarray(real["split"], np.float64), np.asarray(synthetic["split"], np.float64))
     rates = {}
     for s in (s for s in STATISTICS if s in values):
-        r = _rate(*values[s], quantile, seed, n_boot, n_worst)
+        # the split share's threshold has the shape gate's floor: films that are one run in
+        # every row (a phantom) would otherwise count a single stray pixel as a fragment
+        r = _rate(*values[s], quantile, seed, n_boot, n_worst, SPLIT_FLOOR if s == "fragmented" else -math.inf)
         if r is not None:
             rates[s] = r
     return OutlineResult(rates, quantile, None if rates else "too few images with a measurable outline")

@@ -67,7 +67,7 @@ def population_step(image: dict[str, Any]) -> Step:
             if top and top.get("share", 0.0) >= DOMINANT_SHARE:
                 line += (f"; {100 * top['share']:.2f}% of it comes from one feature, {top['feature']}, which is "
                          "nearly constant in the real images: the value mostly measures that feature, not texture")
-            if m.get("without_float_noise") is not None:
+            if m.get("without_float_noise") is not None and abs(m["without_float_noise"] - m["value"]) >= 0.1:
                 line += (f"; without the feature(s) constant up to float rounding in the real images "
                          f"({', '.join(m.get('float_noise_features') or [])}) it reads {m['without_float_noise']:.4g}")
             details.append(line)
