@@ -169,11 +169,10 @@ def real_reference(held: tuple, train: tuple) -> tuple[float, float, Any, Any]:
 def gate_for(pipe, shape_gate: str, training_films: str | None):
     """The shape gate ``generate`` would apply to ``pipe`` (``shape_gate`` auto: when the run
     stored its films' outlines; on: from ``training_films`` otherwise; off: None)."""
-    from mammosynth.sampling.shape_gate import ShapeGateConfig, reference_from_dataset
+    from mammosynth.sampling.generate import GenerateConfig, shape_gate_for
 
-    if shape_gate == "on" and pipe.shape_reference is None:
-        pipe.shape_reference = reference_from_dataset(training_films, pipe.resolution)
-    return ShapeGateConfig() if shape_gate != "off" and pipe.shape_reference is not None else None
+    films = training_films if shape_gate == "on" and pipe.shape_reference is None else None
+    return shape_gate_for(pipe, GenerateConfig(shape_gate=shape_gate, shape_reference=films))
 
 
 def generate(run_dir: Path, n: int, out: Path, shape_gate: str = "auto",

@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "outline, a missing upper half), from another latent for the same index and labels; auto: "
                         "on when the model holds its training films' outlines (default %(default)s)")
     p.add_argument("--shape-quantile", type=float, default=d.shape.quantile,
-                   help="an outline passes when it is no farther from the nearest training film, and no more "
-                        "jagged, than the training films' own at this quantile (default %(default)s)")
+                   help="an outline passes when it is no farther from the nearest training film, no more jagged "
+                        "and no more split into several runs per row than the training films' own at this quantile "
+                        "(default %(default)s)")
     p.add_argument("--shape-attempts", type=int, default=d.shape.attempts,
                    help="candidates per image at most; when none passes the least atypical is kept and "
                         "recorded as failed (default %(default)s)")

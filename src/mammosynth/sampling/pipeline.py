@@ -144,7 +144,7 @@ class Pipeline:
         self.label_freq = {a: dict(f) for a, f in (label_freq or {}).items()}
         self.provenance = dict(provenance or {})
         #: the training films' outlines, for the shape gate (None: a model trained before
-        #: runs stored them; set one with ShapeReference.from_dataset)
+        #: runs stored them; set one with sampling.reference_from_dataset)
         self.shape_reference = shape_reference
 
     @staticmethod
@@ -309,8 +309,8 @@ class Pipeline:
         ref = self.shape_reference
         if ref is None:
             raise ValueError("this model holds no shape reference (trained before runs stored their films' "
-                             "outlines): set pipe.shape_reference = ShapeReference.from_dataset(TRAINING_SET, "
-                             "pipe.resolution), or generate with the shape gate off")
+                             "outlines): set pipe.shape_reference = reference_from_dataset(TRAINING_SET, "
+                             "pipe.resolution) (mammosynth.sampling), or generate with the shape gate off")
         if tuple(ref.size) != tuple(self.resolution):
             raise ValueError(f"the shape reference was made at {tuple(ref.size)}, the model draws {self.resolution}")
 

@@ -2,8 +2,7 @@
 
 Why: texture is not the generators' only failure. At 256x160 two to five of every 32
 samples of a 30-minute model had a broken outline (a detached fragment, a torn or crumbly
-top, a hole through the breast): a reader rejects such a film at a glance, and a few of
-them moved FRD from 5 to 22 between two random sets of one model's samples. A serious
+top, a hole through the breast): a reader rejects such a film at a glance. A serious
 tool does not hand them out as training data or reader-study cases.
 
 How: a run stores the outlines of its training films (:class:`ShapeReference`: their width
@@ -33,8 +32,8 @@ from ..data.outline import MIN_FILMS, ShapeReference, ShapeVerdict
 class ShapeGateConfig:
     """Settings of the shape gate (the CLI's defaults)."""
 
-    #: an image passes when its nearest-film distance and jaggedness are at most the
-    #: training films' own values at this quantile (Harrell-Davis; 0.99 rejects about one
+    #: an image passes when its nearest-film distance, jaggedness and split-row share are at
+    #: most the training films' own values at this quantile (Harrell-Davis; 0.99 rejects about one
     #: real film in a hundred, so the gate removes outliers, not the real set's tail)
     quantile: float = 0.99
     #: candidates drawn per image at most (the first included)
@@ -54,13 +53,10 @@ def reference_from_dataset(spec: str, size: tuple[int, int]) -> ShapeReference:
     """The outlines of a prepared dataset's films (``PATH[:split]``, the train split when it
     has splits), fitted to ``size`` as training fits them: for models trained before runs
     stored their reference."""
-    import numpy as np
+    from ..training.data import film_outlines, load_training_data
 
-    from ..training.data import fit_image, open_training_set
-
-    ds = open_training_set(spec)
-    unit = np.stack([(fit_image(ds.image(i), size)[0].numpy() + 1) / 2 for i in range(len(ds))])
-    return ShapeReference.from_images(unit, source=str(ds.root))
+    data = load_training_data(spec, tuple(size), (), show_progress=False)
+    return film_outlines(data.images, source=str(data.info["path"]))
 
 
 __all__ = ["MIN_FILMS", "ShapeGateConfig", "ShapeReference", "ShapeVerdict", "reference_from_dataset"]

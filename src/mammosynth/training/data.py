@@ -15,7 +15,7 @@ each global batch, so a resumed run sees exactly the same batches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch.nn.functional as F
 
 from ..data.prepared import PreparedDataset
 from ..data.schema import condition_value
+
+if TYPE_CHECKING:
+    from ..data.outline import ShapeReference
 
 
 def open_training_set(spec: str) -> PreparedDataset:
@@ -209,16 +212,22 @@ def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[
     return TrainingData(imgs, labels, label_axes, freq, info)
 
 
-def shape_reference(images: torch.Tensor, chunk: int = 64) -> dict[str, Any] | None:
-    """The outlines of the training films ``[N, 1, H, W]`` in [-1, 1] (the full frame) as a
-    :class:`~mammosynth.data.outline.ShapeReference` dict, stored in every checkpoint for the
-    shape gate at sampling; None when too few films hold a breast (the gate is then off)."""
+def film_outlines(images: torch.Tensor, source: str = "the training films", chunk: int = 64) -> "ShapeReference":
+    """The outlines of training films ``[N, 1, H, W]`` in [-1, 1] (the full frame), segmented
+    as the pipeline segments generated images; ValueError (naming ``source``) when too few
+    hold a breast."""
     from ..data.outline import ShapeReference
     from ..data.preprocess import breast_masks
 
     masks = np.concatenate([breast_masks(((images[s:s + chunk, 0].float() + 1) / 2).clamp(0, 1).numpy())
                             for s in range(0, len(images), chunk)]) if len(images) else np.zeros((0, 1, 1), bool)
+    return ShapeReference.from_masks(masks, source=source)
+
+
+def shape_reference(images: torch.Tensor) -> dict[str, Any] | None:
+    """:func:`film_outlines` as the dict every checkpoint stores for the shape gate at
+    sampling; None when too few films hold a breast (the gate is then off)."""
     try:
-        return ShapeReference.from_masks(masks, source="the training films").to_dict()
+        return film_outlines(images).to_dict()
     except ValueError:
         return None
