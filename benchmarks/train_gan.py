@@ -54,16 +54,23 @@ def precision() -> str:
     return "bf16 autocast (AMX-BF16 CPU, --amp auto)" if cpu_has_bf16_units() else "fp32 (--amp auto on this CPU)"
 
 
-def prepare(data: Path, work: Path, size: tuple[int, int]) -> Path:
-    """Ingest mini-MIAS at H x W and re-split it: 2/3 train, 1/3 test (held back)."""
+#: the networks train on films ingested at this many times the benchmark's size, and fitted
+#: to it at load, as a user who ingests at the default 512x320 and trains smaller does: the
+#: resampled copies of each film (training.resample) need a stored film at least twice the size
+SOURCE_SCALE = 4
+
+
+def prepare(data: Path, work: Path, size: tuple[int, int], tag: str = "") -> Path:
+    """Ingest mini-MIAS at H x W and re-split it: 2/3 train, 1/3 test (held back). The
+    split depends on the film order only, so every ``tag`` (a size) holds out the same films."""
     from mammosynth.data.ingest import IngestConfig, ingest
     from mammosynth.data.prepared import DatasetWriter, PreparedDataset
     from mammosynth.data.preprocess import PreprocessConfig
 
-    raw = work / "ingested"
+    raw = work / f"ingested{tag}"
     if not (raw / "dataset.json").is_file():
         ingest(data, out=raw, config=IngestConfig(preprocess=PreprocessConfig(size=size), workers=2))
-    split = work / "split"
+    split = work / f"split{tag}"
     if not (split / "dataset.json").is_file():
         ds = PreparedDataset(raw)
         order = np.random.default_rng(0).permutation(len(ds))
@@ -72,6 +79,19 @@ def prepare(data: Path, work: Path, size: tuple[int, int]) -> Path:
             for i, rec in enumerate(ds.records):
                 wr.add(rec.replace(split="test" if i in held else "train", file=None, sha256=None), ds.image(i))
     return split
+
+
+def prepare_source(data: Path, work: Path, size: tuple[int, int], split: Path) -> Path:
+    """The films the networks train on: :func:`prepare` at ``SOURCE_SCALE`` x ``size``, checked
+    to hold back the same films as ``split`` (the reference at ``size``)."""
+    from mammosynth.data.prepared import PreparedDataset
+
+    big = tuple(SOURCE_SCALE * v for v in size)
+    source = prepare(data, work, big, tag=f"-{big[0]}x{big[1]}")
+    ids = [{r.image_id for r in PreparedDataset(f"{d}:train").records} for d in (split, source)]
+    if ids[0] != ids[1]:
+        raise SystemExit(f"{source}: holds back other films than {split}; delete both and run again")
+    return source
 
 
 def export_pngs(images: torch.Tensor, out: Path) -> Path:
@@ -441,6 +461,9 @@ def main() -> int:
     ap.add_argument("--model", default="", metavar="FIELD=INT,...",
                     help="integer ModelConfig fields overriding the family's defaults, e.g. strands=0 (the "
                          "generator without the strand input); the runs' names carry them")
+    ap.add_argument("--resample-copies", type=int, default=None, metavar="K",
+                    help="resampled copies per training film (TrainConfig.resample_copies; default: the family's); "
+                         "a value other than the default goes into the runs' names")
     ap.add_argument("--reuse-runs", action="store_true",
                     help="score a finished run of the same name under OUT/runs instead of training it again "
                          "(e.g. after a change to the measures)")
@@ -479,6 +502,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     size = tuple(args.size)
     split = prepare(Path(args.data), work, size)
+    source = prepare_source(Path(args.data), work, size, split)
     from mammosynth.data.prepared import PreparedDataset
 
     n_real = len(PreparedDataset(split))
@@ -495,6 +519,12 @@ def main() -> int:
     print(f"data: {n_real} films, train {len(list(train_dir.glob('*.png')))}, held back {len(list(test_dir.glob('*.png')))}; "
           f"torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, {precision()}, "
           f"load average {os.getloadavg()[0]:.1f} (shared machine)", flush=True)
+    from mammosynth.training.config import TRAIN_DEFAULTS
+
+    copies = {f: args.resample_copies if args.resample_copies is not None else TRAIN_DEFAULTS[f]["resample_copies"]
+              for f in args.families.split(",")}
+    print(f"training films ingested at {SOURCE_SCALE}x the size ({source.name}) and fitted to it at load; resampled "
+          f"copies per film: {', '.join(f'{f} {k}' for f, k in copies.items())}", flush=True)
     n_test = len(list(test_dir.glob("*.png")))
 
     def real_floors() -> dict[str, Any]:
@@ -532,16 +562,18 @@ def main() -> int:
         cfg = TrainConfig(model=ModelConfig.for_family(fam, resolution=size, **overrides), minutes=minutes,
                           budget_clock=args.budget_clock, snapshot_minutes=snap, seed=seed,
                           keep=1000 if args.score_checkpoints else 3, content=args.content,
+                          resample_copies=args.resample_copies,
                           name=f"{fam}-{minutes:g}min" + (f"-s{seed}" if seed else "")
                           + "".join(f"-{k}{v}" for k, v in overrides.items())
+                          + (f"-copies{args.resample_copies}" if args.resample_copies is not None else "")
                           + ("-full" if args.content == "full" else ""))
         t = time.time()
         run = finished_run(work / "runs", cfg.name) if args.reuse_runs else None
         if run is None and args.extend and (fam, seed) in trained:
             before, prev = trained[fam, seed]
-            run = train(f"{split}:train", work / "runs", cfg.with_budget(minutes - before, None),
+            run = train(f"{source}:train", work / "runs", cfg.with_budget(minutes - before, None),
                         resume=extended_copy(prev, work / "runs", cfg.name))
-        run = run or train(f"{split}:train", work / "runs", cfg)
+        run = run or train(f"{source}:train", work / "runs", cfg)
         trained[fam, seed] = (minutes, run)
         wall = time.time() - t
         stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]

@@ -293,9 +293,11 @@ def test_texture_head_view(tiny_dataset, tmp_path, monkeypatch, view):
     seen = []
     orig = TextureHead.forward
     monkeypatch.setattr(TextureHead, "forward", lambda self, x: (seen.append(x.detach().clone()), orig(self, x))[1])
-    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), ada_p0=1.0, ada_target=0.0, texture_view=view)
+    cfg = dataclasses.replace(tiny_config(kimg=0.004, condition=()), ada_p0=1.0, ada_target=0.0, texture_view=view,
+                              resample_copies=1)
     train(str(tiny_dataset), tmp_path / "runs", cfg)
-    reals = load_training_data(str(tiny_dataset), (16, 16), (), show_progress=False, dtype=torch.float32).images
+    reals = load_training_data(str(tiny_dataset), (16, 16), (), show_progress=False, dtype=torch.float32,
+                               resample=cfg.resample_config(), seed=cfg.seed).images  # films and their copies
     first = seen[0][:4]  # the reals of the D step's pass (reals first, then fakes when mixed)
     exact = all(any(torch.allclose(img, r, atol=1e-3) for r in reals) for img in first)
     assert exact == (view == "exact")

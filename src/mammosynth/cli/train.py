@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ..models.config import ALL_FAMILIES, UPSAMPLE_MODES, ModelConfig
     from ..models.diffusion import DIFFUSION_DEFAULTS, PREDICTIONS
     from ..training.config import (AMP_MODES, BUDGET_CLOCKS, CONTENT_MODES, D_BATCHES, SPECTRAL_WEIGHT, TEXTURE_VIEWS,
-                                   TrainConfig)
+                                   TRAIN_DEFAULTS, TrainConfig)
     from ..training.presets import PRESET_CHOICES, PRESETS
 
     p = subparsers.add_parser(
@@ -71,6 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--spectral-weight", type=float, default=None, metavar="W",
                    help="GANs: weight of the loss matching the tissue power spectrum of the fakes to the training "
                         f"films'; 0 = off (default: fastgan {SPECTRAL_WEIGHT:g}, dcgan 0)")
+    p.add_argument("--resample-copies", type=int, default=None, metavar="K",
+                   help="resampled copies per training film: the film warped by a smooth random displacement and "
+                        "its width scaled at its stored resolution, then fitted to the training resolution; films "
+                        "stored below twice that resolution get none; 0 = off (default: fastgan "
+                        f"{TRAIN_DEFAULTS['fastgan']['resample_copies']}, dcgan and diffusion 0)")
+    p.add_argument("--resample-displacement", type=float, default=TrainConfig.resample_displacement, metavar="S",
+                   help="the copies' warp: SD of the displacement at its control points, as a share of the film's "
+                        "height (default: %(default)s)")
+    p.add_argument("--resample-width", type=float, default=TrainConfig.resample_width, metavar="F",
+                   help="the copies' width: the film's times a factor from 1-F to 1+F (default: %(default)s)")
     p.add_argument("--g-channels", type=int, default=None, metavar="C",
                    help="generator channels at full resolution, doubling per halving (default: the preset's)")
     p.add_argument("--d-channels", type=int, default=None, metavar="C",
@@ -137,7 +147,8 @@ def build_config(args: argparse.Namespace) -> "TrainConfig":
                          device=args.device, amp=args.amp,
                          label_dropout=args.label_dropout, accumulate=args.accumulate,
                          spectral_weight=args.spectral_weight, texture_view=args.texture_view, content=args.content,
-                         d_batch=args.d_batch)
+                         d_batch=args.d_batch, resample_copies=args.resample_copies,
+                         resample_displacement=args.resample_displacement, resample_width=args.resample_width)
 
 
 def describe_plan(info: dict[str, Any]) -> list[str]:
@@ -172,7 +183,8 @@ def describe_plan(info: dict[str, Any]) -> list[str]:
         f"GFLOP per image: {cost['g_gflop_inference']:.3g} inference (G), {cost['train_gflop']:.3g} training "
         f"(G+D forward and backward)",
         memory,
-    ]
+    ] + ([f"resampled copies: {c['resample_copies']} per film, for the films stored at twice "
+          f"{m['resolution'][0]}x{m['resolution'][1]} or more"] if c.get("resample_copies") else [])
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data.schema import check_fields
 from ..models.augment import parse_ops
 from ..models.config import ModelConfig, model_config_from_dict
+
+if TYPE_CHECKING:
+    from .resample import ResampleConfig
 
 LOSSES = ("hinge", "bce")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -32,14 +35,15 @@ TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "fastgan": dict(batch=8, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.99, loss="hinge",
                     augment="translation,scale,brightness,contrast,cutout", ada_target=0.6, ada_kimg=5.0,
                     ada_interval=4, r1_gamma=None, r1_interval=16, ema_kimg=10.0, recon_weight=1.0,
-                    spectral_weight=SPECTRAL_WEIGHT, d_batch="mixed", quality_n=128),
+                    spectral_weight=SPECTRAL_WEIGHT, d_batch="mixed", quality_n=128, resample_copies=4),
     "dcgan": dict(batch=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, loss="bce", augment="",
                   ada_target=0.0, ada_kimg=5.0, ada_interval=4, r1_gamma=0.0, r1_interval=16, ema_kimg=0.0,
-                  recon_weight=0.0, spectral_weight=0.0, d_batch="split", quality_n=128),
+                  recon_weight=0.0, spectral_weight=0.0, d_batch="split", quality_n=128, resample_copies=0),
     # diffusion: AdamW 2e-4 (small UNet, small data), EMA as fastgan's, 10 % label dropout
     # (classifier-free guidance); a smaller quality score sample: each image costs
     # SNAPSHOT_STEPS x 2 UNet passes (training.diffusion)
-    "diffusion": dict(batch=16, lr=2e-4, beta1=0.9, beta2=0.999, ema_kimg=10.0, label_dropout=0.1, quality_n=32),
+    "diffusion": dict(batch=16, lr=2e-4, beta1=0.9, beta2=0.999, ema_kimg=10.0, label_dropout=0.1, quality_n=32,
+                      resample_copies=0),
 }
 
 
@@ -89,6 +93,12 @@ class TrainConfig:
     #: the model does not set it, so a square 128x128 frame, mostly background, trains
     #: ~1.3x the images in a budget; "full": the whole frame
     content: str = "auto"
+    #: resampled copies of each training film (training.resample): the film warped by a smooth
+    #: random displacement and its width scaled, at its stored resolution, then fitted to the
+    #: training resolution; films stored below twice that resolution get none. 0 = off
+    resample_copies: int | None = None
+    resample_displacement: float = 0.02  # the warp's SD at its control points, share of the height
+    resample_width: float = 0.1  # the copy's width: the film's times 1 +- up to this
     lr: float | None = None  # diffusion: the UNet's learning rate
     label_dropout: float | None = None  # diffusion: P(all labels null) per image, for guidance
     #: micro-batches per optimiser step (diffusion): the same gradient in less memory
@@ -146,6 +156,7 @@ class TrainConfig:
             raise ValueError(f"accumulate must be in 1..batch, got {self.accumulate}")
         if self.label_dropout is not None and not 0.0 <= self.label_dropout < 1.0:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        self.resample_config()  # validates the three resample fields
         if self.quality_n is not None and self.quality_n < 2:
             raise ValueError(f"quality_n must be >= 2, got {self.quality_n}")
 
@@ -157,6 +168,13 @@ class TrainConfig:
             h, w = self.model.content_resolution
             kw["r1_gamma"] = round(0.0002 * h * w / kw["batch"], 6)
         return dataclasses.replace(self, **kw)
+
+    def resample_config(self) -> "ResampleConfig":
+        """The resampled copies this config asks for (``resample_copies`` None counts as 0)."""
+        from .resample import ResampleConfig
+
+        return ResampleConfig(copies=self.resample_copies or 0, displacement=self.resample_displacement,
+                              width=self.resample_width)
 
     def with_budget(self, minutes: float | None, kimg: float | None) -> "TrainConfig":
         return dataclasses.replace(self, minutes=minutes, kimg=kimg)
@@ -175,4 +193,5 @@ class TrainConfig:
         kw["model"] = model_config_from_dict(kw.get("model", {}))
         kw.setdefault("spectral_weight", 0.0)  # runs written before the spectral loss trained without it
         kw.setdefault("d_batch", "split")  # and those written before d_batch with split passes
+        kw.setdefault("resample_copies", 0)  # and those written before the copies without them
         return cls(**kw)

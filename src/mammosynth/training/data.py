@@ -26,6 +26,7 @@ from ..data.schema import condition_value
 
 if TYPE_CHECKING:
     from ..data.outline import ShapeReference
+    from .resample import ResampleConfig
 
 
 def open_training_set(spec: str) -> PreparedDataset:
@@ -128,6 +129,11 @@ class TrainingData:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def films(self) -> torch.Tensor:
+        """The films themselves, without their resampled copies (which follow them)."""
+        return self.images[:int(self.info.get("films", len(self)))]
+
     def batch_indices(self, seed: int, step: int, rank: int, world: int, batch: int) -> torch.Tensor:
         """Indices of this rank's share of global batch ``step`` (``batch`` per rank)."""
         n = len(self)
@@ -181,10 +187,16 @@ def label_frequencies(ds: PreparedDataset) -> dict[str, dict[str, float]]:
 
 
 def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[str, ...],
-                       show_progress: bool = True, dtype: torch.dtype = torch.float16) -> TrainingData:
+                       show_progress: bool = True, dtype: torch.dtype = torch.float16,
+                       resample: "ResampleConfig | None" = None, seed: int = 0) -> TrainingData:
     """Load ``PATH[:split]`` fully into memory at ``resolution`` with label tensors
-    (images as ``dtype``: float16 halves the memory, float32 keeps 16-bit precision)."""
+    (images as ``dtype``: float16 halves the memory, float32 keeps 16-bit precision).
+
+    With ``resample``, each film stored at least twice ``resolution`` is followed by its
+    resampled copies (:mod:`~mammosynth.training.resample`, drawn from ``seed``), after all
+    the films: ``data.films`` counts the films, ``info["resample"]`` says what was made."""
     from ..utils import progress
+    from .resample import copy_generator, resampled_copies
 
     ds = open_training_set(spec)
     label_axes = {}
@@ -196,19 +208,36 @@ def load_training_data(spec: str, resolution: tuple[int, int], condition: tuple[
         label_axes[a] = CONDITION_AXES[a]
     imgs = torch.empty(len(ds), 1, *resolution, dtype=dtype)
     labels = {a: torch.full((len(ds),), -1, dtype=torch.long) for a in label_axes}
+    copies: list[torch.Tensor] = []
+    copied: list[int] = []  # the film of each copy
+    small = 0  # films stored too small for copies
     it = progress(range(len(ds)), total=len(ds), desc="load", disable=None if show_progress else True)
     for i in it:
-        imgs[i] = fit_image(ds.image(i), resolution).to(dtype)
+        stored = ds.image(i)
+        imgs[i] = fit_image(stored, resolution).to(dtype)
         for a, classes in label_axes.items():
             v = condition_value(ds.records[i], a)
             if v is not None:
                 labels[a][i] = classes.index(v)
+        if resample is not None and resample.copies:
+            made = resampled_copies(torch.from_numpy(stored.astype(np.float32) / 65535.0), resolution, resample,
+                                    copy_generator(seed, i))
+            small += not made
+            copies += [c.to(dtype) for c in made]
+            copied += [i] * len(made)
+    if copies:
+        imgs = torch.cat([imgs, torch.stack(copies)])
+        idx = torch.tensor(copied, dtype=torch.long)
+        labels = {a: torch.cat([y, y[idx]]) for a, y in labels.items()}
     freq = label_frequencies(ds)
     for a in label_axes:
         if a not in freq:
             raise ValueError(f"{ds.root}: cannot condition on {a!r}: no training image has a known {a} label")
     info = {"path": str(ds.root), "split": ds.split, "content_hash": ds.content_hash,
-            "manifest_sha256": ds.info.get("manifest_sha256"), "images": len(ds)}
+            "manifest_sha256": ds.info.get("manifest_sha256"), "images": len(ds), "films": len(ds)}
+    if resample is not None and resample.copies:
+        info["resample"] = {"copies": len(copies), "per_film": resample.copies,
+                            "films_copied": len(ds) - small, "films_too_small": small}
     return TrainingData(imgs, labels, label_axes, freq, info)
 
 

@@ -159,6 +159,17 @@ def _tensorboard(run_dir: Path) -> Any:
     return SummaryWriter(str(run_dir / "tb"))
 
 
+def resample_line(made: dict[str, int], size: tuple[int, int]) -> str:
+    """What the resampled copies of the training films came to, for the log."""
+    from .resample import MIN_SCALE
+
+    line = f"resampled copies: {made['copies']} ({made['per_film']} per film) of {made['films_copied']} films"
+    if made["films_too_small"]:
+        line += (f"; {made['films_too_small']} films stored below {MIN_SCALE:g}x the training resolution "
+                 f"{size[0]}x{size[1]} have none (ingest at a larger --size for them)")
+    return line
+
+
 # -- planning (also used by --dry-run) --------------------------------------------------
 def needs_content_width(config: TrainConfig) -> bool:
     """Whether training chooses the model's content width from the films (TrainConfig.content)."""
@@ -169,7 +180,7 @@ def resolve_content_width(config: TrainConfig, data: TrainingData) -> TrainConfi
     """``config`` resolved, its model built for the films' content width
     (:func:`~mammosynth.training.data.content_width_for`) when that is narrower than the frame;
     resolved after it, so that R1's default weight counts the pixels D sees."""
-    width = content_width_for(data.images)
+    width = content_width_for(data.films)
     if width:
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, content_width=width))
     return config.resolved()
@@ -303,9 +314,11 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
     # (float16 holds 11 bits); the GANs keep float16 (their runs resume bit-identically)
     dtype = torch.float32 if cfg.model.family == "diffusion" else torch.float16
     data = load_training_data(str(prepared), cfg.model.resolution, cfg.model.condition, show_progress=info.is_main,
-                              dtype=dtype)
+                              dtype=dtype, resample=cfg.resample_config(), seed=cfg.seed)
+    if info.is_main and "resample" in data.info:
+        print(resample_line(data.info["resample"], cfg.model.resolution), file=sys.stderr)
     # the training films' outlines for the shape gate, from the full frame the pipeline draws
-    shapes = shape_reference(data.images) if info.is_main else None
+    shapes = shape_reference(data.films) if info.is_main else None
     if ckpt is None and needs_content_width(config):
         cfg = resolve_content_width(config, data)  # the same on every rank: a function of the data
     data = data.with_content_width(getattr(cfg.model, "content_width", 0))
@@ -334,9 +347,9 @@ def _train(info: D_.DistInfo, prepared: str | os.PathLike, runs_dir: str | os.Pa
 
     # fixed inputs for grids and the quality score (rank 0)
     grid_seeds, grid_labels, _ = grid_inputs(data, cfg.grid_cols, cfg.seed)
-    qn = min(cfg.quality_n, len(data))
+    qn = min(cfg.quality_n, len(data.films))  # the films themselves, not their resampled copies
     qg = torch.Generator().manual_seed(cfg.seed + 2_000_003)
-    q_idx = torch.randperm(len(data), generator=qg)[:qn]
+    q_idx = torch.randperm(len(data.films), generator=qg)[:qn]
     q_seeds = [cfg.seed * 2_000_003 + 29 + k for k in range(qn)]
     q_labels = data.sample_labels(qn, qg)
     for a, y in data.labels.items():
