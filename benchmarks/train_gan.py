@@ -81,12 +81,12 @@ def prepare(data: Path, work: Path, size: tuple[int, int], tag: str = "") -> Pat
     return split
 
 
-def prepare_source(data: Path, work: Path, size: tuple[int, int], split: Path) -> Path:
-    """The films the networks train on: :func:`prepare` at ``SOURCE_SCALE`` x ``size``, checked
-    to hold back the same films as ``split`` (the reference at ``size``)."""
+def prepare_source(data: Path, work: Path, size: tuple[int, int], split: Path, scale: int = SOURCE_SCALE) -> Path:
+    """The films the networks train on: :func:`prepare` at ``scale`` x ``size``, checked to
+    hold back the same films as ``split`` (the reference at ``size``)."""
     from mammosynth.data.prepared import PreparedDataset
 
-    big = tuple(SOURCE_SCALE * v for v in size)
+    big = tuple(scale * v for v in size)
     source = prepare(data, work, big, tag=f"-{big[0]}x{big[1]}")
     ids = [{r.image_id for r in PreparedDataset(f"{d}:train").records} for d in (split, source)]
     if ids[0] != ids[1]:

@@ -13,6 +13,8 @@ Two steps, because the GPU machine may hold neither the films nor pyradiomics (F
     python benchmarks/train_gpu.py
 
 ``train`` trains each split for ``--minutes`` wall-minutes (a GPU has no CPU-minute budget),
+on the films of a ``split-HxW`` beside it at twice its size or more when there is one
+(``train_gan.prepare_source``: the resampled copies of training.resample need them),
 then writes per size a directory with the EMA generator as a saved pipeline (weights in
 float16 unless ``--fp32``, so that both sizes travel in a few tens of MB: finer than the bf16 that
 training's autocast cast them to), the run's config, stats and last grid,
@@ -88,17 +90,22 @@ def train_one(split: Path, args, out: Path) -> dict:
     from mammosynth.training.presets import preset_config
 
     h, w = PreparedDataset(f"{split}:train").image(0).shape
+    # train_gan.prepare_source's films beside the split, when there: the resampled copies
+    # need films stored at least twice the training size (training.resample)
+    bigger = [d for d in split.parent.glob("split-*x*") if (d / "dataset.json").is_file()
+              and all(int(v) >= 2 * n for v, n in zip(d.name[len("split-"):].split("x"), (h, w)))]
+    films = min(bigger, key=lambda d: int(d.name[len("split-"):].split("x")[0])) if bigger else split
     widths = dict(zip(("g_channels", "d_channels", "max_channels"), args.widths or ()))
     cfg = preset_config(args.preset, model={"family": "fastgan", "resolution": (h, w), **widths}, minutes=args.minutes,
                         batch=args.batch,
                         budget_clock="wall", device=args.device, snapshot_minutes=max(0.5, args.minutes / 3),
                         seed=args.seed, name=f"fastgan-{args.preset}-{h}x{w}")
-    est = plan(f"{split}:train", out / "runs", cfg)
+    est = plan(f"{films}:train", out / "runs", cfg)
     cuda = args.device == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t = time.time()
-    run = train(f"{split}:train", out / "runs", cfg)
+    run = train(f"{films}:train", out / "runs", cfg)
     wall = time.time() - t
     peak_alloc, peak_res = (torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()) if cuda else (0, 0)
     stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
@@ -217,6 +224,8 @@ def cmd_all(args) -> int:
         return 0
     work = Path(args.work)
     args.splits = [tg.prepare(Path(args.data), work / f"{h}x{w}", (h, w)) for h, w in ((256, 160), (512, 320))]
+    for split, size in zip(args.splits, ((256, 160), (512, 320))):  # films at 2x beside each, for the copies
+        tg.prepare_source(Path(args.data), split.parent, size, split, scale=2)
     args.out = str(work / "gpu_out")
     rc = cmd_train(args)
     args.exports = sorted(str(p) for p in Path(args.out).glob(f"fastgan-{args.preset}-*"))

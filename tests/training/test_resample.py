@@ -74,6 +74,22 @@ def test_copies_keep_the_films_fine_detail():
     assert resampled_copies(fitted[0, 0] * 0.5 + 0.5, (64, 40), cfg, copy_generator(0, 0)) == []
 
 
+def test_a_wider_copy_of_a_film_that_fills_the_frames_height_still_fills_it():
+    """A film fitted by its height (a square frame, the breast in its left half): its copies
+    are cropped to the breast before the fit, so a wider one is a wider breast, not the same
+    frame shrunk with empty rows above and below."""
+    h = w = 256
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    film = torch.where(((yy + 0.5 - h / 2) / (h / 2)) ** 2 + (xx / (0.5 * w)) ** 2 < 1, 0.6, 0.0)
+    copies = resampled_copies(film, (64, 64), ResampleConfig(copies=6, width=0.3), copy_generator(0, 0))
+    widths = []
+    for c in copies:
+        rows = (c[0] > -1).any(dim=1)
+        assert bool(rows[0]) and bool(rows[-1])
+        widths.append(int((c[0] > -1).any(dim=0).sum()))
+    assert max(widths) > 34 > 30 > min(widths)  # the film's breast is 32 columns wide here
+
+
 @pytest.mark.parametrize("bad", [dict(copies=-1), dict(displacement=0.5), dict(width=0.6), dict(grid=(1, 4))])
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):

@@ -47,11 +47,11 @@ def fit_image(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return fit_unit(torch.from_numpy(img.astype(np.float32) / 65535.0), size)
 
 
-def fit_unit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """:func:`fit_image` of a float HxW image in [0, 1]."""
+def fit_unit(img: torch.Tensor, size: tuple[int, int], max_scale: float | None = None) -> torch.Tensor:
+    """:func:`fit_image` of a float HxW image in [0, 1]; scaled by at most ``max_scale``."""
     h, w = size
     x = img.float()[None, None]
-    s = min(h / img.shape[0], w / img.shape[1])
+    s = min(h / img.shape[0], w / img.shape[1], max_scale or float("inf"))
     nh, nw = max(1, round(img.shape[0] * s)), max(1, round(img.shape[1] * s))
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     out = torch.zeros(1, 1, h, w)

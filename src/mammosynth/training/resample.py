@@ -4,7 +4,8 @@ A GAN trained on ~100 films sees each of them hundreds of times within ten minut
 discriminator learns them by heart (ADA's p climbs; the realism log). Each copy made here is
 a film as a second exposure of the same breast might have drawn it: the stored image warped
 by a smooth random displacement (positioning and compression differ between exposures) and
-its width scaled, then fitted to the training resolution exactly as the film itself is.
+its width scaled, then cropped to the breast and fitted to the training resolution at the
+film's own scale, or smaller where the copy's breast would not fit the frame at it.
 
 The warp runs at the stored resolution, which must be at least twice the training
 resolution: the downsample that follows then keeps the copy as sharp as the film. A warp at
@@ -95,7 +96,19 @@ def resampled_copies(film: torch.Tensor, size: tuple[int, int], config: Resample
 
     if not can_resample(tuple(film.shape), size):
         return []
-    return [fit_unit(warp(film, config, gen), size) for _ in range(config.copies)]
+    # the film's own scale, unless the copy's breast is too wide or tall for the frame at it
+    scale = min(size[0] / film.shape[0], size[1] / film.shape[1])
+    return [fit_unit(content_box(warp(film, config, gen)), size, max_scale=scale) for _ in range(config.copies)]
+
+
+def content_box(image: torch.Tensor) -> torch.Tensor:
+    """``image`` cropped to the rows and columns that hold the breast (from column 0, the
+    chest wall), so that a wider copy fits the frame as a wider breast does, and not as the
+    same frame shrunk with empty rows above and below; an empty image as it is."""
+    rows, cols = torch.nonzero(image.any(dim=1)).flatten(), torch.nonzero(image.any(dim=0)).flatten()
+    if len(rows) == 0:
+        return image
+    return image[int(rows[0]):int(rows[-1]) + 1, :int(cols[-1]) + 1]
 
 
 def copy_generator(seed: int, film: int) -> torch.Generator:
@@ -105,4 +118,4 @@ def copy_generator(seed: int, film: int) -> torch.Generator:
     return torch.Generator().manual_seed(_mix(seed, film, 0x5E5A))
 
 
-__all__ = ["MIN_SCALE", "ResampleConfig", "can_resample", "copy_generator", "resampled_copies", "warp"]
+__all__ = ["MIN_SCALE", "ResampleConfig", "can_resample", "content_box", "copy_generator", "resampled_copies", "warp"]
