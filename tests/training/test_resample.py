@@ -13,6 +13,7 @@ from mammosynth.data.outline import ShapeReference
 from mammosynth.training import TrainConfig, train
 from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 from mammosynth.training.data import fit_unit, load_training_data
+from mammosynth.training.loop import resample_line
 from mammosynth.training.resample import ResampleConfig, can_resample, copy_generator, resampled_copies, warp
 
 from test_train import tiny_config  # tests/training is on sys.path
@@ -107,6 +108,8 @@ def test_the_loader_appends_copies_after_the_films(tiny_dataset_factory):
     assert data.info["resample"] == {"copies": 2 * n, "per_film": 2, "films_copied": n, "films_too_small": 0}
     small = load_training_data(str(big), (64, 40), (), show_progress=False, resample=cfg, seed=0)
     assert len(small) == n and small.info["resample"]["films_too_small"] == n
+    assert "none" in resample_line(small.info["resample"], (64, 40)) and "--size 128 80" in resample_line(
+        small.info["resample"], (64, 40))  # the log says what to ingest at
 
 
 def test_a_run_trains_on_the_copies_and_keeps_the_films_for_the_shape_gate(tiny_dataset, tmp_path, capsys):

@@ -163,10 +163,14 @@ def resample_line(made: dict[str, int], size: tuple[int, int]) -> str:
     """What the resampled copies of the training films came to, for the log."""
     from .resample import MIN_SCALE
 
+    need = "x".join(str(int(MIN_SCALE * v)) for v in size)
+    if not made["films_copied"]:
+        return (f"resampled copies: none; the {made['films_too_small']} films are stored below {need} ({MIN_SCALE:g}x "
+                f"the training resolution), and copies of them would blur (ingest at --size {need.replace('x', ' ')} "
+                "or larger for them)")
     line = f"resampled copies: {made['copies']} ({made['per_film']} per film) of {made['films_copied']} films"
     if made["films_too_small"]:
-        line += (f"; {made['films_too_small']} films stored below {MIN_SCALE:g}x the training resolution "
-                 f"{size[0]}x{size[1]} have none (ingest at a larger --size for them)")
+        line += f"; {made['films_too_small']} films stored below {need} have none"
     return line
 
 
