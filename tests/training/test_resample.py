@@ -13,8 +13,8 @@ from mammosynth.data.outline import ShapeReference
 from mammosynth.training import TrainConfig, train
 from mammosynth.training.checkpoint import find_checkpoint, load_checkpoint
 from mammosynth.training.data import fit_unit, load_training_data
-from mammosynth.training.loop import resample_line
-from mammosynth.training.resample import ResampleConfig, can_resample, copy_generator, resampled_copies, warp
+from mammosynth.training.resample import (ResampleConfig, can_resample, copy_generator, resample_line,
+                                         resampled_copies, warp)
 
 from test_train import tiny_config  # tests/training is on sys.path
 

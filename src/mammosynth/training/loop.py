@@ -41,6 +41,7 @@ from .data import (TrainingData, content_width_for, load_training_data, open_tra
 from .family import (StepContext, d_loss_fn, family_for, g_loss_fn, generate_batches,  # noqa: F401 (re-exported)
                      recalibrate_bn)
 from .quality import QualityScore, replaces_best
+from .resample import resample_line
 from .state import TrainerState
 
 RUN_RE = re.compile(r"^(\d{5})-(.+)$")
@@ -157,21 +158,6 @@ def _tensorboard(run_dir: Path) -> Any:
         print("note: tensorboard is not installed; TensorBoard logs skipped (pip install tensorboard)", file=sys.stderr)
         return None
     return SummaryWriter(str(run_dir / "tb"))
-
-
-def resample_line(made: dict[str, int], size: tuple[int, int]) -> str:
-    """What the resampled copies of the training films came to, for the log."""
-    from .resample import MIN_SCALE
-
-    need = "x".join(str(int(MIN_SCALE * v)) for v in size)
-    if not made["films_copied"]:
-        return (f"resampled copies: none; the {made['films_too_small']} films are stored below {need} ({MIN_SCALE:g}x "
-                f"the training resolution), and copies of them would blur (ingest at --size {need.replace('x', ' ')} "
-                "or larger for them)")
-    line = f"resampled copies: {made['copies']} ({made['per_film']} per film) of {made['films_copied']} films"
-    if made["films_too_small"]:
-        line += f"; {made['films_too_small']} films stored below {need} have none"
-    return line
 
 
 # -- planning (also used by --dry-run) --------------------------------------------------

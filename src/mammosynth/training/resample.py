@@ -111,6 +111,19 @@ def content_box(image: torch.Tensor) -> torch.Tensor:
     return image[int(rows[0]):int(rows[-1]) + 1, :int(cols[-1]) + 1]
 
 
+def resample_line(made: dict[str, int], size: tuple[int, int]) -> str:
+    """What the resampled copies of the training films came to, for the log."""
+    need = "x".join(str(int(MIN_SCALE * v)) for v in size)
+    if not made["films_copied"]:
+        return (f"resampled copies: none; the {made['films_too_small']} films are stored below {need} ({MIN_SCALE:g}x "
+                f"the training resolution), and copies of them would blur (ingest at --size {need.replace('x', ' ')} "
+                "or larger for them)")
+    line = f"resampled copies: {made['copies']} ({made['per_film']} per film) of {made['films_copied']} films"
+    if made["films_too_small"]:
+        line += f"; {made['films_too_small']} films stored below {need} have none"
+    return line
+
+
 def copy_generator(seed: int, film: int) -> torch.Generator:
     """The generator of film ``film``'s copies in a run of ``seed``."""
     from .data import _mix
@@ -118,4 +131,4 @@ def copy_generator(seed: int, film: int) -> torch.Generator:
     return torch.Generator().manual_seed(_mix(seed, film, 0x5E5A))
 
 
-__all__ = ["MIN_SCALE", "ResampleConfig", "can_resample", "content_box", "copy_generator", "resampled_copies", "warp"]
+__all__ = ["MIN_SCALE", "ResampleConfig", "can_resample", "content_box", "copy_generator", "resample_line", "resampled_copies", "warp"]
